@@ -1,0 +1,1 @@
+"""Offline analysis of DAMON records: damo-compatible reports, pictures, batch jobs."""

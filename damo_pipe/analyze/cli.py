@@ -1,0 +1,41 @@
+"""``damo-analyze``: reports, conversion and batch analysis of DAMON records."""
+import sys
+
+from damo_pipe._cli_common import build_parser, run_main
+
+DESCRIPTION = """\
+Analyse DAMON records: any damon.data flavour written by damo, or a damo-pipe HDF5 archive.
+
+examples:
+  damo-analyze info record.h5
+  damo-analyze report heatmap --input damon.data --output heatmap.png
+  damo-analyze report wss --input record.h5 --range 0 101 10
+  damo-analyze convert damon.data record.h5
+"""
+
+#: (subcommand, module under damo_pipe.analyze.commands)
+COMMANDS = [
+    ("info", "info"),
+    ("convert", "convert"),
+    ("convert_record_format", "convert_record_format"),
+    ("report", "report"),
+    ("adjust", "adjust"),
+    ("batch", "batch"),
+]
+
+
+def available_commands():
+    """Subcommands whose module exists (lets the package grow one command at a time)."""
+    import importlib.util
+    return [(n, m) for n, m in COMMANDS
+            if importlib.util.find_spec("damo_pipe.analyze.commands." + m) is not None]
+
+
+def main(argv=None) -> int:
+    parser = build_parser("damo-analyze", DESCRIPTION, available_commands(),
+                          "damo_pipe.analyze.commands")
+    return run_main(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

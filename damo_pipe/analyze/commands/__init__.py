@@ -1,0 +1,1 @@
+"""One module per ``damo-analyze`` subcommand (HELP, DESCRIPTION, prepare_parser, run)."""

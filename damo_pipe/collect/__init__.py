@@ -1,0 +1,1 @@
+"""Online collection: drive DAMON through sysfs / tracepoints and append to an HDF5 archive."""

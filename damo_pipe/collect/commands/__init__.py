@@ -1,0 +1,1 @@
+"""One module per ``damo-collect`` subcommand (HELP, DESCRIPTION, prepare_parser, run)."""

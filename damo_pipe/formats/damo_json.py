@@ -1,0 +1,146 @@
+"""damo's ``json`` / ``json_compressed`` record files: pure-Python reference reader.
+
+Follows damo 3.4.3's loader (FORMATS.md §3): lenient value parsing and defaults for
+keys missing in files of older damo versions.
+"""
+import json
+import zlib
+
+import numpy as np
+
+from damo_pipe.errors import RecordFormatError
+from damo_pipe.formats.numbers import text_to_bytes, text_to_nr, text_to_ns, text_to_percent, text_to_us
+from damo_pipe.model import (AGE_UNKNOWN, DAMOS_STAT_FIELDS, Intervals, IntervalsGoal, Record,
+                             RecordBuilder, RegionColumns)
+
+
+def _opt_int(v):
+    return None if v is None else text_to_nr(v)
+
+
+def _intervals(d):
+    if d is None:
+        return None
+    goal = None
+    g = d.get("intervals_goal")
+    if g is not None:
+        goal = IntervalsGoal(access_bp=text_to_percent(g.get("access_bp", 0)) if g.get("access_bp") is not None else 0,
+                             aggrs=text_to_nr(g.get("aggrs", 0)),
+                             min_sample_us=text_to_us(g.get("min_sample_us", 0)),
+                             max_sample_us=text_to_us(g.get("max_sample_us", 0)))
+    return Intervals(sample_us=text_to_us(d["sample_us"]), aggr_us=text_to_us(d["aggr_us"]),
+                     ops_update_us=text_to_us(d.get("ops_update_us", 0)), goal=goal)
+
+
+def _int_ns(v):
+    """Snapshot times: ints kept exact; floats (unit-suffixed text) truncated to ns."""
+    v = text_to_ns(v)
+    return int(v)
+
+
+def _regions(regions, where):
+    n = len(regions)
+    start = np.empty(n, np.uint64)
+    end = np.empty(n, np.uint64)
+    nr = np.zeros(n, np.int64)
+    age = np.full(n, AGE_UNKNOWN, np.int64)
+    passed = np.zeros(n, np.uint64)
+    probe_offsets = [0]
+    probe_hits = []
+    any_probe = False
+    for i, r in enumerate(regions):
+        try:
+            start[i] = text_to_bytes(r["start"])
+            end[i] = text_to_bytes(r["end"])
+            acc = r.get("nr_accesses")
+            if acc is not None:
+                nr[i] = text_to_nr(acc["samples"]) if acc.get("samples") is not None else 0
+                a = r["age"]
+                if a.get("aggr_intervals") is not None:
+                    age[i] = text_to_nr(a["aggr_intervals"])
+            if r.get("sz_filter_passed") is not None:
+                passed[i] = text_to_bytes(r["sz_filter_passed"])
+            hits = r.get("probe_hits") or []
+            if hits:
+                any_probe = True
+                probe_hits.extend(int(text_to_nr(h)) for h in hits)
+            probe_offsets.append(len(probe_hits))
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise RecordFormatError("%s region %d: bad or missing value (%s: %s)"
+                                    % (where, i, type(e).__name__, e))
+    po = ph = None
+    if any_probe:
+        po = np.array(probe_offsets, np.int64)
+        ph = np.array(probe_hits, np.int64)
+    return RegionColumns(start, end, nr, age, passed, po, ph)
+
+
+def _damos_stats(d):
+    if d is None:
+        return None
+    out = {}
+    for f in DAMOS_STAT_FIELDS:
+        v = d.get(f, 0)
+        out[f] = int(text_to_bytes(v) if f.startswith("sz_") else text_to_nr(v))
+    return out
+
+
+def records_from_objects(objs, path=None):
+    """Convert parsed JSON (a list of record dicts) into Records."""
+    if not isinstance(objs, list):
+        raise RecordFormatError("top-level JSON value is not a list of records", path=path)
+    records = []
+    for ri, d in enumerate(objs):
+        where = "record %d" % ri
+        try:
+            meta = Record(
+                target_id=text_to_nr(d["target_id"]) if d["target_id"] is not None else None,
+                kdamond_idx=_opt_int(d.get("kdamond_idx")),
+                context_idx=_opt_int(d.get("context_idx")),
+                scheme_idx=_opt_int(d.get("scheme_idx")),
+                intervals=_intervals(d.get("intervals")),
+                scheme_filters=d.get("scheme_filters") or [],
+                data_source=d.get("data_source", "unknown"),
+            )
+            builder = RecordBuilder(meta)
+            for si, s in enumerate(d["snapshots"]):
+                regions = _regions(s["regions"], "%s snapshot %d" % (where, si))
+                tb = s.get("total_bytes")
+                builder.add_snapshot(
+                    _int_ns(s["start_time"]), _int_ns(s["end_time"]), regions,
+                    total_bytes=None if tb is None else int(text_to_bytes(tb)),
+                    sample_interval_us=(None if s.get("sample_interval_us") is None
+                                        else text_to_us(s["sample_interval_us"])),
+                    damos_stats=_damos_stats(s.get("damos_stats")))
+            records.append(builder.build())
+        except RecordFormatError as e:
+            raise e.located(path=path)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise RecordFormatError("%s: bad or missing field (%s: %s)" % (where, type(e).__name__, e),
+                                    path=path)
+    return records
+
+
+def parse_json_bytes(data, path=None):
+    try:
+        objs = json.loads(data)
+    except UnicodeDecodeError as e:
+        raise RecordFormatError("not UTF-8 JSON (%s)" % e.reason, path=path, offset=e.start)
+    except json.JSONDecodeError as e:
+        raise RecordFormatError("invalid JSON: %s" % e.msg, path=path, line=e.lineno, offset=e.pos)
+    return records_from_objects(objs, path)
+
+
+def read_json(path):
+    with open(path, "rb") as f:
+        return parse_json_bytes(f.read(), path)
+
+
+def read_json_compressed(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = zlib.decompress(raw)
+    except zlib.error as e:
+        raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path)
+    return parse_json_bytes(data, path)
