@@ -50,7 +50,7 @@ class RecordFormatError(DamoPipeError, ValueError):
         )
 
 
-class ArchiveError(DamoPipeError):
+class ArchiveError(RecordFormatError):
     """An HDF5 archive cannot be opened, is of an unknown version, or is damaged."""
 
 

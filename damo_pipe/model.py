@@ -211,6 +211,11 @@ class Record:
         lo = int(self.snapshots.region_offset[k])
         return lo, lo + int(self.snapshots.nr_regions[k])
 
+    def meta_dict(self):
+        """Metadata fields as a dict (for comparisons and display)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("snapshots", "regions")}
+
     def meta(self):
         """Metadata only (same record with no snapshots)."""
         return dataclasses.replace(self, snapshots=SnapshotColumns(), regions=RegionColumns(),

@@ -1,0 +1,132 @@
+"""``damo-analyze info FILE``: what a record file or archive holds."""
+import json
+import os
+
+import numpy as np
+
+HELP = "describe a record file or archive: records, targets, time span, counts, size"
+DESCRIPTION = """\
+Describe what a DAMON record file holds: its records (targets), time span, snapshot and
+region counts, monitoring intervals, and for damo-pipe archives the size on disk and the
+compression ratio. Reads only the snapshot tables of an archive, never its regions.
+
+examples:
+  damo-analyze info record.h5
+  damo-analyze info --json damon.data
+"""
+
+
+def prepare_parser(parser):
+    parser.add_argument("file", metavar="FILE", help="record file (any format) or HDF5 archive")
+    parser.add_argument("--input_type", choices=None, default=None,
+                        help="force the input format instead of detecting it")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _fmt_ns(ns):
+    return "%.3f s" % (ns / 1e9)
+
+
+def _fmt_bytes(n):
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return "%.2f %s" % (n / (1 << shift), unit)
+    return "%d B" % n
+
+
+def describe(path, input_type=None):
+    """A JSON-able description of the file (the data behind ``info``)."""
+    from damo_pipe.archive import layout
+    from damo_pipe.formats import detect_format, read_records
+
+    fmt = input_type or detect_format(path)
+    desc = {"file": os.fspath(path), "format": fmt, "size_on_disk": os.path.getsize(path)}
+    entries = []
+    if fmt == "hdf5":
+        from damo_pipe.archive import ArchiveReader
+        with ArchiveReader(path) as reader:
+            attrs = reader.attrs
+            desc["archive"] = {k: attrs[k] for k in sorted(attrs)}
+            row_bytes = sum(np.dtype(d).itemsize for d, _ in layout.REGION_COLUMNS.values())
+            snap_bytes = sum(np.dtype(d).itemsize for d, _ in layout.SNAPSHOT_COLUMNS.values())
+            for i, meta in enumerate(reader.records):
+                entries.append((meta, reader.snapshot_table(i), reader.nr_regions(i)))
+            raw = sum(n * row_bytes + len(s) * snap_bytes for _, s, n in entries)
+            desc["uncompressed_bytes"] = raw
+            desc["compression_ratio"] = raw / desc["size_on_disk"] if desc["size_on_disk"] else None
+    else:
+        for rec in read_records(path, input_type=fmt):
+            entries.append((rec, rec.snapshots, rec.nr_regions))
+    records = []
+    for meta, snaps, nr_regions in entries:
+        r = {k: v for k, v in meta.meta_dict().items()
+             if k in ("target_id", "kdamond_idx", "context_idx", "scheme_idx", "data_source",
+                      "ops", "pid")}
+        iv = meta.intervals
+        r["intervals_us"] = None if iv is None else {
+            "sample": iv.sample_us, "aggr": iv.aggr_us, "ops_update": iv.ops_update_us,
+            "autotune_aggrs": None if iv.goal is None else iv.goal.aggrs}
+        r["nr_snapshots"] = len(snaps)
+        r["nr_regions"] = int(nr_regions)
+        if len(snaps):
+            r["start_ns"] = int(snaps.start_ns[0])
+            r["end_ns"] = int(snaps.end_ns[-1])
+            r["duration_ns"] = r["end_ns"] - r["start_ns"]
+            r["regions_per_snapshot"] = {"min": int(snaps.nr_regions.min()),
+                                         "max": int(snaps.nr_regions.max()),
+                                         "mean": float(snaps.nr_regions.mean())}
+            r["total_bytes"] = {"min": int(snaps.total_bytes.min()), "max": int(snaps.total_bytes.max())}
+            r["has_damos_stats"] = bool(snaps.has_damos_stats.any())
+        records.append(r)
+    desc["records"] = records
+    desc["nr_records"] = len(records)
+    desc["nr_snapshots"] = sum(r["nr_snapshots"] for r in records)
+    desc["nr_regions"] = sum(r["nr_regions"] for r in records)
+    return desc
+
+
+def render_text(desc):
+    lines = ["file: %s" % desc["file"], "format: %s" % desc["format"]]
+    arch = desc.get("archive")
+    if arch:
+        lines.append("archive: %s v%s, written by %s on %s (%s)" % (
+            arch.get("format"), arch.get("format_version"), arch.get("writer"),
+            arch.get("hostname", "?"), arch.get("kernel_release", "?")))
+        if arch.get("source_format"):
+            lines.append("source: %s %s" % (arch.get("source_format"), arch.get("source_path", "")))
+    lines.append("records: %d, snapshots: %d, regions: %d" % (
+        desc["nr_records"], desc["nr_snapshots"], desc["nr_regions"]))
+    size = "size on disk: %s" % _fmt_bytes(desc["size_on_disk"])
+    if desc.get("compression_ratio"):
+        size += " (uncompressed columns %s, compression ratio %.1fx)" % (
+            _fmt_bytes(desc["uncompressed_bytes"]), desc["compression_ratio"])
+    lines.append(size)
+    for i, r in enumerate(desc["records"]):
+        ids = ", ".join("%s %s" % (k, r[k]) for k in ("kdamond_idx", "context_idx", "scheme_idx")
+                        if r.get(k) is not None)
+        lines.append("record %d: target_id %s%s" % (i, r["target_id"], (" (" + ids + ")") if ids else ""))
+        iv = r["intervals_us"]
+        lines.append("  intervals: %s" % ("unknown" if iv is None else
+                                          "sample %s us, aggr %s us, ops_update %s us%s" % (
+                                              iv["sample"], iv["aggr"], iv["ops_update"],
+                                              ", auto-tuned" if iv["autotune_aggrs"] else "")))
+        lines.append("  snapshots: %d, regions: %d" % (r["nr_snapshots"], r["nr_regions"]))
+        if r["nr_snapshots"]:
+            lines.append("  time: [%d, %d) ns, %s" % (r["start_ns"], r["end_ns"], _fmt_ns(r["duration_ns"])))
+            rp = r["regions_per_snapshot"]
+            lines.append("  regions per snapshot: min %d, mean %.1f, max %d" % (rp["min"], rp["mean"], rp["max"]))
+            lines.append("  monitored bytes per snapshot: min %s, max %s" % (
+                _fmt_bytes(r["total_bytes"]["min"]), _fmt_bytes(r["total_bytes"]["max"])))
+    return "\n".join(lines)
+
+
+def run(args):
+    desc = describe(args.file, args.input_type)
+    if args.json:
+        print(json.dumps(desc, indent=2, default=str))
+    else:
+        print(render_text(desc))
+    return 0
+
+
+

@@ -1,0 +1,45 @@
+"""``damo-analyze report KIND``: damo-compatible reports (heatmap, wss, nr_regions, access, html)."""
+import importlib
+import importlib.util
+
+from damo_pipe._cli_common import DashAwareParser, add_common_options
+
+HELP = "damo-compatible reports: heatmap, wss, nr_regions, access, html"
+DESCRIPTION = """\
+Reports with damo 3.4.3's options and byte-identical text output.
+
+examples:
+  damo-analyze report heatmap --input damon.data --output heatmap.png
+  damo-analyze report wss --input record.h5 --sortby time --plot wss.png
+  damo-analyze report nr_regions --input damon.data
+  damo-analyze report access --input record.h5 --style recency-percentiles
+"""
+
+#: (report kind, module under damo_pipe.analyze.commands)
+KINDS = [
+    ("heatmap", "report_heatmap"),
+    ("wss", "report_wss"),
+    ("nr_regions", "report_nr_regions"),
+    ("access", "report_access"),
+    ("html", "report_html"),
+]
+
+
+def prepare_parser(parser):
+    sub = parser.add_subparsers(dest="report_kind", metavar="KIND", parser_class=DashAwareParser)
+    for kind, modname in KINDS:
+        fullname = "damo_pipe.analyze.commands." + modname
+        if importlib.util.find_spec(fullname) is None:
+            continue
+        module = importlib.import_module(fullname)
+        p = sub.add_parser(kind, help=module.HELP,
+                           description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+        add_common_options(p)
+        module.prepare_parser(p)
+        p.set_defaults(_run=module.run)
+
+
+def run(args):
+    from damo_pipe.errors import UsageError
+    raise UsageError("report: choose a report kind (heatmap, wss, nr_regions, access, html)")

@@ -1,0 +1,245 @@
+"""Lazy, chunked reader of the HDF5 archive.
+
+Only the snapshot table of a record is read eagerly (it is small next to the region
+columns); region rows are read on demand, one contiguous slice per chunk of snapshots.
+A reader can follow a file that a SWMR writer is appending to (:meth:`refresh`).
+"""
+import json
+import os
+
+import numpy as np
+
+from damo_pipe.archive import layout
+from damo_pipe.errors import ArchiveError
+from damo_pipe.model import (Intervals, IntervalsGoal, Record, RegionColumns, SnapshotColumns)
+
+
+def _num(attrs, name):
+    v = attrs[name]
+    if attrs.get(name + "_is_int", False):
+        return int(v)
+    return float(v)
+
+
+def read_record_meta(group) -> Record:
+    a = group.attrs
+    intervals = None
+    if "intervals_sample_us" in a:
+        goal = None
+        if "intervals_goal_aggrs" in a:
+            goal = IntervalsGoal(*(_num(a, "intervals_goal_" + n)
+                                   for n in ("access_bp", "aggrs", "min_sample_us", "max_sample_us")))
+        intervals = Intervals(_num(a, "intervals_sample_us"), _num(a, "intervals_aggr_us"),
+                              _num(a, "intervals_ops_update_us"), goal)
+
+    def opt(name):
+        return int(a[name]) if name in a else None
+
+    return Record(
+        target_id=opt("target_id"),
+        kdamond_idx=opt("kdamond_idx"), context_idx=opt("context_idx"),
+        scheme_idx=opt("scheme_idx"), pid=opt("pid"),
+        intervals=intervals,
+        scheme_filters=json.loads(a.get("scheme_filters_json", "[]")),
+        data_source=str(a.get("data_source", "unknown")),
+        ops=str(a["ops"]) if "ops" in a else None,
+    )
+
+
+class _RecordHandle:
+    """State of one record group: committed sizes and its snapshot table."""
+
+    def __init__(self, group):
+        self.group = group
+        self.meta = read_record_meta(group)
+        self.refresh()
+
+    def refresh(self):
+        g = self.group
+        datasets = [g[layout.COMMITTED]] + [g["snapshots"][n] for n in layout.SNAPSHOT_COLUMNS] + \
+            [g["regions"][n] for n in layout.REGION_COLUMNS] + [g["regions"][layout.PROBE_HITS],
+                                                               g[layout.FIRST_START], g[layout.TIME_INDEX]]
+        for d in datasets:
+            try:
+                d.refresh()
+            except (AttributeError, ValueError, OSError):
+                pass  # not opened in SWMR mode
+        committed = g[layout.COMMITTED][:]
+        nr_snaps = int(min([committed[0]] + [g["snapshots"][n].shape[0] for n in layout.SNAPSHOT_COLUMNS]))
+        nr_regions = int(min([committed[1]] + [g["regions"][n].shape[0] for n in layout.REGION_COLUMNS]))
+        snaps = g["snapshots"]
+        cols = {n: snaps[n][:nr_snaps] for n in layout.SNAPSHOT_COLUMNS}
+        # Trust a snapshot only when all its regions are durable too.
+        ends = cols["region_offset"] + cols["nr_regions"]
+        ok = int(np.searchsorted(ends, nr_regions, side="right")) if nr_snaps else 0
+        if ok < nr_snaps:
+            cols = {n: v[:ok] for n, v in cols.items()}
+            nr_snaps = ok
+        self.snapshots = SnapshotColumns(**cols)
+        self.nr_snapshots = nr_snaps
+        self.nr_regions = int(ends[nr_snaps - 1]) if nr_snaps else 0
+        self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
+        fs = float(g[layout.FIRST_START][0])
+        self.first_start_ns = None if np.isnan(fs) else fs
+
+
+class ArchiveReader:
+    """Open an archive for reading (works while a SWMR writer appends)."""
+
+    def __init__(self, path):
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4/Zstd filters)
+
+        self.path = os.fspath(path)
+        try:
+            with open(self.path, "rb") as f:
+                magic = f.read(8)
+        except OSError as e:
+            raise ArchiveError("cannot open (%s)" % (e.strerror or e), path=self.path)
+        if magic != b"\x89HDF\r\n\x1a\n":
+            raise ArchiveError("not an HDF5 file (bad signature)", path=self.path, offset=0)
+        try:
+            try:
+                self._file = h5py.File(self.path, "r", swmr=True, locking=False)
+            except (OSError, ValueError):
+                self._file = h5py.File(self.path, "r", locking=False)
+        except OSError as e:
+            raise ArchiveError("cannot open as HDF5, truncated or damaged (%s)" % e, path=self.path)
+        try:
+            attrs = self._file.attrs
+            if attrs.get("format") != layout.FORMAT_NAME:
+                raise ArchiveError("not a damo-pipe archive (root attribute 'format' is %r)"
+                                   % (attrs.get("format"),), path=self.path)
+            version = int(attrs.get("format_version", -1))
+            if version != layout.FORMAT_VERSION:
+                raise ArchiveError("unsupported archive format_version %d (this damo-pipe reads %d)"
+                                   % (version, layout.FORMAT_VERSION), path=self.path)
+            group = self._file[layout.RECORDS_GROUP]
+            self._handles = [_RecordHandle(group[name]) for name in sorted(group)]
+        except ArchiveError:
+            self._file.close()
+            raise
+        except (KeyError, OSError, ValueError) as e:
+            self._file.close()
+            raise ArchiveError("damaged archive (%s)" % e, path=self.path)
+
+    # -- metadata ----------------------------------------------------------------
+    @property
+    def attrs(self):
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self._file.attrs.items()}
+
+    @property
+    def records(self):
+        """Metadata-only records (no snapshots loaded)."""
+        return [h.meta for h in self._handles]
+
+    def __len__(self):
+        return len(self._handles)
+
+    def nr_snapshots(self, idx):
+        return self._handles[idx].nr_snapshots
+
+    def nr_regions(self, idx):
+        return self._handles[idx].nr_regions
+
+    def snapshot_table(self, idx) -> SnapshotColumns:
+        return self._handles[idx].snapshots
+
+    def refresh(self):
+        """See snapshots a SWMR writer committed since opening (or the last refresh)."""
+        for h in self._handles:
+            h.refresh()
+
+    # -- data --------------------------------------------------------------------
+    def snapshot_range(self, idx, time_range=None):
+        """[lo, hi) snapshot indices overlapping ``time_range`` = (start_ns, end_ns)."""
+        h = self._handles[idx]
+        if time_range is None:
+            return 0, h.nr_snapshots
+        t0, t1 = time_range
+        s = h.snapshots
+        lo = int(np.searchsorted(s.end_ns, t0, side="left"))
+        hi = int(np.searchsorted(s.start_ns, t1, side="left"))
+        return lo, max(lo, hi)
+
+    def _read(self, idx, lo, hi, address_range=None):
+        h = self._handles[idx]
+        g = h.group["regions"]
+        snaps = h.snapshots.take(lo, hi)
+        if hi <= lo:
+            return h.meta
+        r_lo = int(snaps.region_offset[0])
+        r_hi = int(snaps.region_offset[-1] + snaps.nr_regions[-1])
+        cols = {n: g[n][r_lo:r_hi] for n in layout.REGION_COLUMNS}
+        probe_count = cols.pop("probe_count")
+        po = ph = None
+        if h.nr_probe_hits:
+            all_counts = g["probe_count"][:r_lo] if r_lo else np.zeros(0, np.int32)
+            p_lo = int(all_counts.sum())
+            po = np.zeros(len(probe_count) + 1, np.int64)
+            np.cumsum(probe_count, out=po[1:])
+            ph = g[layout.PROBE_HITS][p_lo:p_lo + int(po[-1])]
+        regions = RegionColumns(cols["start"], cols["end"],
+                                cols["nr_accesses"], cols["age"], cols["sz_filter_passed"], po, ph)
+        snaps.region_offset = snaps.region_offset - r_lo
+        rec = Record(**{**h.meta.__dict__, "snapshots": snaps, "regions": regions,
+                        "first_start_ns": h.first_start_ns if lo == 0 else None})
+        if address_range is not None:
+            rec = select_address_range(rec, *address_range)
+        return rec
+
+    def load(self, idx, time_range=None, address_range=None) -> Record:
+        """One record (optionally only snapshots overlapping a time range and regions
+        overlapping an address range)."""
+        lo, hi = self.snapshot_range(idx, time_range)
+        return self._read(idx, lo, hi, address_range)
+
+    def iter_chunks(self, idx, snapshots_per_chunk=None, regions_per_chunk=1 << 20,
+                    time_range=None, address_range=None):
+        """Yield the record as consecutive Record chunks of bounded size."""
+        lo, hi = self.snapshot_range(idx, time_range)
+        snaps = self._handles[idx].snapshots
+        k = lo
+        while k < hi:
+            if snapshots_per_chunk:
+                end = min(hi, k + snapshots_per_chunk)
+            else:
+                limit = snaps.region_offset[k] + regions_per_chunk
+                ends = snaps.region_offset[k:hi] + snaps.nr_regions[k:hi]
+                end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
+            yield self._read(idx, k, end, address_range)
+            k = end
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def select_address_range(rec: Record, start, end) -> Record:
+    """Keep only regions overlapping [start, end) (not clipped); snapshots are kept."""
+
+    keep = (rec.regions.end > np.uint64(start)) & (rec.regions.start < np.uint64(end))
+    counts = np.add.reduceat(keep.astype(np.int64), rec.snapshots.region_offset) \
+        if len(rec.regions) else np.zeros(rec.nr_snapshots, np.int64)
+    counts = np.where(rec.snapshots.nr_regions == 0, 0, counts)
+    idx = np.nonzero(keep)[0]
+    regions = RegionColumns(rec.regions.start[idx], rec.regions.end[idx], rec.regions.nr_accesses[idx],
+                            rec.regions.age[idx], rec.regions.sz_filter_passed[idx])
+    snaps = rec.snapshots.take(0, rec.nr_snapshots)
+    snaps.nr_regions = counts
+    snaps.region_offset = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) \
+        if len(counts) else counts
+    return Record(**{**rec.__dict__, "snapshots": snaps, "regions": regions})
+
+
+def read_archive_records(path):
+    """Every record of an archive, fully loaded."""
+    with ArchiveReader(path) as r:
+        return [r.load(i) for i in range(len(r))]

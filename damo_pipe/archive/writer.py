@@ -1,0 +1,259 @@
+"""Appending writer of the HDF5 archive (crash-safe, optionally SWMR).
+
+Durability protocol (HDF5-CRASH-FACTS.md): every ``flush()`` first writes the new rows
+and flushes the *file*, then advances the per-record ``committed`` counters and flushes
+again. A reader trusts only ``min(committed, readable length)``, so a writer killed at
+any moment leaves a file that opens and holds every snapshot flushed before the kill.
+"""
+import json
+import logging
+import os
+import platform
+import socket
+import tempfile
+import time
+
+import numpy as np
+
+from damo_pipe import __version__
+from damo_pipe.archive import layout
+from damo_pipe.errors import ArchiveError
+from damo_pipe.model import DAMOS_STAT_FIELDS, Record
+
+log = logging.getLogger(__name__)
+
+
+def _set_opt(attrs, name, value):
+    if value is not None:
+        attrs[name] = value
+
+
+def _int_attr(value):
+    """Store ints of any sign up to 64 bits exactly."""
+    value = int(value)
+    return np.uint64(value) if value > np.iinfo(np.int64).max else np.int64(value)
+
+
+def write_record_meta(group, meta: Record):
+    a = group.attrs
+    if meta.target_id is not None:
+        a["target_id"] = _int_attr(meta.target_id)
+    for name in ("kdamond_idx", "context_idx", "scheme_idx", "pid"):
+        v = getattr(meta, name)
+        if v is not None:
+            a[name] = _int_attr(v)
+    iv = meta.intervals
+    if iv is not None:
+        for name in ("sample_us", "aggr_us", "ops_update_us"):
+            v = getattr(iv, name)
+            a["intervals_" + name] = v
+            a["intervals_" + name + "_is_int"] = isinstance(v, int)
+        if iv.goal is not None:
+            for name in ("access_bp", "aggrs", "min_sample_us", "max_sample_us"):
+                v = getattr(iv.goal, name)
+                a["intervals_goal_" + name] = v
+                a["intervals_goal_" + name + "_is_int"] = isinstance(v, int)
+    a["scheme_filters_json"] = json.dumps(meta.scheme_filters)
+    a["data_source"] = meta.data_source
+    _set_opt(a, "ops", meta.ops)
+
+
+class ArchiveWriter:
+    """Create an archive and append records' snapshots in batches.
+
+    Add every record with :meth:`add_record` first (SWMR forbids creating datasets
+    later), then :meth:`append` chunks and :meth:`flush` as often as durability needs.
+    """
+
+    def __init__(self, path, *, swmr=False, compression=None, provenance=None):
+        import h5py
+
+        self.path = os.fspath(path)
+        self.swmr = swmr
+        self._compression = layout.compression_kwargs(compression)
+        self._compression_name = compression or layout.DEFAULT_COMPRESSION
+        try:
+            self._file = h5py.File(self.path, "w", libver=("v110", "latest"))
+        except OSError as e:
+            raise ArchiveError("cannot create archive (%s)" % e, path=self.path)
+        self._records = []
+        self._pending = []  # per record: list of chunks not yet written
+        self._swmr_started = False
+        a = self._file.attrs
+        a["format"] = layout.FORMAT_NAME
+        a["format_version"] = layout.FORMAT_VERSION
+        a["writer"] = "damo-pipe " + __version__
+        a["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        a["compression"] = self._compression_name
+        prov = {"hostname": socket.gethostname(), "kernel_release": platform.release()}
+        prov.update(provenance or {})
+        for k, v in prov.items():
+            if v is not None:
+                a[k] = str(v)
+        self._file.create_group(layout.RECORDS_GROUP)
+
+    # -- structure -------------------------------------------------------------
+    def add_record(self, meta: Record) -> int:
+        if self._swmr_started:
+            raise ArchiveError("cannot add a record after appending started in SWMR mode",
+                               path=self.path)
+        idx = len(self._records)
+        g = self._file[layout.RECORDS_GROUP].create_group(layout.RECORD_NAME_FORMAT % idx)
+        write_record_meta(g, meta)
+        snaps = g.create_group("snapshots")
+        regions = g.create_group("regions")
+        regions.attrs["cf_role"] = "contiguous ragged array of regions"
+        for name, (dtype, units) in layout.SNAPSHOT_COLUMNS.items():
+            d = snaps.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                     chunks=(layout.SNAPSHOT_CHUNK_ROWS,), **self._compression)
+            d.attrs["units"] = units
+        snaps["nr_regions"].attrs["sample_dimension"] = "region"
+        for name, (dtype, units) in layout.REGION_COLUMNS.items():
+            d = regions.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                       chunks=(layout.REGION_CHUNK_ROWS,), **self._compression)
+            d.attrs["units"] = units
+        regions.create_dataset(layout.PROBE_HITS, shape=(0,), maxshape=(None,), dtype=np.int64,
+                               chunks=(4096,), **self._compression)
+        g.create_dataset(layout.COMMITTED, data=np.zeros(3, np.int64))
+        g.create_dataset(layout.FIRST_START, data=np.array(
+            [np.nan if meta.first_start_ns is None else float(meta.first_start_ns)]))
+        ti = g.create_dataset(layout.TIME_INDEX, shape=(0,), maxshape=(None,), dtype=np.int64,
+                              chunks=(1024,))
+        ti.attrs["stride"] = layout.TIME_INDEX_STRIDE
+        self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
+        self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
+                              "last_end": None})
+        self._pending.append([])
+        return idx
+
+    def set_first_start(self, record_idx, value_ns):
+        """Store the exact deduced start of a record's first snapshot (trace/binary inputs)."""
+        self._records[record_idx]["group"][layout.FIRST_START][0] = (
+            np.nan if value_ns is None else float(value_ns))
+
+    # -- data ------------------------------------------------------------------
+    def append(self, record_idx, chunk: Record):
+        """Queue a chunk (consecutive snapshots of one record); written on flush()."""
+        if chunk.nr_snapshots == 0:
+            return
+        chunk.check()
+        self._pending[record_idx].append(chunk)
+        if sum(c.nr_regions for c in self._pending[record_idx]) >= layout.REGION_CHUNK_ROWS * 4:
+            self._write_pending(record_idx)
+
+    def _start_swmr(self):
+        if self.swmr and not self._swmr_started:
+            self._file.swmr_mode = True
+            self._swmr_started = True
+
+    def _write_pending(self, record_idx):
+        chunks = self._pending[record_idx]
+        if not chunks:
+            return
+        self._start_swmr()
+        self._pending[record_idx] = []
+        st = self._records[record_idx]
+        g = st["group"]
+        snaps, regions = g["snapshots"], g["regions"]
+        nr_new_snaps = sum(c.nr_snapshots for c in chunks)
+        nr_new_regions = sum(c.nr_regions for c in chunks)
+        s0, r0 = st["snapshots"], st["regions"]
+        # regions
+        for name in layout.REGION_COLUMNS:
+            d = regions[name]
+            d.resize((r0 + nr_new_regions,))
+            if name == "probe_count":
+                parts = [np.zeros(c.nr_regions, np.int32) if c.regions.probe_offset is None
+                         else np.diff(c.regions.probe_offset).astype(np.int32) for c in chunks]
+            else:
+                parts = [getattr(c.regions, name) for c in chunks]
+            d[r0:r0 + nr_new_regions] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        hits = [c.regions.probe_hits for c in chunks if c.regions.probe_hits is not None]
+        if hits:
+            hits = np.concatenate(hits)
+            d = regions[layout.PROBE_HITS]
+            p0 = st["probe_hits"]
+            d.resize((p0 + len(hits),))
+            d[p0:] = hits
+            st["probe_hits"] = p0 + len(hits)
+        # snapshots
+        base = r0
+        offsets = []
+        for c in chunks:
+            offsets.append(c.snapshots.region_offset + base)
+            base += c.nr_regions
+        for name in layout.SNAPSHOT_COLUMNS:
+            d = snaps[name]
+            d.resize((s0 + nr_new_snaps,))
+            if name == "region_offset":
+                values = np.concatenate(offsets)
+            else:
+                values = np.concatenate([getattr(c.snapshots, name) for c in chunks])
+            d[s0:s0 + nr_new_snaps] = values
+        # coarse time index: end_ns of snapshots k*stride
+        end_ns = np.concatenate([c.snapshots.end_ns for c in chunks])
+        stride = layout.TIME_INDEX_STRIDE
+        first_k = -(-s0 // stride) * stride
+        picks = np.arange(first_k, s0 + nr_new_snaps, stride)
+        if len(picks):
+            ti = g[layout.TIME_INDEX]
+            n0 = ti.shape[0]
+            ti.resize((n0 + len(picks),))
+            ti[n0:] = end_ns[picks - s0]
+        st["snapshots"] = s0 + nr_new_snaps
+        st["regions"] = r0 + nr_new_regions
+
+    def flush(self):
+        """Make every appended snapshot durable (two-step commit)."""
+        for i in range(len(self._records)):
+            self._write_pending(i)
+        self._start_swmr()
+        self._file.flush()
+        for st in self._records:
+            st["group"][layout.COMMITTED][:] = [st["snapshots"], st["regions"], st["probe_hits"]]
+        self._file.flush()
+
+    def close(self):
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+
+    @property
+    def nr_records(self):
+        return len(self._records)
+
+
+def write_records(records, path, *, source_format=None, source_path=None, compression=None,
+                  provenance=None):
+    """Write whole records to a new archive atomically (temporary file, then rename)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    os.close(fd)
+    prov = dict(provenance or {})
+    prov.setdefault("source_format", source_format)
+    prov.setdefault("source_path", None if source_path is None else os.path.abspath(source_path))
+    try:
+        with ArchiveWriter(tmp, compression=compression, provenance=prov) as w:
+            for rec in records:
+                idx = w.add_record(rec)
+                w.append(idx, rec)
+                if rec.first_start_ns is not None:
+                    w.set_first_start(idx, rec.first_start_ns)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
