@@ -50,7 +50,7 @@ SNAPSHOT_CHUNK_ROWS = 1 << 12
 #: compression choices (name -> h5py dataset keyword arguments factory)
 COMPRESSIONS = ("gzip", "lz4", "zstd", "none")
 #: chosen by measurement, see docs/performance.md ("Archive compression")
-DEFAULT_COMPRESSION = "zstd"
+DEFAULT_COMPRESSION = "lz4"
 
 
 def compression_kwargs(name):

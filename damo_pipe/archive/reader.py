@@ -98,13 +98,21 @@ class ArchiveReader:
             raise ArchiveError("cannot open (%s)" % (e.strerror or e), path=self.path)
         if magic != b"\x89HDF\r\n\x1a\n":
             raise ArchiveError("not an HDF5 file (bad signature)", path=self.path, offset=0)
+        # Open normally first: that checks the stored end-of-file against the real size
+        # (a SWMR open skips the check and a truncated file would then stall reads).
+        # A file a SWMR writer has open (or left open when killed) refuses a normal
+        # open; only then open in SWMR mode.
         try:
+            self._file = h5py.File(self.path, "r", locking=False)
+        except OSError as e:
+            if "truncated" in str(e) or "signature" in str(e):
+                raise ArchiveError("truncated or damaged HDF5 file (%s)" % e, path=self.path)
             try:
                 self._file = h5py.File(self.path, "r", swmr=True, locking=False)
-            except (OSError, ValueError):
-                self._file = h5py.File(self.path, "r", locking=False)
-        except OSError as e:
-            raise ArchiveError("cannot open as HDF5, truncated or damaged (%s)" % e, path=self.path)
+            except OSError as e2:
+                raise ArchiveError("cannot open as HDF5, truncated or damaged (%s)" % e2,
+                                   path=self.path)
+        self.swmr = self._file.swmr_mode
         try:
             attrs = self._file.attrs
             if attrs.get("format") != layout.FORMAT_NAME:
@@ -167,7 +175,8 @@ class ArchiveReader:
         g = h.group["regions"]
         snaps = h.snapshots.take(lo, hi)
         if hi <= lo:
-            return h.meta
+            return Record(**{**h.meta.__dict__,
+                             "first_start_ns": h.first_start_ns if lo == 0 else None})
         r_lo = int(snaps.region_offset[0])
         r_hi = int(snaps.region_offset[-1] + snaps.nr_regions[-1])
         cols = {n: g[n][r_lo:r_hi] for n in layout.REGION_COLUMNS}

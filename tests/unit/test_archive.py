@@ -1,0 +1,258 @@
+"""HDF5 archive v1: round trips, appends, SWMR readers, SIGKILL durability, bad files."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from damo_pipe.archive import ArchiveReader, ArchiveWriter, layout, read_archive_records, write_records
+from damo_pipe.errors import ArchiveError, RecordFormatError
+from damo_pipe.formats import read_records
+from damo_pipe.model import (AGE_UNKNOWN, Intervals, IntervalsGoal, Record, RecordBuilder,
+                             RegionColumns)
+from tests.unit.archive_proc import chunk_for, snapshot_for, times_for
+
+PROC = Path(__file__).with_name("archive_proc.py")
+
+
+def assert_same_record(a: Record, b: Record):
+    assert a.meta_dict() == b.meta_dict()
+    for name in a.snapshots.__slots__:
+        np.testing.assert_array_equal(getattr(a.snapshots, name), getattr(b.snapshots, name),
+                                      err_msg=name)
+    for name in ("start", "end", "nr_accesses", "age", "sz_filter_passed"):
+        np.testing.assert_array_equal(getattr(a.regions, name), getattr(b.regions, name), err_msg=name)
+    for i in range(len(a.regions)):
+        assert a.regions.probe_hits_of(i) == b.regions.probe_hits_of(i)
+
+
+u64 = st.integers(0, 2 ** 64 - 1)
+
+
+@st.composite
+def records(draw):
+    with_intervals = draw(st.booleans())
+    goal = None
+    if with_intervals and draw(st.booleans()):
+        goal = IntervalsGoal(draw(st.integers(0, 10000)), draw(st.integers(0, 100)),
+                             draw(st.integers(0, 10 ** 6)), draw(st.floats(0, 1e6)))
+    meta = Record(
+        target_id=draw(u64),
+        kdamond_idx=draw(st.none() | st.integers(0, 16)),
+        context_idx=draw(st.none() | st.integers(0, 16)),
+        scheme_idx=draw(st.none() | st.integers(0, 16)),
+        intervals=Intervals(draw(st.integers(1, 10 ** 6)), draw(st.integers(1, 10 ** 7)),
+                            draw(st.integers(0, 10 ** 7) | st.floats(0, 1e7)), goal)
+        if with_intervals else None,
+        scheme_filters=draw(st.lists(st.fixed_dictionaries(
+            {"filter_type": st.sampled_from(["anon", "memcg", "addr"]), "matching": st.booleans()}),
+            max_size=2)),
+        data_source=draw(st.sampled_from(["unknown", "damon_stat"])),
+        first_start_ns=draw(st.none() | st.floats(-1e12, 1e15, allow_nan=False)),
+    )
+    b = RecordBuilder(meta)
+    t = draw(st.integers(0, 10 ** 15))
+    with_probes = draw(st.booleans())
+    for _ in range(draw(st.integers(0, 6))):
+        n = draw(st.integers(0, 8))
+        starts = np.array(draw(st.lists(u64, min_size=n, max_size=n)), np.uint64)
+        ends = np.array(draw(st.lists(u64, min_size=n, max_size=n)), np.uint64)
+        po = ph = None
+        if with_probes:
+            counts = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+            po = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+            ph = np.array(draw(st.lists(st.integers(0, 99), min_size=int(po[-1]), max_size=int(po[-1]))),
+                          np.int64)
+        regions = RegionColumns(starts, ends,
+                                np.array(draw(st.lists(st.integers(0, 2 ** 32), min_size=n, max_size=n)), np.int64),
+                                np.array(draw(st.lists(st.integers(AGE_UNKNOWN, 2 ** 32), min_size=n, max_size=n)), np.int64),
+                                np.array(draw(st.lists(u64, min_size=n, max_size=n)), np.uint64), po, ph)
+        d = draw(st.integers(1, 10 ** 10))
+        stats = draw(st.none() | st.fixed_dictionaries({"nr_tried": st.integers(0, 2 ** 40),
+                                                        "sz_applied": st.integers(0, 2 ** 63)}))
+        b.add_snapshot(t, t + d, regions, total_bytes=draw(st.none() | u64),
+                       sample_interval_us=draw(st.none() | st.floats(1, 1e6)), damos_stats=stats)
+        t += d
+    return b.build()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=st.lists(records(), min_size=0, max_size=3), compression=st.sampled_from(layout.COMPRESSIONS))
+def test_round_trip_random_records(tmp_path, recs, compression):
+    path = tmp_path / "r.h5"
+    write_records(recs, path, source_format="test", compression=compression)
+    back = read_archive_records(path)
+    assert len(back) == len(recs)
+    for a, b in zip(recs, back):
+        assert_same_record(a, b)
+
+
+def test_write_is_atomic_and_leaves_no_temp_on_error(tmp_path):
+    class Boom(Exception):
+        pass
+
+    def bad_records():
+        yield Record(target_id=1)
+        raise Boom()
+
+    with pytest.raises(Boom):
+        write_records(bad_records(), tmp_path / "x.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_append_in_batches_then_reopen(tmp_path):
+    path = tmp_path / "a.h5"
+    meta = Record(target_id=7, intervals=Intervals(5000, 100000, 1000000))
+    with ArchiveWriter(path) as w:
+        i = w.add_record(meta)
+        for k0 in range(0, 50, 10):
+            w.append(i, chunk_for(meta, 0, k0, k0 + 10))
+            w.flush()
+    expect = chunk_for(meta, 0, 0, 50)
+    with ArchiveReader(path) as r:
+        assert r.nr_snapshots(0) == 50
+        assert_same_record(expect, r.load(0))
+        chunks = list(r.iter_chunks(0, regions_per_chunk=100))
+        assert sum(c.nr_snapshots for c in chunks) == 50
+        assert all(c.nr_regions <= 100 or c.nr_snapshots == 1 for c in chunks)
+        # time selection reads only overlapping snapshots
+        sub = r.load(0, time_range=(times_for(10)[0] + 1, times_for(19)[1]))
+        assert list(sub.snapshots.start_ns) == [times_for(k)[0] for k in range(10, 20)]
+        assert_same_record(expect.slice_snapshots(10, 20), sub)
+        # address selection keeps every snapshot and only overlapping regions
+        lo, hi = 0x10000000 + 4096 * 100, 0x10000000 + 4096 * 5000
+        sel = r.load(0, address_range=(lo, hi))
+        assert sel.nr_snapshots == 50
+        keep = (expect.regions.end > lo) & (expect.regions.start < hi)
+        np.testing.assert_array_equal(sel.regions.start, expect.regions.start[keep])
+
+
+def test_time_index_written(tmp_path):
+    path = tmp_path / "t.h5"
+    meta = Record(target_id=1)
+    n = layout.TIME_INDEX_STRIDE * 3 + 5
+    b = RecordBuilder(meta)
+    for k in range(n):
+        b.add_snapshot(k * 10, k * 10 + 10, RegionColumns(np.array([1], np.uint64), np.array([2], np.uint64)))
+    with ArchiveWriter(path) as w:
+        w.append(w.add_record(meta), b.build())
+    with h5py.File(path) as f:
+        ti = f["records/000000"][layout.TIME_INDEX][:]
+    assert list(ti) == [k * 10 + 10 for k in range(0, n, layout.TIME_INDEX_STRIDE)]
+
+
+def test_swmr_reader_sees_appends_of_writer_process(tmp_path):
+    path = tmp_path / "s.h5"
+    proc = subprocess.Popen([sys.executable, str(PROC), str(path), "swmr"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("committed")
+        reader = ArchiveReader(path)
+        seen = [reader.nr_snapshots(0)]
+        deadline = time.monotonic() + 60
+        while seen[-1] < 70 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            reader.refresh()
+            seen.append(reader.nr_snapshots(0))
+        assert seen[-1] == 70, seen
+        assert len(set(seen)) > 2, "reader should have observed intermediate states: %s" % seen
+        rec = reader.load(0)
+        meta = reader.records[0]
+        assert_same_record(chunk_for(meta, 0, 0, 70), rec)
+        reader.close()
+    finally:
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_sigkill_mid_append_keeps_every_flushed_snapshot(tmp_path, trial):
+    path = tmp_path / ("k%d.h5" % trial)
+    proc = subprocess.Popen([sys.executable, str(PROC), str(path), "kill"], stdout=subprocess.PIPE,
+                            text=True)
+    committed = 0
+    target = random.Random(trial).randint(2, 25)
+    for line in proc.stdout:
+        committed = int(line.split()[1])
+        if committed >= target * 7:
+            break
+    time.sleep(random.Random(trial).random() * 0.05)  # kill at a random point of the next batch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with ArchiveReader(path) as r:
+        for i in range(2):
+            n = r.nr_snapshots(i)
+            assert n >= committed
+            assert_same_record(chunk_for(r.records[i], i, 0, n), r.load(i))
+
+
+def test_not_hdf5(tmp_path):
+    p = tmp_path / "x.h5"
+    p.write_bytes(b"this is not hdf5")
+    with pytest.raises(ArchiveError) as e:
+        ArchiveReader(p)
+    assert str(p) in str(e.value) and "byte offset 0" in str(e.value)
+    assert isinstance(e.value, RecordFormatError)
+
+
+def test_wrong_version_and_foreign_hdf5(tmp_path):
+    p = tmp_path / "v.h5"
+    write_records([Record(target_id=1)], p)
+    with h5py.File(p, "r+") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(ArchiveError, match="format_version 99"):
+        ArchiveReader(p)
+    q = tmp_path / "foreign.h5"
+    with h5py.File(q, "w") as f:
+        f["x"] = [1, 2, 3]
+    with pytest.raises(ArchiveError, match="not a damo-pipe archive"):
+        ArchiveReader(q)
+
+
+def test_truncated_file(tmp_path):
+    p = tmp_path / "t.h5"
+    meta = Record(target_id=1)
+    write_records([chunk_for(meta, 0, 0, 200)], p)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArchiveError) as e:
+        read_archive_records(p)
+    assert str(p) in str(e.value)
+
+
+def test_read_records_dispatches_hdf5(tmp_path):
+    p = tmp_path / "d.h5"
+    meta = Record(target_id=3)
+    rec = chunk_for(meta, 0, 0, 5)
+    write_records([rec], p)
+    [back] = read_records(p)
+    assert_same_record(rec, back)
+
+
+def test_cli_info_describes_archive(tmp_path, capsys):
+    from damo_pipe.analyze.cli import main
+
+    p = tmp_path / "i.h5"
+    meta = Record(target_id=3, intervals=Intervals(5000, 100000, 1000000))
+    write_records([chunk_for(meta, 0, 0, 12)], p, source_format="test")
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    nr = sum(len(snapshot_for(0, k)) for k in range(12))
+    assert "records: 1, snapshots: 12, regions: %d" % nr in out
+    assert "sample 5000 us, aggr 100000 us" in out
+    assert main(["info", "--json", str(p)]) == 0
+    import json
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["records"][0]["duration_ns"] == times_for(11)[1] - times_for(0)[0]
+    assert desc["compression_ratio"] > 0
+    assert main(["info", str(tmp_path / "missing.h5")]) == 1
+    err = capsys.readouterr().err
+    assert "missing.h5" in err and err.count("\n") == 1
