@@ -32,10 +32,23 @@ def _intervals(d):
                      ops_update_us=text_to_us(d.get("ops_update_us", 0)), goal=goal)
 
 
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_U64_MAX = (1 << 64) - 1
+
+
 def _int_ns(v):
     """Snapshot times: ints kept exact; floats (unit-suffixed text) truncated to ns."""
-    v = text_to_ns(v)
-    return int(v)
+    v = int(text_to_ns(v))
+    if not _I64_MIN <= v <= _I64_MAX:
+        raise ValueError("time %d out of range" % v)
+    return v
+
+
+def _u64(v, what):
+    v = int(v)
+    if not 0 <= v <= _U64_MAX:
+        raise ValueError("%s %d out of range" % (what, v))
+    return v
 
 
 def _regions(regions, where):
@@ -81,7 +94,7 @@ def _damos_stats(d):
     out = {}
     for f in DAMOS_STAT_FIELDS:
         v = d.get(f, 0)
-        out[f] = int(text_to_bytes(v) if f.startswith("sz_") else text_to_nr(v))
+        out[f] = _u64(text_to_bytes(v) if f.startswith("sz_") else text_to_nr(v), f)
     return out
 
 
@@ -108,9 +121,9 @@ def records_from_objects(objs, path=None):
                 tb = s.get("total_bytes")
                 builder.add_snapshot(
                     _int_ns(s["start_time"]), _int_ns(s["end_time"]), regions,
-                    total_bytes=None if tb is None else int(text_to_bytes(tb)),
+                    total_bytes=None if tb is None else _u64(text_to_bytes(tb), "total_bytes"),
                     sample_interval_us=(None if s.get("sample_interval_us") is None
-                                        else text_to_us(s["sample_interval_us"])),
+                                        else float(text_to_us(s["sample_interval_us"]))),
                     damos_stats=_damos_stats(s.get("damos_stats")))
             records.append(builder.build())
         except RecordFormatError as e:
@@ -144,3 +157,69 @@ def read_json_compressed(path):
     except zlib.error as e:
         raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path)
     return parse_json_bytes(data, path)
+
+
+# ---------------------------------------------------------------- engine dispatch
+
+def _fast():
+    try:
+        from damo_pipe.formats import json_fast
+        return json_fast
+    except ImportError:
+        return None
+
+
+def read(path, fmt, engine="auto"):
+    """Read a json / json_compressed file with the chosen engine."""
+    if engine != "python":
+        fast = _fast()
+        if fast is not None and fast.available():
+            return fast.read(path, fmt)
+        if engine == "cython":
+            raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
+    return read_json(path) if fmt == "json" else read_json_compressed(path)
+
+
+class JsonStream:
+    """(record_idx, chunk) pairs of a json / json_compressed file; ``records`` metadata.
+
+    The cython engine streams (bounded memory); the python reference engine parses the
+    whole document, then slices it.
+    """
+
+    def __init__(self, path, fmt, chunk_regions=1 << 20, engine="auto"):
+        self.path = path
+        self.fmt = fmt
+        self.chunk_regions = chunk_regions
+        self.engine = engine
+        self.records = []
+        self.first_starts = {}
+
+    def __iter__(self):
+        if self.engine != "python":
+            fast = _fast()
+            if fast is not None and fast.available():
+                yield from fast.iter_chunks(self.path, self.fmt, self.chunk_regions,
+                                            self.records)
+                return
+            if self.engine == "cython":
+                raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
+        recs = read_json(self.path) if self.fmt == "json" else read_json_compressed(self.path)
+        self.records.extend(r.meta() for r in recs)
+        for i, r in enumerate(recs):
+            yield from ((i, c) for c in slice_record(r, self.chunk_regions))
+
+
+def slice_record(rec, chunk_regions):
+    """Split a record into chunks of about ``chunk_regions`` regions (whole snapshots)."""
+    n = rec.nr_snapshots
+    if n == 0:
+        return
+    ends = rec.snapshots.region_offset + rec.snapshots.nr_regions
+    lo = 0
+    while lo < n:
+        base = int(rec.snapshots.region_offset[lo])
+        hi = int(np.searchsorted(ends, base + chunk_regions, side="left")) + 1
+        hi = max(lo + 1, min(n, hi))
+        yield rec.slice_snapshots(lo, hi)
+        lo = hi

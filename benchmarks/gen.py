@@ -1,0 +1,104 @@
+"""Synthetic DAMON records for benchmarks (and tests): ``make_record`` plus writers of
+every input flavour (legacy binary, trace text in perf/trace-cmd/trace_pipe layouts;
+json/json_compressed come from ``damo_pipe.formats.write_records``).
+
+Usable by every benchmark::
+
+    from benchmarks.gen import make_record
+    rec = make_record(nr_snapshots=1000, regions_per_snapshot=1000, seed=1)
+
+The data look like a vaddr monitoring run: ascending, contiguous regions over a few
+address ranges, snapshots 100 ms apart, small nr_accesses and ages.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from damo_pipe.model import (AGE_UNKNOWN, Intervals, IntervalsGoal, Record, RegionColumns,
+                             SnapshotColumns)
+
+BASE_NS = 1_000_000_000_000
+AGGR_NS = 100_000_000
+
+
+def make_record(nr_snapshots, regions_per_snapshot, seed, with_intervals=True,
+                target_id=0, with_age=True) -> Record:
+    """A record of ``nr_snapshots`` x ``regions_per_snapshot`` regions (deterministic)."""
+    rng = np.random.default_rng(seed)
+    n = nr_snapshots * regions_per_snapshot
+    # region boundaries: per snapshot, contiguous 4 KiB-aligned regions from a base
+    sizes = (rng.integers(1, 2048, size=n, dtype=np.int64) * 4096).astype(np.uint64)
+    sizes2 = sizes.reshape(nr_snapshots, regions_per_snapshot)
+    base = np.uint64(0x7F00_0000_0000)
+    ends = base + np.cumsum(sizes2, axis=1, dtype=np.uint64)
+    starts = ends - sizes2
+    nr_acc = rng.integers(0, 21, size=n, dtype=np.int64)
+    age = (rng.integers(0, 500, size=n, dtype=np.int64) if with_age
+           else np.full(n, AGE_UNKNOWN, np.int64))
+    end_ns = BASE_NS + AGGR_NS * np.arange(1, nr_snapshots + 1, dtype=np.int64) \
+        + rng.integers(0, 1000, size=nr_snapshots, dtype=np.int64) * 1000
+    start_ns = np.concatenate([[end_ns[0] - AGGR_NS], end_ns[:-1]]).astype(np.int64)
+    nr = np.full(nr_snapshots, regions_per_snapshot, np.int64)
+    snaps = SnapshotColumns(start_ns=start_ns, end_ns=end_ns,
+                            region_offset=np.arange(nr_snapshots, dtype=np.int64) * regions_per_snapshot,
+                            nr_regions=nr, total_bytes=sizes2.sum(axis=1, dtype=np.uint64))
+    regions = RegionColumns(starts.ravel(), ends.ravel(), nr_acc, age)
+    intervals = None
+    if with_intervals:
+        intervals = Intervals(5000, 100000, 1000000, IntervalsGoal(0.0, 0, 0, 0))
+    return Record(target_id=target_id, snapshots=snaps, regions=regions, kdamond_idx=0,
+                  context_idx=0, intervals=intervals)
+
+
+# ---------------------------------------------------------------- file writers
+
+def write_binary(records, path, version=2):
+    """Legacy binary record file (one target per block, record after record, as damo
+    <= 2.0.1 wrote it)."""
+    with open(path, "wb") as f:
+        if version >= 1:
+            f.write(b"damon_recfmt_ver" + struct.pack("<i", version))
+        tid_fmt = "<i" if version == 1 else "<Q"
+        dt = np.dtype([("s", "<u8"), ("e", "<u8"), ("a", "<u4")])
+        for rec in records:
+            S, R = rec.snapshots, rec.regions
+            for k in range(rec.nr_snapshots):
+                end = int(S.end_ns[k])
+                lo, n = int(S.region_offset[k]), int(S.nr_regions[k])
+                f.write(struct.pack("<qqI", end // 1_000_000_000, end % 1_000_000_000, 1))
+                f.write(struct.pack(tid_fmt, rec.target_id) + struct.pack("<I", n))
+                arr = np.empty(n, dt)
+                arr["s"] = R.start[lo:lo + n]
+                arr["e"] = R.end[lo:lo + n]
+                arr["a"] = R.nr_accesses[lo:lo + n]
+                f.write(arr.tobytes())
+
+
+_STYLES = {
+    "perf": "       kdamond.0  4452 [001] %s: damon:damon_aggregated: target_id=%d nr_regions=%d %d-%d: %d%s\n",
+    "trace-cmd": "       kdamond.0-4452  [001] .....  %s: damon_aggregated:     target_id=%d nr_regions=%d %d-%d: %d%s\n",
+    "trace_pipe": "       kdamond.0-207     [000] .....    %s: damon_aggregated: target_id=%d nr_regions=%d %d-%d: %d%s\n",
+}
+
+
+def iter_trace_text(records, style="perf"):
+    """Trace text lines (bytes, one snapshot per item) of records in the given style."""
+    fmt = _STYLES[style]
+    for rec in records:
+        S, R = rec.snapshots, rec.regions
+        starts, ends = R.start.tolist(), R.end.tolist()
+        accs, ages = R.nr_accesses.tolist(), R.age.tolist()
+        for k in range(rec.nr_snapshots):
+            ts = "%.6f" % (int(S.end_ns[k]) / 1e9)
+            lo, n = int(S.region_offset[k]), int(S.nr_regions[k])
+            yield "".join(fmt % (ts, rec.target_id, n, starts[i], ends[i], accs[i],
+                                 "" if ages[i] == AGE_UNKNOWN else " %d" % ages[i])
+                          for i in range(lo, lo + n)).encode()
+
+
+def write_trace_text(records, path, style="perf"):
+    with open(path, "wb") as f:
+        for piece in iter_trace_text(records, style):
+            f.write(piece)

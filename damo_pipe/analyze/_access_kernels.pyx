@@ -1,0 +1,368 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cython kernels of ``report access`` (pure-Python twins: ``access_kernels_py``).
+
+Every kernel reproduces damo's Python arithmetic exactly for the value ranges the
+caller (``access.Metrics``) admits: integer inputs below 2^53 (so int→double
+conversions are exact), exact integer sums in 64/128-bit integers, and IEEE double
+operations in the same order as damo's Python expressions. Outside those ranges the
+caller uses the pure-Python twin instead.
+"""
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.math cimport fmod, floor, copysign
+
+cdef extern from *:
+    """
+    typedef __int128 dp_i128;
+    typedef unsigned __int128 dp_u128;
+    """
+    ctypedef long long dp_i128
+    ctypedef unsigned long long dp_u128
+
+
+def temperatures_i64(const int64_t[::1] sizes, const int64_t[::1] percents,
+                     const int64_t[::1] usecs, int64_t ws, int64_t wa, int64_t wg,
+                     int64_t[::1] out):
+    """t = size*ws + percent*wa + usec*wg, negated unless percent > 0 (caller bounds |t| < 2^62)."""
+    cdef Py_ssize_t n = sizes.shape[0], i
+    cdef int64_t t
+    if percents.shape[0] != n or usecs.shape[0] != n or out.shape[0] != n:
+        raise ValueError("column lengths differ")
+    with nogil:
+        for i in range(n):
+            t = sizes[i] * ws + percents[i] * wa + usecs[i] * wg
+            out[i] = t if percents[i] > 0 else -t
+
+
+def idle_times_i64(const int64_t[::1] percents, const int64_t[::1] usecs, int64_t aggr,
+                   int64_t[::1] out):
+    """0 if percent > 0 else usec + A (integer A)."""
+    cdef Py_ssize_t n = percents.shape[0], i
+    if usecs.shape[0] != n or out.shape[0] != n:
+        raise ValueError("column lengths differ")
+    with nogil:
+        for i in range(n):
+            out[i] = 0 if percents[i] > 0 else usecs[i] + aggr
+
+
+def idle_times_f64(const int64_t[::1] percents, const int64_t[::1] usecs, double aggr,
+                   double[::1] out):
+    """0 if percent > 0 else usec + A (float A; usec < 2^53 so the conversion is exact)."""
+    cdef Py_ssize_t n = percents.shape[0], i
+    if usecs.shape[0] != n or out.shape[0] != n:
+        raise ValueError("column lengths differ")
+    with nogil:
+        for i in range(n):
+            out[i] = 0.0 if percents[i] > 0 else <double>usecs[i] + aggr
+    # note: damo's value for an accessed region is the int 0, printed identically
+
+
+def weighted_sum_u128(const uint64_t[::1] weights, const int64_t[::1] samples):
+    """Exact Σ weight*samples (samples >= 0) as (high 64 bits, low 64 bits)."""
+    cdef Py_ssize_t n = weights.shape[0], i
+    cdef dp_u128 acc = 0
+    if samples.shape[0] != n:
+        raise ValueError("column lengths differ")
+    with nogil:
+        for i in range(n):
+            acc += <dp_u128>weights[i] * <dp_u128>(<uint64_t>samples[i])
+    return int(<uint64_t>(acc >> 64)), int(<uint64_t>acc)
+
+
+def percentile_walk(const int64_t[::1] order, const uint64_t[::1] weights, uint64_t total,
+                    const double[::1] targets, int64_t[::1] out_t, int64_t[::1] out_i):
+    """§9.3 walk over regions in ``order``; writes (target index, region index) pairs.
+
+    Requires weight*100 < 2^53 and total < 2^53 so that ``w*100/total`` rounds as in Python.
+    A target index of the first pending 100 is reported for the trailing 100 rule.
+    Returns the number of pairs.
+    """
+    cdef Py_ssize_t n = order.shape[0], nt = targets.shape[0], i, j = 0, m = 0, k
+    cdef double acc = 0.0
+    cdef int64_t last = -1, r
+    if total == 0:
+        raise ZeroDivisionError("division by zero")
+    if out_t.shape[0] < nt + 1 or out_i.shape[0] < nt + 1:
+        raise ValueError("output too small")
+    for i in range(n):
+        if order[i] < 0 or order[i] >= weights.shape[0]:
+            raise IndexError("order out of range")
+    with nogil:
+        for i in range(n):
+            r = order[i]
+            acc += <double>(weights[r] * 100) / <double>total
+            last = r
+            while j < nt and acc >= targets[j]:
+                out_t[m] = j
+                out_i[m] = r
+                m += 1
+                j += 1
+            if acc >= 100.0:
+                break
+        if last >= 0:
+            for k in range(j, nt):
+                if targets[k] == 100.0:
+                    out_t[m] = k
+                    out_i[m] = last
+                    m += 1
+                    break
+    return m
+
+
+def histogram_rows(const double[::1] values, const uint64_t[::1] weights,
+                   const double[::1] starts, const double[::1] ends, uint64_t[::1] out):
+    """Σ weight of the values in [start, end) per range (values exact doubles, Σ < 2^64)."""
+    cdef Py_ssize_t n = values.shape[0], nr = starts.shape[0], i, j
+    cdef double v
+    if weights.shape[0] != n or ends.shape[0] != nr or out.shape[0] != nr:
+        raise ValueError("column lengths differ")
+    with nogil:
+        for j in range(nr):
+            out[j] = 0
+        for i in range(n):
+            v = values[i]
+            for j in range(nr):
+                if starts[j] <= v and v < ends[j]:
+                    out[j] += weights[i]
+
+
+cdef inline double _py_floordiv(double vx, double wx) noexcept nogil:
+    """Python's float ``vx // wx`` (Objects/floatobject.c: _float_div_mod)."""
+    cdef double mod = fmod(vx, wx), div, floordiv
+    div = (vx - mod) / wx
+    if mod != 0.0:
+        if (wx < 0) != (mod < 0):
+            mod += wx
+            div -= 1.0
+    if div != 0.0:
+        floordiv = floor(div)
+        if div - floordiv > 0.5:
+            floordiv += 1.0
+    else:
+        floordiv = copysign(0.0, vx / wx)
+    return floordiv
+
+
+def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
+                   const int64_t[::1] percents, const int64_t[::1] usecs,
+                   int64_t ws, int64_t wa, int64_t wg, int width, int static,
+                   double[::1] px_start, double[::1] px_end, double[::1] px_temp,
+                   uint8_t[::1] px_void):
+    """§9.5 pixels of one snapshot. Returns (nr_pixels, u); nr_pixels = -1 if the output
+    arrays are too small (call again with larger ones), -2 if a gap jump does not advance
+    (damo would never terminate).
+
+    The caller guarantees addresses < 2^53, |temperature terms| < 2^53 and
+    |t * size| sums < 2^126, so integer heats are exact in 128 bits and every int→double
+    conversion rounds as Python's does.
+    """
+    cdef Py_ssize_t n = starts.shape[0], cap = px_start.shape[0], i, cur = 0, m = 0
+    cdef double u, p, q, sz_d, t_d, heat_d, temp, newp, prev_p
+    cdef dp_i128 heat_i, t_i, sz_i, span_i = 0
+    cdef bint p_int, heat_float, void, sorted_ends = True, found
+    cdef int64_t pc
+    cdef uint64_t rs, re, last_end
+    if n == 0:
+        raise ValueError("no region")
+    if ends.shape[0] != n or percents.shape[0] != n or usecs.shape[0] != n:
+        raise ValueError("column lengths differ")
+    if px_end.shape[0] < cap or px_temp.shape[0] < cap or px_void.shape[0] < cap:
+        raise ValueError("output arrays differ in length")
+    if width <= 0:
+        raise ValueError("heatmap width must be positive")
+    for i in range(n):
+        if starts[i] > ends[i]:
+            sorted_ends = False
+        if i and ends[i] < ends[i - 1]:
+            sorted_ends = False
+    if static:
+        span_i = <dp_i128>ends[n - 1] - <dp_i128>starts[0]
+    else:
+        for i in range(n):
+            span_i += <dp_i128>ends[i] - <dp_i128>starts[i]
+    u = <double>span_i / <double>width
+    if not (u > 0):
+        raise ValueError("heatmap column size is not positive")
+    last_end = ends[n - 1]
+    with nogil:
+        p = <double>starts[0]
+        p_int = True
+        prev_p = p
+        while p < <double>last_end:
+            if m >= cap:
+                m = -1
+                break
+            q = p + u
+            heat_i = 0
+            heat_d = 0.0
+            heat_float = False
+            void = True
+            if not sorted_ends or p < prev_p:
+                cur = 0
+            while cur < n and sorted_ends and <double>ends[cur] <= p:
+                cur += 1
+            prev_p = p
+            i = cur
+            while i < n:
+                rs = starts[i]
+                re = ends[i]
+                if <double>re <= p:
+                    i += 1
+                    continue
+                if q <= <double>rs:
+                    break
+                void = False
+                pc = percents[i]
+                if p <= <double>rs and <double>re <= q:
+                    sz_i = <dp_i128>re - <dp_i128>rs
+                    t_i = sz_i * ws + <dp_i128>(pc * wa) + <dp_i128>(usecs[i] * wg)
+                    if not pc > 0:
+                        t_i = -t_i
+                    if heat_float:
+                        heat_d += <double>(t_i * sz_i)
+                    else:
+                        heat_i += t_i * sz_i
+                    i += 1
+                    continue
+                if <double>rs <= p and q <= <double>re:
+                    sz_d = q - p
+                elif <double>rs < p:
+                    if p_int:
+                        sz_i = <dp_i128>re - <dp_i128>(<uint64_t>p)
+                        t_i = sz_i * ws + <dp_i128>(pc * wa) + <dp_i128>(usecs[i] * wg)
+                        if not pc > 0:
+                            t_i = -t_i
+                        if heat_float:
+                            heat_d += <double>(t_i * sz_i)
+                        else:
+                            heat_i += t_i * sz_i
+                        i += 1
+                        continue
+                    sz_d = <double>re - p
+                else:
+                    sz_d = q - <double>rs
+                t_d = sz_d * <double>ws
+                t_d = t_d + <double>(pc * wa)
+                t_d = t_d + <double>(usecs[i] * wg)
+                if not pc > 0:
+                    t_d = -t_d
+                if heat_float:
+                    heat_d += t_d * sz_d
+                else:
+                    heat_d = <double>heat_i + t_d * sz_d
+                    heat_float = True
+                i += 1
+            if void:
+                found = False
+                i = cur if sorted_ends else 0
+                while i < n:
+                    if <double>starts[i] > q:
+                        found = True
+                        break
+                    i += 1
+                if not found:
+                    break
+                newp = _py_floordiv(<double>starts[i], u) * u
+                if not newp > p:
+                    m = -2      # damo would loop forever here
+                    break
+                px_start[m] = p
+                px_end[m] = newp
+                px_temp[m] = 0.0
+                px_void[m] = 1
+                m += 1
+                p = newp
+                p_int = False
+            else:
+                if heat_float:
+                    temp = heat_d / (q - p)
+                else:
+                    temp = <double>heat_i / (q - p)
+                px_start[m] = p
+                px_end[m] = q
+                px_temp[m] = temp
+                px_void[m] = 0
+                m += 1
+                p = q
+                p_int = False
+    return m, u
+
+
+# ---------------------------------------------------------------------------------------
+# text columns of the region listing (twins: damo_format.format_sz / format_nr per value)
+
+from libc.stdio cimport snprintf
+
+cdef double _EIB = 1152921504606846976.0
+cdef double _PIB = 1125899906842624.0
+cdef double _TIB = 1099511627776.0
+cdef double _GIB = 1073741824.0
+cdef double _MIB = 1048576.0
+cdef double _KIB = 1024.0
+
+
+def format_sz_column(const uint64_t[::1] values, const int64_t[::1] order, int width=0):
+    """``[format_sz(values[i]).ljust(width) for i in order]`` (non-raw), values below 2^63.
+
+    ``'%.3f'`` of C's printf and of Python are both correctly rounded, so the texts are
+    identical; the caller keeps 2^64-1 (``max``) and other specials on the Python path.
+    """
+    cdef Py_ssize_t n = order.shape[0], i, nv = values.shape[0]
+    cdef int64_t r
+    cdef char buf[64]
+    cdef int k
+    cdef double f
+    out = [None] * n
+    for i in range(n):
+        r = order[i]
+        if r < 0 or r >= nv:
+            raise IndexError("order out of range")
+        f = <double>values[r]
+        if f > _EIB:
+            k = snprintf(buf, 64, "%.3f EiB", f / _EIB)
+        elif f > _PIB:
+            k = snprintf(buf, 64, "%.3f PiB", f / _PIB)
+        elif f > _TIB:
+            k = snprintf(buf, 64, "%.3f TiB", f / _TIB)
+        elif f > _GIB:
+            k = snprintf(buf, 64, "%.3f GiB", f / _GIB)
+        elif f > _MIB:
+            k = snprintf(buf, 64, "%.3f MiB", f / _MIB)
+        elif f > _KIB:
+            k = snprintf(buf, 64, "%.3f KiB", f / _KIB)
+        else:
+            k = snprintf(buf, 64, "%lld B", <long long>f)
+        if k < 0 or k >= 64:
+            raise ValueError("formatting failed")
+        while k < width and k < 63:
+            buf[k] = 32
+            k += 1
+        out[i] = buf[:k].decode("ascii")
+    return out
+
+
+def format_nr_range(Py_ssize_t n, int width=0):
+    """``[format_nr(i).ljust(width) for i in range(n)]`` (non-raw: ``,`` separators)."""
+    cdef char digits[32]
+    cdef char buf[48]
+    cdef Py_ssize_t i
+    cdef int nd, j, k, lead
+    out = [None] * n
+    for i in range(n):
+        nd = snprintf(digits, 32, "%lld", <long long>i)
+        if nd <= 0 or nd >= 32:
+            raise ValueError("formatting failed")
+        k = 0
+        lead = nd % 3
+        if lead == 0:
+            lead = 3
+        for j in range(nd):
+            if j and (j - lead) % 3 == 0:
+                buf[k] = 44     # ','
+                k += 1
+            buf[k] = digits[j]
+            k += 1
+        while k < width and k < 47:
+            buf[k] = 32
+            k += 1
+        out[i] = buf[:k].decode("ascii")
+    return out

@@ -1,0 +1,625 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: extra_compile_args = -O3 -ffp-contract=off
+"""Cython kernels of the damo reports (heatmap, guides, wss, adjust).
+
+Each kernel walks the columnar arrays of one chunk of snapshots without the GIL and
+reproduces damo 3.4.3's arithmetic operation by operation (SEMANTICS.md §2-§5), so the
+results are bit-identical to damo's Python code. The pure-Python reference twins live
+in the modules that call these kernels (heatmap.py, wss.py, adjust.py).
+
+All arrays are checked for length in the Python-level wrappers before the unchecked
+nogil loops run.
+"""
+from libc.math cimport isnan
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+
+cdef extern from *:
+    """
+    typedef __int128 dp_int128;
+    """
+    ctypedef long long dp_int128
+
+import numpy as np
+
+cdef double BIG_INDEX = 4.0e18
+
+
+cdef inline int64_t _trunc_index(double q) noexcept nogil:
+    """int() of a float index, clamped far outside any grid."""
+    if q >= BIG_INDEX:
+        return <int64_t>BIG_INDEX
+    if q <= -BIG_INDEX:
+        return -<int64_t>BIG_INDEX
+    return <int64_t>q
+
+
+cdef inline int64_t _col(uint64_t a, uint64_t a_start, double addr_unit) noexcept nogil:
+    # damo: int((a - a_start) / addr_unit), exact int subtraction, true division
+    if a >= a_start:
+        return _trunc_index(<double>(a - a_start) / addr_unit)
+    return _trunc_index(-(<double>(a_start - a) / addr_unit))
+
+
+# ---------------------------------------------------------------------------
+# heatmap pixel accumulation (SEMANTICS.md §2.3, damo 3.4.3 variant)
+# ---------------------------------------------------------------------------
+def heatmap_accumulate(double[:, ::1] heat,
+                       const double[::1] ptime, const double[::1] ptime_next,
+                       const uint64_t[::1] paddr,
+                       const double[::1] snap_start, const double[::1] snap_end,
+                       const uint8_t[::1] snap_start_float,
+                       const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
+                       const uint64_t[::1] rstart, const uint64_t[::1] rend,
+                       const int64_t[::1] samples, const int64_t[::1] age,
+                       const uint64_t[::1] passed,
+                       const double[::1] snap_aggr_us,
+                       bint has_intervals, double aggr_ns, bint aggr_float,
+                       double t_start, double time_unit, bint tu_float,
+                       uint64_t a_start, uint64_t addr_unit, uint64_t a_map_end,
+                       double pts, bint df_passed,
+                       bint has_last, double last_end):
+    """Add the heats of one chunk of snapshots to ``heat`` (T x A, NaN = untouched).
+
+    ``ptime[i]`` = pixel row i's time, ``ptime_next[i]`` = ptime[i] + time_unit,
+    ``paddr[j]`` = column j's address. Times are doubles holding damo's values
+    exactly (integers below 2**53 or the float first start). Returns the new
+    ``(has_last, last_end)`` carried to the next chunk/record.
+    """
+    cdef Py_ssize_t T = heat.shape[0], A = heat.shape[1]
+    cdef Py_ssize_t S = snap_start.shape[0], R = rstart.shape[0]
+    cdef Py_ssize_t k, r, r_lo, r_hi
+    cdef int64_t i, j, i_lo, i_hi, j_lo, j_hi
+    cdef double s_start, s_end, st, obs, x, y, dt, v = 0, hd, addr_unit_d = <double>addr_unit
+    cdef bint obs_float, dt_float
+    cdef uint64_t a0, a1, lo_a, hi_a
+    cdef int64_t da, a_age
+    cdef dp_int128 h128
+    cdef double cur
+    if ptime.shape[0] != T or ptime_next.shape[0] != T or paddr.shape[0] != A:
+        raise ValueError("pixel axis arrays do not match the grid")
+    if (snap_end.shape[0] != S or snap_start_float.shape[0] != S or region_offset.shape[0] != S
+            or nr_regions.shape[0] != S):
+        raise ValueError("snapshot columns differ in length")
+    if rend.shape[0] != R or samples.shape[0] != R or age.shape[0] != R or passed.shape[0] != R:
+        raise ValueError("region columns differ in length")
+    if has_intervals and snap_aggr_us.shape[0] != S:
+        raise ValueError("snap_aggr_us has the wrong length")
+    for k in range(S):
+        if region_offset[k] < 0 or nr_regions[k] < 0 or region_offset[k] + nr_regions[k] > R:
+            raise ValueError("snapshot %d references regions outside the chunk" % k)
+    if pts == 0:
+        raise ZeroDivisionError("pixel area is zero")
+
+    with nogil:
+        for k in range(S):
+            s_start = snap_start[k]
+            s_end = snap_end[k]
+            r_lo = region_offset[k]
+            r_hi = r_lo + nr_regions[k]
+            for r in range(r_lo, r_hi):
+                a0 = rstart[r]
+                a1 = rend[r]
+                if a1 < a_start or a_map_end < a0:
+                    continue
+                obs_float = snap_start_float[k] != 0
+                if has_intervals:
+                    a_age = age[r]
+                    if a_age < 0:
+                        a_age = 0   # unknown age: no back-extension (damo crashes)
+                    st = s_start - <double>a_age * aggr_ns
+                    obs_float = obs_float or aggr_float
+                else:
+                    st = s_start
+                if has_last and st < last_end:
+                    st = last_end
+                    obs_float = False
+                obs = st
+                i_lo = _trunc_index((st - t_start) / time_unit)
+                i_hi = _trunc_index((s_end - t_start) / time_unit)
+                if i_lo < 0:
+                    i_lo = 0
+                if i_hi > T - 1:
+                    i_hi = T - 1
+                if i_lo > i_hi:
+                    continue
+                j_lo = _col(a0, a_start, addr_unit_d)
+                j_hi = _col(a1, a_start, addr_unit_d)
+                if j_lo < 0:
+                    j_lo = 0
+                if j_hi > A - 1:
+                    j_hi = A - 1
+                if j_lo > j_hi:
+                    continue
+                if has_intervals:
+                    v = <double>samples[r] / (snap_aggr_us[k] / 1000000.0)
+                    if df_passed:
+                        v = v * <double>passed[r] / <double>(a1 - a0)
+                elif df_passed:
+                    v = <double>(<dp_int128>samples[r] * <dp_int128>passed[r]) / <double>(a1 - a0)
+                for i in range(i_lo, i_hi + 1):
+                    # dt = min(S.end, P.time + tu) - max(obs, P.time), Python min/max picks
+                    x = ptime_next[i]
+                    dt_float = False
+                    if x < s_end:
+                        dt_float = tu_float
+                    else:
+                        x = s_end
+                    y = ptime[i]
+                    if not (y > obs):
+                        y = obs
+                        dt_float = dt_float or obs_float
+                    dt = x - y
+                    for j in range(j_lo, j_hi + 1):
+                        lo_a = paddr[j]
+                        hi_a = lo_a + addr_unit
+                        if a1 < hi_a:
+                            hi_a = a1
+                        if lo_a < a0:
+                            lo_a = a0
+                        da = <int64_t>hi_a - <int64_t>lo_a
+                        if has_intervals or df_passed:
+                            hd = v * dt * <double>da
+                        elif dt_float:
+                            hd = <double>samples[r] * dt * <double>da
+                        else:
+                            h128 = <dp_int128>samples[r] * <dp_int128>(<int64_t>dt) * <dp_int128>da
+                            hd = <double>h128
+                        cur = heat[i, j]
+                        if isnan(cur):
+                            heat[i, j] = (hd + 0.0) / pts
+                        else:
+                            heat[i, j] = (hd + cur * pts) / pts
+            has_last = True
+            last_end = s_end
+    return has_last, last_end
+
+
+# ---------------------------------------------------------------------------
+# guides (SEMANTICS.md §2.4)
+# ---------------------------------------------------------------------------
+def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
+               const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
+               uint64_t[:, ::1] gaps, Py_ssize_t nr_gaps,
+               uint64_t lowest, uint64_t highest, Py_ssize_t first_snapshot=0):
+    """Fold the address bounds and narrow the gaps over snapshots ``first_snapshot..``.
+
+    ``lowest``/``highest`` use 0 for damo's unset value (``if not lowest``).
+    Returns ``(lowest, highest, k)``: ``k`` is the index of the first snapshot that
+    must *initialise* the gaps (``nr_gaps == 0`` and it has gaps), whose bounds are
+    already folded, or -1 when the whole chunk was consumed.
+    """
+    cdef Py_ssize_t S = region_offset.shape[0], R = rstart.shape[0]
+    cdef Py_ssize_t k, r, g, h, lo, hi, nh, mid, init_at = -1, maxn = 1
+    cdef uint64_t last_addr, s, e, gs, ge, hs, he
+    cdef bint sorted_h
+    cdef uint64_t[:, ::1] hbuf
+    if nr_regions.shape[0] != S or rend.shape[0] != R:
+        raise ValueError("columns differ in length")
+    if gaps.shape[0] < nr_gaps or (gaps.shape[0] and gaps.shape[1] != 2):
+        raise ValueError("gap buffer too small")
+    for k in range(S):
+        if region_offset[k] < 0 or nr_regions[k] < 0 or region_offset[k] + nr_regions[k] > R:
+            raise ValueError("snapshot %d references regions outside the chunk" % k)
+        if nr_regions[k] > maxn:
+            maxn = nr_regions[k]
+    hbuf = np.empty((maxn, 2), np.uint64)
+    with nogil:
+        for k in range(first_snapshot, S):
+            lo = region_offset[k]
+            hi = lo + nr_regions[k]
+            last_addr = 0
+            nh = 0
+            for r in range(lo, hi):
+                s = rstart[r]
+                e = rend[r]
+                if lowest == 0 or s < lowest:
+                    lowest = s
+                if highest == 0 or e > highest:
+                    highest = e
+                if last_addr == 0:
+                    last_addr = e
+                    continue
+                if last_addr != s:
+                    hbuf[nh, 0] = last_addr
+                    hbuf[nh, 1] = s
+                    nh += 1
+                last_addr = e
+            if nr_gaps == 0:
+                if nh:
+                    init_at = k
+                    break
+                continue
+            if nh == 0:
+                continue
+            sorted_h = True
+            for h in range(1, nh):
+                if hbuf[h, 0] < hbuf[h - 1, 0] or hbuf[h, 1] < hbuf[h - 1, 1]:
+                    sorted_h = False
+                    break
+            for g in range(nr_gaps):
+                gs = gaps[g, 0]
+                ge = gaps[g, 1]
+                if sorted_h:
+                    # first h with h.end >= g.start
+                    lo = 0
+                    hi = nh
+                    while lo < hi:
+                        mid = (lo + hi) // 2
+                        if hbuf[mid, 1] < gs:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    h = lo
+                    while h < nh and hbuf[h, 0] <= ge:
+                        hs = hbuf[h, 0]
+                        he = hbuf[h, 1]
+                        if ge >= hs and he >= gs:
+                            if hs > gs:
+                                gs = hs
+                            if he < ge:
+                                ge = he
+                        h += 1
+                else:
+                    for h in range(nh):
+                        hs = hbuf[h, 0]
+                        he = hbuf[h, 1]
+                        if ge >= hs and he >= gs:
+                            if hs > gs:
+                                gs = hs
+                            if he < ge:
+                                ge = he
+                gaps[g, 0] = gs
+                gaps[g, 1] = ge
+    return lowest, highest, init_at
+
+
+def guide_heats(const uint64_t[::1] rstart, const uint64_t[::1] rend,
+                const int64_t[::1] samples,
+                const uint64_t[::1] cstart, const uint64_t[::1] cend, bint c_sorted,
+                int64_t[::1] heat_hi, uint64_t[::1] heat_lo, uint8_t[::1] touched):
+    """Add Σ (R.end-R.start)*R.samples of regions touching each contiguous region.
+
+    Sums are 128-bit, kept as (hi, lo) words; ``touched`` marks heats that are no
+    longer None. ``c_sorted``: contiguous regions ascending by start and by end.
+    """
+    cdef Py_ssize_t R = rstart.shape[0], C = cstart.shape[0]
+    cdef Py_ssize_t r, c, lo, hi, mid
+    cdef uint64_t s, e
+    cdef dp_int128 add, cur
+    if rend.shape[0] != R or samples.shape[0] != R:
+        raise ValueError("region columns differ in length")
+    if cend.shape[0] != C or heat_hi.shape[0] != C or heat_lo.shape[0] != C or touched.shape[0] != C:
+        raise ValueError("contiguous-region arrays differ in length")
+    with nogil:
+        for r in range(R):
+            if samples[r] == 0:
+                continue
+            s = rstart[r]
+            e = rend[r]
+            add = <dp_int128>(e - s) * <dp_int128>samples[r]
+            if c_sorted:
+                lo = 0
+                hi = C
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if cend[mid] < s:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                c = lo
+                while c < C and cstart[c] <= e:
+                    if not (e < cstart[c] or cend[c] < s):
+                        cur = ((<dp_int128>heat_hi[c]) << 64) + <dp_int128>heat_lo[c]
+                        cur = cur + add
+                        heat_hi[c] = <int64_t>(cur >> 64)
+                        heat_lo[c] = <uint64_t>cur
+                        touched[c] = 1
+                    c += 1
+            else:
+                for c in range(C):
+                    if not (e < cstart[c] or cend[c] < s):
+                        cur = ((<dp_int128>heat_hi[c]) << 64) + <dp_int128>heat_lo[c]
+                        cur = cur + add
+                        heat_hi[c] = <int64_t>(cur >> 64)
+                        heat_lo[c] = <uint64_t>cur
+                        touched[c] = 1
+
+
+# ---------------------------------------------------------------------------
+# adjust: damo's aggregate_snapshots region merge (SEMANTICS.md §5), O(R log R)
+# ---------------------------------------------------------------------------
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memmove
+
+cdef class RegionMerger:
+    """Incremental twin of damo's ``aggregate_snapshots`` for one window.
+
+    damo keeps a list ``base`` of disjoint regions in discovery order and, for each
+    region x of each snapshot, scans ``base`` linearly for the first overlapping
+    region b, credits ``acc[b] = max(acc[b], x.samples)`` and recursively adds the
+    parts of x left and right of b. Here ``base`` additionally has an address-sorted
+    index, so the overlapping base regions of a part are found by bisection and the
+    pivot (the first overlapping region in discovery order) is the one with the
+    smallest discovery index in that sorted range. New pieces are appended in the same
+    order as damo's left-first recursion, with the same nested ``sz_filter_passed``
+    scaling ``int(passed / size * new_size)``.
+    """
+    cdef uint64_t *b_start
+    cdef uint64_t *b_end
+    cdef int64_t *b_samples
+    cdef int64_t *b_age
+    cdef uint64_t *b_passed
+    cdef int64_t *b_acc
+    cdef Py_ssize_t n, cap
+    cdef Py_ssize_t *sorted_idx     # discovery indices sorted by start
+    cdef int64_t *stack_buf
+    cdef Py_ssize_t stack_cap
+
+    def __cinit__(self):
+        self.n = 0
+        self.cap = 0
+        self.b_start = NULL
+        self.b_end = NULL
+        self.b_samples = NULL
+        self.b_age = NULL
+        self.b_passed = NULL
+        self.b_acc = NULL
+        self.sorted_idx = NULL
+        self.stack_buf = NULL
+        self.stack_cap = 0
+
+    def __dealloc__(self):
+        free(self.b_start); free(self.b_end); free(self.b_samples); free(self.b_age)
+        free(self.b_passed); free(self.b_acc); free(self.sorted_idx); free(self.stack_buf)
+
+    cdef int _grow(self, Py_ssize_t need) except -1 nogil:
+        cdef Py_ssize_t cap = self.cap
+        if need <= cap:
+            return 0
+        if cap < 16:
+            cap = 16
+        while cap < need:
+            cap *= 2
+        self.b_start = <uint64_t*>realloc(self.b_start, cap * sizeof(uint64_t))
+        self.b_end = <uint64_t*>realloc(self.b_end, cap * sizeof(uint64_t))
+        self.b_samples = <int64_t*>realloc(self.b_samples, cap * sizeof(int64_t))
+        self.b_age = <int64_t*>realloc(self.b_age, cap * sizeof(int64_t))
+        self.b_passed = <uint64_t*>realloc(self.b_passed, cap * sizeof(uint64_t))
+        self.b_acc = <int64_t*>realloc(self.b_acc, cap * sizeof(int64_t))
+        self.sorted_idx = <Py_ssize_t*>realloc(self.sorted_idx, cap * sizeof(Py_ssize_t))
+        if (self.b_start == NULL or self.b_end == NULL or self.b_samples == NULL or self.b_age == NULL
+                or self.b_passed == NULL or self.b_acc == NULL or self.sorted_idx == NULL):
+            with gil:
+                raise MemoryError()
+        self.cap = cap
+        return 0
+
+    cdef int _push(self, Py_ssize_t *top, int64_t a, int64_t b, int64_t c, int64_t d,
+                   int64_t e) except -1 nogil:
+        cdef Py_ssize_t need = (top[0] + 1) * 5
+        cdef Py_ssize_t cap = self.stack_cap
+        if need > cap:
+            if cap < 80:
+                cap = 80
+            while cap < need:
+                cap *= 2
+            self.stack_buf = <int64_t*>realloc(self.stack_buf, cap * sizeof(int64_t))
+            if self.stack_buf == NULL:
+                with gil:
+                    raise MemoryError()
+            self.stack_cap = cap
+        cdef int64_t *p = self.stack_buf + top[0] * 5
+        p[0] = a; p[1] = b; p[2] = c; p[3] = d; p[4] = e
+        top[0] += 1
+        return 0
+
+    cdef Py_ssize_t _first_end_after(self, uint64_t x) noexcept nogil:
+        """First sorted position whose region end > x (ends ascend: base is disjoint)."""
+        cdef Py_ssize_t lo = 0, hi = self.n, mid
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.b_end[self.sorted_idx[mid]] <= x:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    cdef int _append(self, uint64_t s, uint64_t e, int64_t samples, int64_t age,
+                     uint64_t passed) except -1 nogil:
+        cdef Py_ssize_t pos, i = self.n
+        self._grow(self.n + 1)
+        self.b_start[i] = s
+        self.b_end[i] = e
+        self.b_samples[i] = samples
+        self.b_age[i] = age
+        self.b_passed[i] = passed
+        self.b_acc[i] = 0
+        # sorted insert (by start; zero-length pieces cannot occur)
+        pos = self._first_end_after(s)
+        while pos < self.n and self.b_start[self.sorted_idx[pos]] < s:
+            pos += 1
+        if pos < self.n:
+            memmove(&self.sorted_idx[pos + 1], &self.sorted_idx[pos],
+                    (self.n - pos) * sizeof(Py_ssize_t))
+        self.sorted_idx[pos] = i
+        self.n += 1
+        return 0
+
+    cdef int _add(self, uint64_t xs, uint64_t xe, int64_t samples, int64_t age,
+                  uint64_t passed) except -1 nogil:
+        cdef Py_ssize_t top = 0, lo, hi, p, pivot_pos
+        cdef int64_t *fr
+        cdef uint64_t ps, pe, pp, bs, be, new_sz
+        cdef Py_ssize_t best
+        cdef double ratio
+        # frame: start, end, passed, lo, hi; the sorted range is recomputed for every
+        # part because pieces appended meanwhile shift sorted positions
+        self._push(&top, <int64_t>xs, <int64_t>xe, <int64_t>passed, -1, -1)
+        while top > 0:
+            top -= 1
+            fr = self.stack_buf + top * 5
+            ps = <uint64_t>fr[0]
+            pe = <uint64_t>fr[1]
+            pp = <uint64_t>fr[2]
+            lo = fr[3]
+            hi = fr[4]
+            if lo < 0:
+                lo = self._first_end_after(ps)
+                hi = lo
+                while hi < self.n and self.b_start[self.sorted_idx[hi]] < pe:
+                    hi += 1
+            # keep only base regions that overlap [ps, pe) half-open
+            while lo < hi and not (self.b_end[self.sorted_idx[lo]] > ps and self.b_start[self.sorted_idx[lo]] < pe):
+                lo += 1
+            while hi > lo and not (self.b_end[self.sorted_idx[hi - 1]] > ps and self.b_start[self.sorted_idx[hi - 1]] < pe):
+                hi -= 1
+            if lo >= hi:
+                self._append(ps, pe, samples, age, pp)
+                continue
+            pivot_pos = lo
+            best = self.sorted_idx[lo]
+            for p in range(lo + 1, hi):
+                if self.sorted_idx[p] < best:
+                    best = self.sorted_idx[p]
+                    pivot_pos = p
+            if self.b_acc[best] < samples:
+                self.b_acc[best] = samples
+            bs = self.b_start[best]
+            be = self.b_end[best]
+            # right part first on the stack so that the left part is processed first
+            if be < pe:
+                new_sz = pe - be
+                if pp == 0:
+                    self._push(&top, <int64_t>be, <int64_t>pe, 0, -1, -1)
+                else:
+                    ratio = <double>pp / <double>(pe - ps)
+                    self._push(&top, <int64_t>be, <int64_t>pe, <int64_t>(<uint64_t>(ratio * <double>new_sz)),
+                               -1, -1)
+            if ps < bs:
+                new_sz = bs - ps
+                if pp == 0:
+                    self._push(&top, <int64_t>ps, <int64_t>bs, 0, -1, -1)
+                else:
+                    ratio = <double>pp / <double>(pe - ps)
+                    self._push(&top, <int64_t>ps, <int64_t>bs, <int64_t>(<uint64_t>(ratio * <double>new_sz)),
+                               -1, -1)
+        return 0
+
+    def add_snapshot(self, const uint64_t[::1] start, const uint64_t[::1] end,
+                     const int64_t[::1] samples, const int64_t[::1] age,
+                     const uint64_t[::1] passed, Py_ssize_t lo, Py_ssize_t hi):
+        """Merge regions ``lo:hi`` of the columns (one snapshot) into the base."""
+        cdef Py_ssize_t r, i
+        if lo < 0 or hi > start.shape[0] or lo > hi:
+            raise ValueError("region range outside the columns")
+        if (end.shape[0] != start.shape[0] or samples.shape[0] != start.shape[0]
+                or age.shape[0] != start.shape[0] or passed.shape[0] != start.shape[0]):
+            raise ValueError("region columns differ in length")
+        with nogil:
+            for r in range(lo, hi):
+                self._add(start[r], end[r], samples[r], age[r], passed[r])
+            for i in range(self.n):
+                self.b_samples[i] += self.b_acc[i]
+                self.b_acc[i] = 0
+
+    def result(self):
+        """(start, end, samples, age, passed) arrays of the base, in discovery order."""
+        cdef Py_ssize_t i, n = self.n
+        s = np.empty(n, np.uint64)
+        e = np.empty(n, np.uint64)
+        sm = np.empty(n, np.int64)
+        ag = np.empty(n, np.int64)
+        ps = np.empty(n, np.uint64)
+        cdef uint64_t[::1] sv = s, ev = e, pv = ps
+        cdef int64_t[::1] smv = sm, agv = ag
+        for i in range(n):
+            sv[i] = self.b_start[i]
+            ev[i] = self.b_end[i]
+            smv[i] = self.b_samples[i]
+            agv[i] = self.b_age[i]
+            pv[i] = self.b_passed[i]
+        return s, e, sm, ag, ps
+
+    def __len__(self):
+        return self.n
+
+
+def window_wss(const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
+               const uint64_t[::1] start, const uint64_t[::1] end,
+               const int64_t[::1] samples, int64_t acc_thres, uint64_t sz_thres,
+               uint64_t[::1] out):
+    """Per snapshot: Σ size of regions with samples >= acc_thres and size >= sz_thres."""
+    cdef Py_ssize_t S = region_offset.shape[0], R = start.shape[0], k, r
+    cdef uint64_t total, sz
+    if nr_regions.shape[0] != S or out.shape[0] != S:
+        raise ValueError("snapshot arrays differ in length")
+    if end.shape[0] != R or samples.shape[0] != R:
+        raise ValueError("region columns differ in length")
+    for k in range(S):
+        if region_offset[k] < 0 or nr_regions[k] < 0 or region_offset[k] + nr_regions[k] > R:
+            raise ValueError("snapshot %d references regions outside the chunk" % k)
+    with nogil:
+        for k in range(S):
+            total = 0
+            for r in range(region_offset[k], region_offset[k] + nr_regions[k]):
+                if samples[r] < acc_thres:
+                    continue
+                sz = end[r] - start[r]
+                if sz < sz_thres:
+                    continue
+                total += sz
+            out[k] = total
+
+
+def heats_scan(const uint64_t[::1] start, const uint64_t[::1] end, const int64_t[::1] samples,
+               const uint64_t[::1] ga, const uint64_t[::1] gb,
+               int64_t[::1] below_s_hi, uint64_t[::1] below_s_lo,
+               int64_t[::1] below_e_hi, uint64_t[::1] below_e_lo, int64_t[::1] in_gap_idx):
+    """One pass of the one-pass guide heats (see heatmap._OnePassHeats).
+
+    Over regions with samples != 0 (w = size * samples, 128-bit sums): per gap i adds
+    Σ w with start < ga[i] and Σ w with end < ga[i]; writes the indices of the regions
+    whose start or end lies in some [ga[i], gb[i]] into ``in_gap_idx`` (length >= R).
+    Returns (total_hi, total_lo, max_start, nr_in_gap, bad) where ``bad`` flags an
+    address 0 or start > end (the caller falls back to the exact pass).
+    """
+    cdef Py_ssize_t R = start.shape[0], G = ga.shape[0], r, i, n_in = 0
+    cdef dp_int128 w, total = 0, cur
+    cdef uint64_t s, e, max_start = 0
+    cdef bint bad = False, inside
+    if end.shape[0] != R or samples.shape[0] != R or in_gap_idx.shape[0] < R:
+        raise ValueError("region columns differ in length")
+    if (gb.shape[0] != G or below_s_hi.shape[0] != G or below_s_lo.shape[0] != G
+            or below_e_hi.shape[0] != G or below_e_lo.shape[0] != G):
+        raise ValueError("gap arrays differ in length")
+    with nogil:
+        for r in range(R):
+            s = start[r]
+            e = end[r]
+            if s == 0 or e < s:
+                bad = True
+                break
+            if samples[r] == 0:
+                continue
+            w = <dp_int128>(e - s) * <dp_int128>samples[r]
+            total = total + w
+            if s > max_start:
+                max_start = s
+            inside = False
+            for i in range(G):
+                if s < ga[i]:
+                    cur = ((<dp_int128>below_s_hi[i]) << 64) + <dp_int128>below_s_lo[i] + w
+                    below_s_hi[i] = <int64_t>(cur >> 64)
+                    below_s_lo[i] = <uint64_t>cur
+                elif s <= gb[i]:
+                    inside = True
+                if e < ga[i]:
+                    cur = ((<dp_int128>below_e_hi[i]) << 64) + <dp_int128>below_e_lo[i] + w
+                    below_e_hi[i] = <int64_t>(cur >> 64)
+                    below_e_lo[i] = <uint64_t>cur
+                elif e <= gb[i]:
+                    inside = True
+            if inside:
+                in_gap_idx[n_in] = r
+                n_in += 1
+    return <int64_t>(total >> 64), <uint64_t>total, max_start, n_in, bad

@@ -1,0 +1,425 @@
+"""``damo-analyze batch``: analyse many record files in parallel on dask.distributed.
+
+One dask task per input file. The task receives the file's *path* (open HDF5 handles do
+not pickle, and the bytes need not travel through the scheduler), reads it with
+:func:`damo_pipe.formats.read_records`, writes ``heatmap.png``, ``wss_dist.png``,
+``wss_chron_change.png`` and ``summary.json`` into ``OUT/<name>/`` and returns a small
+result dict. The client gathers the results as they complete and writes
+``OUT/index.html``. Inputs and the output directory must be visible at the same path
+on every worker (always true for a LocalCluster; a shared filesystem otherwise).
+
+A task never raises for a bad input: the failure travels back as data
+(``ok=False``, ``error=...``) so every other file is still processed. Failures of the
+task machinery itself (a worker killed, the package missing on a remote worker) are
+caught on the client and reported the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import re
+import socket
+import time
+
+from damo_pipe.errors import DamoPipeError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: file names written per archive
+IMAGE_FILES = {
+    "heatmap": "heatmap.png",
+    "wss_dist": "wss_dist.png",
+    "wss_chron": "wss_chron_change.png",
+}
+SUMMARY_FILE = "summary.json"
+INDEX_FILE = "index.html"
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclasses.dataclass
+class BatchOptions:
+    """Per-archive analysis options (picklable; sent with every task)."""
+
+    resol: tuple = (500, 500)           # heatmap (time rows, address columns)
+    exclude_samples: int = 20           # damo report wss default
+    acc_thres: int = 1
+    sz_thres: int = 1
+    dist_percentiles: tuple = tuple(range(0, 101))
+    serialize_plots: bool = False       # set by run_batch for thread workers
+
+
+@dataclasses.dataclass
+class InputItem:
+    """One expanded input: a file to analyse, or an input that matched nothing."""
+
+    path: str                      # absolute path (or the argument as given on error)
+    name: str = ""                 # unique output sub-directory name
+    error: str | None = None       # set when the input cannot even be submitted
+
+
+# --------------------------------------------------------------------------- inputs
+
+def expand_inputs(inputs, exclude_dirs=()):
+    """Expand files, directories (recursively) and globs into a list of InputItem.
+
+    Order: arguments in the given order; directory contents and glob matches sorted.
+    The same file reached twice (by real path) is analysed once. Hidden files and
+    files under ``exclude_dirs`` (the output directory) are skipped inside
+    directories. A missing path or a glob matching nothing becomes an item with
+    ``error`` set.
+    """
+    excluded = [os.path.realpath(d) for d in exclude_dirs]
+
+    def is_excluded(p):
+        rp = os.path.realpath(p)
+        return any(rp == d or rp.startswith(d + os.sep) for d in excluded)
+
+    items, seen = [], set()
+
+    def add(p):
+        ap = os.path.abspath(p)
+        key = os.path.realpath(ap)
+        if key in seen:
+            return
+        seen.add(key)
+        items.append(InputItem(ap))
+
+    def add_dir(d):
+        found = []
+        for root, dirs, files in os.walk(d):
+            dirs[:] = sorted(x for x in dirs if not x.startswith(".")
+                             and not is_excluded(os.path.join(root, x)))
+            found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+        for f in sorted(found):
+            if os.path.isfile(f):
+                add(f)
+
+    for arg in inputs:
+        arg = os.fspath(arg)
+        if os.path.isdir(arg):
+            add_dir(arg)
+        elif os.path.exists(arg):
+            add(arg)
+        elif _GLOB_CHARS.search(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            if not matches:
+                items.append(InputItem(arg, error="no file matches %r" % arg))
+            for m in matches:
+                if os.path.isdir(m):
+                    add_dir(m)
+                elif not is_excluded(m):
+                    add(m)
+        else:
+            items.append(InputItem(arg, error="no such file or directory"))
+    return items
+
+
+def _sanitize(part):
+    s = _UNSAFE.sub("_", part).strip("_") or "input"
+    if s.startswith("."):
+        s = "_" + s
+    return s
+
+
+def unique_names(paths):
+    """A distinct, filesystem-safe directory name per path.
+
+    The base name when it is unique; otherwise the shortest tail of path components
+    (joined by ``__``) that tells the paths apart; ``-2``, ``-3``... as a last resort.
+    ``index.html`` is never produced.
+    """
+    parts = [[_sanitize(p) for p in os.path.normpath(os.fspath(x)).split(os.sep) if p]
+             or ["input"] for x in paths]
+    depth = [1] * len(parts)
+
+    def name_of(i):
+        return "__".join(parts[i][-depth[i]:])
+
+    while True:
+        groups = {}
+        for i in range(len(parts)):
+            groups.setdefault(name_of(i), []).append(i)
+        grew = False
+        for members in groups.values():
+            if len(members) > 1:
+                for i in members:
+                    if depth[i] < len(parts[i]):
+                        depth[i] += 1
+                        grew = True
+        if not grew:
+            break
+    names, used = [], set()
+    for i in range(len(parts)):
+        base = name_of(i)
+        if base.lower() == INDEX_FILE:
+            base = "_" + base
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = "%s-%d" % (base, k)
+        used.add(name)
+        names.append(name)
+    return names
+
+
+# --------------------------------------------------------------------------- the task
+
+def _collapsed(lists):
+    """damo's collapse_targets: element-wise sum of lists (the longest sets the length)."""
+    import numpy as np
+    if not lists:
+        return np.zeros(0, np.float64)
+    n = max(len(x) for x in lists)
+    out = np.zeros(n, np.float64)
+    for x in lists:
+        out[:len(x)] += np.asarray(x, np.float64)
+    return out
+
+
+def _plot_guard(options):
+    """Context manager serialising matplotlib between the threads of one process.
+
+    pyplot (used by :mod:`damo_pipe.analyze.plots`) and FreeType are not thread-safe,
+    so thread workers (``--threads``) take a dask-wide lock around their drawing; the
+    numeric work before it still runs in parallel (its kernels release the GIL).
+    """
+    import contextlib
+    if not options.serialize_plots:
+        return contextlib.nullcontext()
+    from distributed import Lock
+    return Lock("damo-pipe-matplotlib")
+
+
+def write_images(records, out_dir, options, title, warnings=None):
+    """Write the three pictures; return {kind: file name} of those written.
+
+    A picture that cannot be made from these records (a DamoPipeError, e.g. damo's
+    "Some records have intervals while some not") is skipped with a message appended
+    to ``warnings``; other exceptions propagate.
+    """
+    import numpy as np
+
+    from damo_pipe.analyze import plots
+    from damo_pipe.analyze.heatmap import compute_heatmaps
+    from damo_pipe.analyze.summary import damo_percentile_index, record_wss
+
+    warnings = [] if warnings is None else warnings
+    written = {}
+    if not any(r.nr_snapshots for r in records):
+        warnings.append("no snapshot: no picture")
+        return written
+    # numbers first (parallel-safe) ...
+    grids = []
+    try:
+        grids = compute_heatmaps(records, resol=tuple(options.resol))
+    except DamoPipeError as e:
+        warnings.append("heatmap: %s" % error_text(e))
+    wss = [record_wss(r, options.acc_thres, options.sz_thres, options.exclude_samples)
+           for r in records if r.nr_snapshots]
+    per_target = [w for _, w in wss]
+    times = [t for t, _ in wss]
+    dist = _collapsed([np.sort(w) for w in per_target])
+    if not len(dist):
+        warnings.append("no WSS picture: no snapshot left after skipping the first %d"
+                        % options.exclude_samples)
+    # ... then the drawing
+    with _plot_guard(options):
+        if grids:
+            try:
+                plots.save_heatmap_image(grids[0], os.path.join(out_dir, IMAGE_FILES["heatmap"]),
+                                         title="%s: access heatmap" % title)
+                written["heatmap"] = IMAGE_FILES["heatmap"]
+            except DamoPipeError as e:
+                warnings.append("heatmap: %s" % error_text(e))
+        if len(dist):
+            pcts = list(options.dist_percentiles)
+            vals = [dist[damo_percentile_index(p, len(dist))] for p in pcts]
+            plots.save_wss_distribution(pcts, vals, os.path.join(out_dir, IMAGE_FILES["wss_dist"]),
+                                        title="%s: WSS distribution" % title)
+            written["wss_dist"] = IMAGE_FILES["wss_dist"]
+            chron = _collapsed(per_target)
+            longest = max(times, key=len)
+            plots.save_wss_over_time(np.asarray(longest[:len(chron)]), chron,
+                                     os.path.join(out_dir, IMAGE_FILES["wss_chron"]),
+                                     title="%s: WSS over time" % title)
+            written["wss_chron"] = IMAGE_FILES["wss_chron"]
+    return written
+
+
+def error_text(exc):
+    """One-line description of an exception for the index and stderr."""
+    if isinstance(exc, DamoPipeError):
+        msg = str(exc)
+    else:
+        msg = "%s: %s" % (type(exc).__name__, exc)
+    return " ".join(msg.split())
+
+
+def analyze_archive(path, name, out_root, options=None):
+    """Analyse one record file; runs on a dask worker. Never raises for bad input.
+
+    Returns a JSON-serialisable dict: ``name``, ``path``, ``ok``, ``error``,
+    ``summary`` (see :mod:`damo_pipe.analyze.summary`), ``images`` ({kind: file name
+    relative to OUT/<name>/}), ``warnings``, ``format``, ``seconds`` (wall),
+    ``cpu_seconds`` (CPU time of the task's thread), ``worker_pid``.
+    """
+    from damo_pipe.analyze.summary import summarize_records
+    from damo_pipe.formats import detect_format, read_records
+
+    options = options or BatchOptions()
+    t0 = time.perf_counter()
+    c0 = time.thread_time()
+    result = {"name": name, "path": path, "ok": False, "error": None, "summary": None,
+              "images": {}, "warnings": [], "format": None, "seconds": None,
+              "worker_pid": os.getpid()}
+    out_dir = os.path.join(out_root, name)
+    try:
+        result["format"] = detect_format(path)
+        records = read_records(path)
+        summary = summarize_records(records, path, exclude_samples=options.exclude_samples,
+                                    acc_thres=options.acc_thres, sz_thres=options.sz_thres)
+        summary["format"] = result["format"]
+        os.makedirs(out_dir, exist_ok=True)
+        summary["warnings"] = result["warnings"]
+        result["images"] = write_images(records, out_dir, options, name, result["warnings"])
+        summary["images"] = result["images"]
+        summary["analysis"] = {"host": socket.gethostname(), "pid": os.getpid(),
+                               "seconds": round(time.perf_counter() - t0, 6),
+                               "cpu_seconds": round(time.thread_time() - c0, 6)}
+        result["summary"] = summary
+        tmp = os.path.join(out_dir, SUMMARY_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(summary, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, os.path.join(out_dir, SUMMARY_FILE))
+        result["ok"] = True
+    except Exception as e:  # noqa: BLE001 - a bad input is data, not a crash
+        result["error"] = error_text(e)
+        result["summary"] = None
+    result["seconds"] = time.perf_counter() - t0
+    result["cpu_seconds"] = time.thread_time() - c0
+    return result
+
+
+def failed_result(item, error):
+    return {"name": item.name, "path": item.path, "ok": False, "error": error, "summary": None,
+            "images": {}, "warnings": [], "format": None, "seconds": None, "cpu_seconds": None,
+            "worker_pid": None}
+
+
+# --------------------------------------------------------------------------- the client
+
+@dataclasses.dataclass
+class BatchResult:
+    results: list            # result dicts in input order
+    index_path: str
+    seconds: float
+    nr_workers: int
+
+    @property
+    def failures(self):
+        return [r for r in self.results if not r["ok"]]
+
+
+def _connect(scheduler, workers, processes, timeout="20s"):
+    """(client, cluster_or_None); the caller closes both."""
+    from distributed import Client, LocalCluster
+    if scheduler:
+        if workers:
+            log.warning("--workers is ignored with --scheduler")
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as e:
+            raise DamoPipeError("cannot connect to the dask scheduler at %s (%s)"
+                                % (scheduler, e or type(e).__name__))
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError):
+            client.close()
+            raise DamoPipeError("the dask scheduler at %s has no worker (waited %s)"
+                                % (scheduler, timeout))
+        return client, None
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise UsageError("--workers must be at least 1")
+    # dashboard_address ":0": the scheduler's HTTP server still starts (bokeh or not);
+    # a random port lets several batches (and tests) run side by side
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
+              options=None, on_start=None, on_result=None, title=None, connect_timeout="20s"):
+    """Analyse every input on dask and write ``out_dir/index.html``.
+
+    ``on_start(nr_tasks)`` is called once the work is submitted and ``on_result(result)``
+    for each finished input (completion order), e.g. to drive a progress bar.
+    Returns a :class:`BatchResult`; failures are in it, never raised.
+    """
+    from distributed import as_completed
+
+    from damo_pipe.analyze.html import write_index
+
+    t0 = time.perf_counter()
+    options = options or BatchOptions()
+    if not scheduler and not processes:
+        options = dataclasses.replace(options, serialize_plots=True)
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UsageError("--out %s exists and is not a directory" % out_dir)
+    items = expand_inputs(inputs, exclude_dirs=[out_dir])
+    if not items:
+        raise UsageError("no input files")
+    for item, name in zip(items, unique_names([i.path for i in items])):
+        item.name = name
+    os.makedirs(out_dir, exist_ok=True)
+
+    results = [None] * len(items)
+    todo = []
+    for k, item in enumerate(items):
+        if item.error:
+            results[k] = failed_result(item, "%s: %s" % (item.path, item.error))
+        else:
+            todo.append(k)
+    nr_workers = 0
+    if on_start:
+        on_start(len(items))
+    for k in range(len(items)):
+        if results[k] is not None and on_result:
+            on_result(results[k])
+    if todo:
+        client, cluster = _connect(scheduler, workers, processes, connect_timeout)
+        try:
+            nr_workers = len(client.nthreads())
+            futures = client.map(analyze_archive,
+                                 [items[k].path for k in todo], [items[k].name for k in todo],
+                                 [out_dir] * len(todo), [options] * len(todo),
+                                 pure=False, retries=0)
+            where = {f.key: k for f, k in zip(futures, todo)}
+            for fut in as_completed(futures):
+                k = where[fut.key]
+                try:
+                    res = fut.result()
+                except Exception as e:  # noqa: BLE001 - worker died, package missing, ...
+                    res = failed_result(items[k], error_text(e))
+                results[k] = res
+                fut.release()
+                if on_result:
+                    on_result(res)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    index = write_index(results, out_dir, title=title)
+    return BatchResult(results=results, index_path=index, seconds=time.perf_counter() - t0,
+                       nr_workers=nr_workers)

@@ -1,0 +1,101 @@
+"""``damo-analyze batch``: analyse many record files in parallel (dask.distributed)."""
+import sys
+
+HELP = "analyse many record files in parallel on dask and write an HTML index"
+DESCRIPTION = """\
+Analyse every input record file (any format damo-analyze reads; directories are
+searched recursively; quoted globs are expanded, '**' included) in parallel on
+dask.distributed. For each file, OUT/<name>/ receives heatmap.png, wss_dist.png,
+wss_chron_change.png and summary.json (time span, footprint, WSS percentiles,
+hottest address ranges); OUT/index.html compares all of them in a sortable table.
+
+By default a LocalCluster with one single-threaded worker process per CPU runs the
+tasks; --scheduler sends them to a running dask scheduler instead (its workers must
+see the inputs and OUT at the same paths). An unreadable input is listed as failed in
+index.html and on stderr (one line each); the others are still analysed, and the exit
+status is then 1.
+
+examples:
+  damo-analyze batch runs/*.h5 --out report/
+  damo-analyze batch 'archive/**/*.data' old/damon.data --out report --workers 2
+  damo-analyze batch /shared/records --out /shared/report --scheduler tcp://10.0.0.5:8786
+"""
+
+
+def prepare_parser(parser):
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="record file, directory (searched recursively) or glob")
+    parser.add_argument("--out", "-o", required=True, metavar="DIR",
+                        help="output directory (created if missing)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="address of a running dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                             "(default: start a LocalCluster)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="LocalCluster worker count (default: number of CPUs)")
+    parser.add_argument("--threads", action="store_true",
+                        help="LocalCluster workers are threads of this process, not processes")
+    parser.add_argument("--resol", type=int, nargs=2, metavar=("TIME", "ADDR"), default=[500, 500],
+                        help="heatmap resolution (default 500 500)")
+    parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
+                        help="snapshots skipped at the start of each record for WSS (default 20, "
+                             "like damo report wss)")
+    parser.add_argument("--title", help="title of index.html")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args):
+    from damo_pipe.analyze.batch import BatchOptions, run_batch
+    from damo_pipe.errors import UsageError
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if min(args.resol) < 1:
+        raise UsageError("--resol values must be positive")
+    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples))
+    state = {}
+
+    def on_start(n):
+        from tqdm import tqdm
+        state["bar"] = tqdm(total=n, unit="file", file=sys.stderr, dynamic_ncols=True,
+                            disable=args.no_progress, desc="damo-analyze batch")
+
+    def failure_line(res):
+        err = res["error"] or "unknown error"
+        where = "" if err.startswith(res["path"]) else res["path"] + ": "
+        return "damo-analyze: failed: %s%s" % (where, err)
+
+    def on_result(res):
+        bar = state.get("bar")
+        if bar is not None:
+            if not res["ok"]:
+                bar.write(failure_line(res), file=sys.stderr)
+            bar.update(1)
+        elif not res["ok"]:
+            print(failure_line(res), file=sys.stderr)
+
+    # dask logs its cluster's life at INFO on stderr; keep the terminal for the progress
+    # bar unless -vv asks for detail (a filter on the root handlers: dask sets the levels
+    # of its own loggers itself)
+    import logging
+
+    def quiet_dask(record):
+        return not (record.name.split(".")[0] in ("distributed", "dask")
+                    and record.levelno < logging.ERROR)
+
+    handlers = logging.getLogger().handlers if args.verbose < 2 else []
+    for h in handlers:
+        h.addFilter(quiet_dask)
+    try:
+        result = run_batch(args.inputs, args.out, scheduler=args.scheduler, workers=args.workers,
+                           processes=not args.threads, options=options, on_start=on_start,
+                           on_result=on_result, title=args.title)
+    finally:
+        if state.get("bar") is not None:
+            state["bar"].close()
+        for h in handlers:
+            h.removeFilter(quiet_dask)
+    nr_fail = len(result.failures)
+    print("%s: %d analysed, %d failed in %.1f s on %d worker(s)"
+          % (result.index_path, len(result.results) - nr_fail, nr_fail, result.seconds,
+             result.nr_workers))
+    return 1 if nr_fail else 0

@@ -1,0 +1,118 @@
+"""``damo-analyze report heatmap``: damo 3.4.3's ``report heatmap`` (text) plus matplotlib images."""
+import sys
+
+HELP = "access heatmap (time x address): terminal, raw numbers or an image"
+DESCRIPTION = """\
+Show when which address range was how frequently accessed, as damo 3.4.3's
+`damo report heatmap` does (same options, byte-identical text output). Images
+(--output FILE.png|svg|pdf|jpeg) are drawn with matplotlib.
+
+examples:
+  damo-analyze report heatmap --input damon.data
+  damo-analyze report heatmap --input record.h5 --output raw --resol 40 80
+  damo-analyze report heatmap --input record.h5 --output heatmap.png --draw_range all
+  damo-analyze report heatmap --guide --input damon.data
+  damo-analyze report heatmap --input damon.data --time_range 20s 30s guided --output raw
+"""
+
+IMAGE_TYPES = ("png", "svg", "pdf", "jpeg", "jpg")
+
+
+def prepare_parser(parser):
+    parser.add_argument("--output", metavar="<stdout|raw|file>", default="stdout",
+                        help="'stdout' (terminal map), 'raw' (time, address, heat lines) or an "
+                             "image file (.png, .svg, .pdf, .jpeg)")
+    parser.add_argument("--input", "-i", metavar="<file>", nargs="+", default=["damon.data"],
+                        help="record file(s): any damon.data flavour or an HDF5 archive")
+    parser.add_argument("--kdamond_idx", metavar="<idx>", type=int, help="kdamond index of the records to draw")
+    parser.add_argument("--context_idx", metavar="<idx>", type=int, help="context index of the records to draw")
+    parser.add_argument("--scheme_idx", metavar="<idx>", type=int, help="scheme index of the records to draw")
+    parser.add_argument("--tid", metavar="<id>", type=int, help="target id of the records to draw")
+    parser.add_argument("--resol", metavar="<resolution>", type=int, nargs=2,
+                        help="number of rows (time) and columns (address); default 40 80 for "
+                             "stdout, 500 500 otherwise")
+    parser.add_argument("--time_range", metavar="<time>", nargs="+",
+                        help="start and end time (e.g. 20s 30s) and an optional base "
+                             "('guided', 'guided_end' or a time)")
+    parser.add_argument("--address_range", metavar="<address>", nargs="+", action="append",
+                        help="start and end address and an optional 'guided' base (repeatable)")
+    parser.add_argument("--draw_range", choices=["hottest", "all"], default="hottest",
+                        help="which guided address ranges to draw by default")
+    parser.add_argument("--abs_time", action="store_true", help="absolute time in the output")
+    parser.add_argument("--abs_addr", action="store_true", help="absolute addresses in the output")
+    parser.add_argument("--guide", action="store_true", help="print guidance for the ranges and stop")
+    parser.add_argument("--guide_human", action="store_true", help="--guide with human-readable units")
+    parser.add_argument("--df_passed", action="store_true",
+                        help="weight heats by the fraction of bytes that passed DAMOS filters")
+    parser.add_argument("--sort_temperature", action="store_true",
+                        help="(accepted for compatibility; not supported)")
+    parser.add_argument("--stdout_colorset", "--stdout_heatmap_color", dest="stdout_colorset",
+                        choices=["gray", "flame", "emotion"], default="gray",
+                        help="colour set of the terminal map")
+    parser.add_argument("--stdout_skip_colorset_example", "--stdout_heatmap_skip_color_example",
+                        dest="stdout_skip_colorset_example", action="store_true",
+                        help="omit the colour legend line of the terminal map")
+    parser.add_argument("--engine", choices=["cython", "python"], default="cython",
+                        help=__import__("argparse").SUPPRESS)
+
+
+def run(args):
+    from damo_pipe.analyze import heatmap as hm
+    from damo_pipe.analyze._chunks import RecordSource
+    from damo_pipe.errors import ReportError, UsageError
+
+    if args.time_range is not None and len(args.time_range) not in (2, 3):
+        raise UsageError("--time_range takes <start> <end> [base]")
+    for r in args.address_range or []:
+        if len(r) not in (2, 3):
+            raise UsageError("--address_range takes <start> <end> [guided]")
+    if args.sort_temperature:
+        raise UsageError("--sort_temperature is not supported")
+    out = args.output
+    image = None
+    if out not in ("stdout", "raw"):
+        ext = out.rsplit(".", 1)[-1].lower() if "." in out else ""
+        if ext not in IMAGE_TYPES:
+            raise UsageError("unsupported --output %r: use stdout, raw or a .png/.svg/.pdf/.jpeg file" % out)
+        image = out
+    resol = args.resol or ([40, 80] if out == "stdout" else [500, 500])
+
+    with RecordSource.open(args.input) as src:
+        try:
+            unit = hm.check_intervals_consistency(src.metas)
+        except ReportError as e:
+            print(str(e))
+            return 1
+        if args.guide or args.guide_human:
+            guides = hm.compute_guides(src, engine=args.engine)
+            text = hm.format_guides(guides, human=args.guide_human)
+            if text:
+                print(text)
+            return 0
+        given = {name for name in ("kdamond_idx", "context_idx", "scheme_idx", "tid")
+                 if getattr(args, name) is not None}
+        key, t_range, a_ranges, _ = hm.plan_heatmaps(
+            src, args.kdamond_idx, args.context_idx, args.scheme_idx, args.tid,
+            args.time_range, args.address_range, args.draw_range, engine=args.engine,
+            given=given)
+        indices = [i for i, m in enumerate(src.metas) if hm.record_key(m) == key]
+        grids = [hm.accumulate_heatmap(src, indices, t_range, a, resol, args.df_passed,
+                                       args.engine, unit, key) for a in a_ranges]
+    write = sys.stdout.write
+    if image is not None:
+        from damo_pipe.analyze.plots import save_heatmap_image
+        for n, grid in enumerate(grids):
+            path = image
+            if len(grids) > 1:
+                stem, dot, ext = image.rpartition(".")
+                path = "%s.%d.%s" % (stem, n, ext)
+            save_heatmap_image(grid, path, abs_addr=args.abs_addr, abs_time=args.abs_time)
+        return 0
+    for grid in grids:
+        if out == "raw":
+            write(hm.format_raw(grid, args.abs_time, args.abs_addr) + "\n")
+        else:
+            text = hm.format_ascii(grid, args.stdout_colorset, args.stdout_skip_colorset_example)
+            if text is not None:
+                write(text + "\n")
+    return 0

@@ -1,0 +1,45 @@
+"""``damo-analyze report html``: one self-contained HTML page for one record file."""
+
+HELP = "self-contained HTML page (heatmap, WSS, last snapshot, record info) of one record file"
+DESCRIPTION = """\
+Write one HTML page describing a record file: heatmap, WSS distribution and WSS over
+time (PNG images embedded as base64 data URIs), record info (targets, intervals, time
+span, snapshot and region counts, footprint, WSS percentiles, hottest address ranges)
+and the last snapshot (damo's report access text, or a region table). The page loads
+nothing from the network and can be mailed or archived as a single file.
+
+examples:
+  damo-analyze report html damon.data -o damon.html
+  damo-analyze report html --input record.h5 --output record.html --resol 300 800
+"""
+
+
+def prepare_parser(parser):
+    parser.add_argument("input", nargs="?", metavar="INPUT", help="record file (default damon.data)")
+    parser.add_argument("--input", "-i", dest="input_opt", metavar="INPUT",
+                        help="record file (same as the positional INPUT)")
+    parser.add_argument("--output", "-o", required=True, metavar="FILE.html", help="page to write")
+    parser.add_argument("--input_type", choices=None, metavar="TYPE",
+                        help="input format (default: detected from the content)")
+    parser.add_argument("--resol", type=int, nargs=2, metavar=("TIME", "ADDR"), default=[500, 500],
+                        help="heatmap resolution (default 500 500)")
+    parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
+                        help="snapshots skipped at the start of each record for WSS (default 20)")
+    parser.add_argument("--max_table_rows", type=int, default=500, metavar="N",
+                        help="regions listed in the last-snapshot table (default 500)")
+
+
+def run(args):
+    from damo_pipe.analyze.batch import BatchOptions
+    from damo_pipe.analyze.html import write_record_report
+    from damo_pipe.errors import UsageError
+
+    if args.input and args.input_opt and args.input != args.input_opt:
+        raise UsageError("give the input once (INPUT or --input)")
+    path = args.input or args.input_opt or "damon.data"
+    if min(args.resol) < 1:
+        raise UsageError("--resol values must be positive")
+    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples))
+    write_record_report(path, args.output, options=options, input_type=args.input_type,
+                        max_table_rows=max(0, args.max_table_rows))
+    return 0

@@ -1,0 +1,520 @@
+"""HTML pages: the batch ``index.html`` and the self-contained ``report html`` page.
+
+Both pages are static, need no network (no CDN, no web fonts), and use a few lines of
+inline JavaScript only to sort tables: click a column header, or open the page with
+``#sort=<column-key>-asc|desc`` in the URL (e.g. ``index.html#sort=wss-p50-desc``).
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import os
+import re
+import urllib.parse
+
+from damo_pipe.analyze.summary import format_bytes_short, format_duration_ns
+
+_CSS = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
+h1 { font-size: 1.5em; margin-bottom: .2em; }
+h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+h3 { font-size: 1.05em; margin-bottom: .3em; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: .5em 0; font-size: .85em; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; vertical-align: middle; }
+th { background: #eef2f7; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th::after { content: " \\21C5"; color: #999; }
+table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; color: #222; }
+table.sortable th[aria-sort=descending]::after { content: " \\25BC"; color: #222; }
+tr:nth-child(even) td { background: #fafafa; }
+img.thumb { width: 100px; height: auto; border: 1px solid #ddd; display: block; }
+.thumbs { display: flex; gap: 4px; }
+img.full { max-width: 100%; height: auto; border: 1px solid #ddd; }
+img.kind-heatmap { width: 760px; }
+img.kind-wss_dist, img.kind-wss_chron { width: 520px; }
+.failed { color: #a00; }
+.warn { color: #850; margin: .2em 0; }
+table.failures td { background: #fff3f3; }
+.ok { color: #070; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6em; overflow-x: auto;
+      font-size: .85em; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.figs figure { margin: 0; }
+figcaption { font-size: .85em; color: #555; }
+"""
+
+_SORT_JS = """
+(function () {
+  function key(cell, numeric) {
+    var v = cell.getAttribute('data-sort');
+    if (v === null) { v = cell.textContent.trim(); }
+    if (!numeric) { return v.toLowerCase(); }
+    var x = parseFloat(v);
+    return isNaN(x) ? null : x;
+  }
+  function sortTable(table, col, asc) {
+    var th = table.tHead.rows[0].cells[col];
+    var numeric = th.getAttribute('data-type') === 'number';
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (h) {
+      h.removeAttribute('aria-sort');
+    });
+    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.forEach(function (r, i) { r._pos = i; });
+    rows.sort(function (a, b) {
+      var x = key(a.cells[col], numeric), y = key(b.cells[col], numeric);
+      if (x === y) { return a._pos - b._pos; }
+      if (x === null) { return 1; }      /* empty cells last either way */
+      if (y === null) { return -1; }
+      var c = x < y ? -1 : 1;
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  function findColumn(k) {
+    var th = document.querySelector('table.sortable th[data-key="' + k + '"]');
+    if (!th) { return null; }
+    var table = th.closest('table');
+    return [table, Array.prototype.indexOf.call(th.parentNode.cells, th)];
+  }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+      th.addEventListener('click', function () {
+        var asc = th.getAttribute('aria-sort') !== 'ascending';
+        sortTable(table, col, asc);
+        var k = th.getAttribute('data-key');
+        if (k && history.replaceState) {
+          history.replaceState(null, '', '#sort=' + k + (asc ? '-asc' : '-desc'));
+        }
+      });
+    });
+  });
+  var m = /^#sort=(.+)-(asc|desc)$/.exec(window.location.hash);
+  if (m) {
+    var found = findColumn(decodeURIComponent(m[1]));
+    if (found) { sortTable(found[0], found[1], m[2] === 'asc'); }
+  }
+})();
+"""
+
+_e = html.escape
+
+
+def _page(title, body):
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<meta name=\"generator\" content=\"damo-pipe\">\n"
+            "<title>%s</title>\n<style>%s</style>\n</head>\n<body>\n%s\n<script>%s</script>\n"
+            "</body>\n</html>\n" % (_e(title), _CSS, body, _SORT_JS))
+
+
+def _num_cell(value, text=None):
+    if value is None:
+        return '<td class="num" data-sort="">-</td>'
+    return '<td class="num" data-sort="%s">%s</td>' % (_e(repr(value) if isinstance(value, float) else str(value)),
+                                                       _e(text if text is not None else str(value)))
+
+
+def _text_cell(text, sort=None, cls=None):
+    attrs = ""
+    if sort is not None:
+        attrs += ' data-sort="%s"' % _e(str(sort))
+    if cls:
+        attrs += ' class="%s"' % cls
+    return "<td%s>%s</td>" % (attrs, text)
+
+
+def _th(label, key, numeric=False, title=None):
+    return '<th data-key="%s"%s%s>%s</th>' % (
+        _e(key), ' data-type="number"' if numeric else "",
+        ' title="%s"' % _e(title) if title else "", _e(label))
+
+
+def _pct_keys(summaries):
+    keys = set()
+    for s in summaries:
+        for t in s.get("targets", []):
+            keys.update(t.get("wss_percentiles", {}).keys())
+    return sorted(keys, key=float) or ["0", "25", "50", "75", "100"]
+
+
+def _plain(x):
+    """A number without exponent notation (integral values without a decimal point)."""
+    x = float(x)
+    return "%d" % x if x == int(x) else "%s" % x
+
+
+def _ids(t):
+    parts = []
+    for k, label in (("kdamond_idx", "k"), ("context_idx", "c"), ("scheme_idx", "s")):
+        if t.get(k) is not None:
+            parts.append("%s%s" % (label, t[k]))
+    return "/".join(parts)
+
+
+def _fmt_time_range(s):
+    if s.get("start_ns") is None:
+        return "-"
+    return "[%s, %s) ns (%s)" % (s["start_ns"], s["end_ns"], format_duration_ns(s["duration_ns"]))
+
+
+def _hottest_table(ranges):
+    if not ranges:
+        return "<p>No accessed region.</p>"
+    rows = ["<table><thead><tr><th>address range</th><th>size</th>"
+            "<th>mean nr_accesses</th><th>share of access</th></tr></thead><tbody>"]
+    for r in ranges:
+        share = 100.0 * r["access_share"]
+        rows.append("<tr><td><code>[%#x, %#x)</code></td><td class=\"num\">%s</td>"
+                    "<td class=\"num\">%.3f</td><td class=\"num\">%s</td></tr>"
+                    % (r["start"], r["end"], _e(format_bytes_short(r["size"])), r["mean_nr_accesses"],
+                       "%.1f %%" % share if share >= 0.05 or share == 0 else "&lt; 0.1 %"))
+    rows.append("</tbody></table>")
+    return "\n".join(rows)
+
+
+def _targets_table(summary, pct_keys):
+    head = ["target", "ids", "intervals (sample/aggr/update us)", "snapshots", "regions",
+            "time span", "monitored", "footprint"] + ["WSS p%s" % k for k in pct_keys] + ["WSS avg"]
+    rows = ["<table class=\"targets\"><thead><tr>%s</tr></thead><tbody>"
+            % "".join("<th>%s</th>" % _e(h) for h in head)]
+    for t in summary["targets"]:
+        iv = t.get("intervals_us")
+        ivs = " / ".join(_plain(iv[k]) for k in ("sample_us", "aggr_us", "ops_update_us")) if iv else "unknown"
+        cells = ["<td>%s</td>" % _e(str(t["target_id"])), "<td>%s</td>" % _e(_ids(t) or "-"),
+                 "<td>%s</td>" % _e(ivs), _num_cell(t["nr_snapshots"]), _num_cell(t["nr_regions"]),
+                 "<td>%s</td>" % _e(_fmt_time_range(t)),
+                 _num_cell(t["monitored_bytes"], format_bytes_short(t["monitored_bytes"])),
+                 _num_cell(t["footprint_bytes"], format_bytes_short(t["footprint_bytes"]))]
+        for k in pct_keys:
+            v = t["wss_percentiles"].get(k)
+            cells.append(_num_cell(v, format_bytes_short(v) if v is not None else None))
+        avg = t.get("wss_avg_bytes")
+        cells.append(_num_cell(avg, format_bytes_short(avg) if avg is not None else None))
+        rows.append("<tr>%s</tr>" % "".join(cells))
+    rows.append("</tbody></table>")
+    if any(not t["wss_percentiles"] and t["nr_snapshots"] for t in summary["targets"]):
+        rows.append("<p class=\"meta\">WSS percentiles are empty for records with at most %d "
+                    "snapshots (the first %d are skipped, like damo report wss).</p>"
+                    % (summary["wss_options"]["exclude_samples"], summary["wss_options"]["exclude_samples"]))
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- index.html
+
+def render_index(results, title=None, generated=None):
+    """HTML text of the batch index page for ``results`` (dicts from batch.analyze_archive)."""
+    title = title or "damo-analyze batch"
+    generated = generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    ok = [r for r in results if r["ok"]]
+    failed = [r for r in results if not r["ok"]]
+    pct_keys = _pct_keys([r["summary"] for r in ok])
+    out = ["<h1>%s</h1>" % _e(title),
+           "<p class=\"meta\">%d input(s): <span class=\"ok\">%d analysed</span>, "
+           "<span class=\"%s\">%d failed</span>. Generated %s by damo-pipe. "
+           "Click a column header to sort.</p>"
+           % (len(results), len(ok), "failed" if failed else "ok", len(failed), _e(generated))]
+    if failed:
+        out.append("<h2 class=\"failed\" id=\"failed\">Failed inputs (%d)</h2>" % len(failed))
+        out.append("<table class=\"failures\"><thead><tr><th>input</th><th>error</th></tr></thead><tbody>")
+        for r in failed:
+            out.append("<tr class=\"failed-row\"><td><code>%s</code></td><td>%s</td></tr>"
+                       % (_e(r["path"]), _e(r["error"] or "unknown error")))
+        out.append("</tbody></table>")
+
+    out.append("<h2 id=\"comparison\">WSS per archive and target</h2>")
+    head = [_th("archive", "archive"), _th("target", "target", True),
+            _th("snapshots", "snapshots", True), _th("regions", "regions", True),
+            _th("duration", "duration", True), _th("monitored", "monitored", True,
+                                                   "largest total size of monitored regions"),
+            _th("footprint", "footprint", True, "bytes ever seen accessed")]
+    head += [_th("WSS p%s" % k, "wss-p%s" % k, True) for k in pct_keys]
+    head += [_th("WSS avg", "wss-avg", True),
+             _th("pictures", "pictures", title="heatmap, WSS distribution, WSS over time")]
+    out.append("<table class=\"sortable\" id=\"archives\"><thead><tr>%s</tr></thead><tbody>" % "".join(head))
+    for r in ok:
+        s = r["summary"]
+        name = r["name"]
+        q = urllib.parse.quote(name)
+        thumbs = []
+        for kind in ("heatmap", "wss_dist", "wss_chron"):
+            f = r["images"].get(kind)
+            if f:
+                src = "%s/%s" % (q, urllib.parse.quote(f))
+                thumbs.append('<a href="%s"><img class="thumb" loading="lazy" src="%s" alt="%s %s" title="%s"></a>'
+                              % (src, src, _e(name), kind, _e(kind)))
+        thumbs = [_text_cell('<div class="thumbs">%s</div>' % "".join(thumbs) if thumbs else "-")]
+        targets = s["targets"] or [None]
+        for t in targets:
+            cells = [_text_cell('<a href="#a-%s" title="%s">%s</a>' % (_e(name), _e(r["path"]), _e(name)),
+                                sort=name)]
+            if t is None:
+                cells += [_num_cell(None)] * (6 + len(pct_keys) + 1)
+            else:
+                cells += [_num_cell(t["target_id"]), _num_cell(t["nr_snapshots"]),
+                          _num_cell(t["nr_regions"]),
+                          _num_cell(t["duration_ns"], format_duration_ns(t["duration_ns"])
+                                    if t["duration_ns"] is not None else None),
+                          _num_cell(t["monitored_bytes"], format_bytes_short(t["monitored_bytes"])),
+                          _num_cell(t["footprint_bytes"], format_bytes_short(t["footprint_bytes"]))]
+                for k in pct_keys:
+                    v = t["wss_percentiles"].get(k)
+                    cells.append(_num_cell(v, format_bytes_short(v) if v is not None else None))
+                avg = t.get("wss_avg_bytes")
+                cells.append(_num_cell(avg, format_bytes_short(avg) if avg is not None else None))
+            cells += thumbs
+            out.append("<tr data-archive=\"%s\">%s</tr>" % (_e(name), "".join(cells)))
+    out.append("</tbody></table>")
+
+    if ok:
+        out.append("<h2 id=\"details\">Archives</h2>")
+    for r in ok:
+        s = r["summary"]
+        name = r["name"]
+        q = urllib.parse.quote(name)
+        out.append("<section id=\"a-%s\"><h3>%s</h3>" % (_e(name), _e(name)))
+        out.append("<p class=\"meta\"><code>%s</code> &middot; %s &middot; %s &middot; "
+                   "%d record(s), %d snapshots, %d regions &middot; time %s &middot; "
+                   "<a href=\"%s/%s\">summary.json</a> &middot; analysed in %.2f s</p>"
+                   % (_e(r["path"]), _e(s.get("format") or "?"),
+                      _e(format_bytes_short(s.get("file_bytes"))), s["nr_records"], s["nr_snapshots"],
+                      s["nr_regions"], _e(_fmt_time_range(s)), q, "summary.json",
+                      r.get("seconds") or 0.0))
+        for w in r.get("warnings") or []:
+            out.append("<p class=\"warn\">note: %s</p>" % _e(w))
+        out.append(_targets_table(s, pct_keys))
+        for t in s["targets"]:
+            if t["hottest_ranges"]:
+                out.append("<p>Hottest address ranges of target %s:</p>" % _e(str(t["target_id"])))
+                out.append(_hottest_table(t["hottest_ranges"]))
+        out.append("</section>")
+    return _page(title, "\n".join(out))
+
+
+def write_index(results, out_dir, title=None):
+    """Write ``out_dir/index.html`` atomically; return its path."""
+    path = os.path.join(out_dir, "index.html")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(render_index(results, title=title))
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- report html
+
+def data_uri(png_bytes, mime="image/png"):
+    return "data:%s;base64,%s" % (mime, base64.b64encode(png_bytes).decode("ascii"))
+
+
+def _region_table(record, k, limit):
+    snaps = record.snapshots
+    lo, hi = record.region_bounds(k)
+    reg = record.regions
+    n = hi - lo
+    rows = ["<p>Snapshot %d of %d: [%d, %d) ns, %d regions, %s.</p>"
+            % (k + 1, record.nr_snapshots, snaps.start_ns[k], snaps.end_ns[k], n,
+               _e(format_bytes_short(int(snaps.total_bytes[k]))))]
+    rows.append("<table class=\"sortable regions\"><thead><tr>%s%s%s%s%s%s</tr></thead><tbody>"
+                % (_th("#", "r-idx", True), _th("start", "r-start", True), _th("end", "r-end", True),
+                   _th("size", "r-size", True), _th("nr_accesses", "r-acc", True),
+                   _th("age", "r-age", True)))
+    for i in range(lo, min(hi, lo + limit)):
+        size = int(reg.end[i] - reg.start[i])
+        age = int(reg.age[i])
+        rows.append("<tr>%s%s%s%s%s%s</tr>" % (
+            _num_cell(i - lo), _num_cell(int(reg.start[i]), "%#x" % int(reg.start[i])),
+            _num_cell(int(reg.end[i]), "%#x" % int(reg.end[i])), _num_cell(size, format_bytes_short(size)),
+            _num_cell(int(reg.nr_accesses[i])), _num_cell(age if age >= 0 else None)))
+    rows.append("</tbody></table>")
+    if n > limit:
+        rows.append("<p class=\"meta\">%d more regions not shown.</p>" % (n - limit))
+    return "\n".join(rows)
+
+
+def access_text(records):
+    """damo ``report access`` text (default style, default record filter) of the last
+    snapshot of each record, or None when the access module is unavailable or cannot
+    render these records (e.g. records without intervals, where damo refuses)."""
+    try:
+        from damo_pipe.analyze.access import AccessOptions, render_report
+        from damo_pipe.analyze.record_filter import apply_record_filter
+    except ImportError:
+        return None
+    if not records or any(r.intervals is None for r in records):
+        return None
+    try:
+        filtered = apply_record_filter(records)
+        last = [r.slice_snapshots(r.nr_snapshots - 1, r.nr_snapshots)
+                for r in filtered if r.nr_snapshots]
+        if not last:
+            return None
+        return render_report(last, AccessOptions())
+    except Exception:  # noqa: BLE001 - damo's crash cases etc.: fall back to the region table
+        return None
+
+
+def _last_snapshot_note(records):
+    parts = []
+    for r in records:
+        if r.nr_snapshots:
+            k = r.nr_snapshots - 1
+            parts.append("target %s: snapshot %d of %d, [%s, %s) ns"
+                         % (r.target_id, k + 1, r.nr_snapshots, r.snapshot_start(k),
+                            int(r.snapshots.end_ns[k])))
+    return "; ".join(parts)
+
+
+_BASIC16 = ["#000000", "#800000", "#008000", "#808000", "#000080", "#800080", "#008080", "#c0c0c0",
+            "#808080", "#ff0000", "#00ff00", "#ffff00", "#0000ff", "#ff00ff", "#00ffff", "#ffffff"]
+_ANSI = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def xterm256(n):
+    """``#rrggbb`` of xterm 256-colour palette entry ``n``."""
+    if n < 16:
+        return _BASIC16[n]
+    if n < 232:
+        n -= 16
+        levels = (0, 95, 135, 175, 215, 255)
+        return "#%02x%02x%02x" % (levels[n // 36], levels[(n // 6) % 6], levels[n % 6])
+    g = 8 + 10 * (n - 232)
+    return "#%02x%02x%02x" % (g, g, g)
+
+
+def ansi_to_html(text):
+    """Escape ``text`` for HTML and turn its 256-colour SGR escapes (damo's heatmap and
+    box colours: ``ESC[48;5;Nm``, ``ESC[38;5;Nm``, ``ESC[0m``) into styled spans."""
+    out = []
+    bg = fg = None
+    current = None          # style of the open span, None when no span is open
+
+    def emit(chunk):
+        nonlocal current
+        if not chunk:
+            return
+        style = ";".join(x for x in (("background:" + bg) if bg else "",
+                                      ("color:" + fg) if fg else "") if x) or None
+        if style != current:
+            if current is not None:
+                out.append("</span>")
+            if style is not None:
+                out.append('<span style="%s">' % style)
+            current = style
+        out.append(_e(chunk))
+
+    pos = 0
+    for m in _ANSI.finditer(text):
+        emit(text[pos:m.start()])
+        pos = m.end()
+        codes = [c for c in m.group(1).split(";") if c != ""] or ["0"]
+        i = 0
+        while i < len(codes):
+            c = codes[i]
+            if c in ("38", "48") and i + 2 < len(codes) and codes[i + 1] == "5":
+                color = xterm256(int(codes[i + 2]) % 256)
+                if c == "38":
+                    fg = color
+                else:
+                    bg = color
+                i += 3
+                continue
+            if c == "0":
+                bg = fg = None
+            i += 1
+    emit(text[pos:])
+    if current is not None:
+        out.append("</span>")
+    return "".join(out)
+
+
+def render_record_report(records, path, summary, images, *, max_table_rows=500,
+                         generated=None, access=None, warnings=()):
+    """Self-contained HTML for one record file.
+
+    ``images``: list of (caption, png bytes[, kind]). ``access``: text of damo's ``report
+    access`` for the last snapshot, or None to show a region table instead.
+    """
+    generated = generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    name = os.path.basename(os.fspath(path))
+    pct_keys = _pct_keys([summary])
+    out = ["<h1>DAMON record: %s</h1>" % _e(name),
+           "<p class=\"meta\"><code>%s</code> &middot; %s &middot; %s &middot; %d record(s), "
+           "%d snapshots, %d regions &middot; time %s &middot; generated %s by damo-pipe</p>"
+           % (_e(os.fspath(path)), _e(summary.get("format") or "?"),
+              _e(format_bytes_short(summary.get("file_bytes"))), summary["nr_records"],
+              summary["nr_snapshots"], summary["nr_regions"], _e(_fmt_time_range(summary)),
+              _e(generated))]
+    out.append("<h2 id=\"info\">Record info</h2>")
+    out.append(_targets_table(summary, pct_keys))
+    out.append("<h2 id=\"plots\">Heatmap and working set size</h2>")
+    for w in warnings:
+        out.append("<p class=\"warn\">note: %s</p>" % _e(w))
+    if images:
+        out.append("<div class=\"figs\">")
+        for item in images:
+            caption, png = item[0], item[1]
+            kind = item[2] if len(item) > 2 else "other"
+            out.append("<figure><img class=\"full kind-%s\" src=\"%s\" alt=\"%s\">"
+                       "<figcaption>%s</figcaption></figure>"
+                       % (_e(kind), data_uri(png), _e(caption), _e(caption)))
+        out.append("</div>")
+    else:
+        out.append("<p>No snapshot: nothing to plot.</p>")
+    out.append("<h2 id=\"hottest\">Hottest address ranges</h2>")
+    for t in summary["targets"]:
+        out.append("<h3>target %s</h3>" % _e(str(t["target_id"])))
+        out.append(_hottest_table(t["hottest_ranges"]))
+    out.append("<h2 id=\"access\">Last snapshot</h2>")
+    if access is not None:
+        out.append("<p class=\"meta\">damo report access (default style) of the last snapshot "
+                   "&mdash; %s</p>" % _e(_last_snapshot_note(records)))
+        out.append("<pre class=\"access\">%s</pre>" % ansi_to_html(access))
+    else:
+        shown = False
+        for r in records:
+            if r.nr_snapshots:
+                out.append("<h3>target %s</h3>" % _e(str(r.target_id)))
+                out.append(_region_table(r, r.nr_snapshots - 1, max_table_rows))
+                shown = True
+        if not shown:
+            out.append("<p>No snapshot.</p>")
+    return _page("damo-pipe report: %s" % name, "\n".join(out))
+
+
+def write_record_report(path, output, *, options=None, input_type=None, max_table_rows=500):
+    """Read ``path``, render its self-contained report page and write it to ``output``."""
+    import tempfile
+
+    from damo_pipe.analyze.batch import IMAGE_FILES, BatchOptions, write_images
+    from damo_pipe.analyze.summary import summarize_records
+    from damo_pipe.formats import detect_format, read_records
+
+    options = options or BatchOptions()
+    fmt = input_type or detect_format(path)
+    records = read_records(path, input_type=input_type)
+    summary = summarize_records(records, path, exclude_samples=options.exclude_samples,
+                                acc_thres=options.acc_thres, sz_thres=options.sz_thres)
+    summary["format"] = fmt
+    captions = {"heatmap": "access heatmap (hottest contiguous address range)",
+                "wss_dist": "working set size distribution",
+                "wss_chron": "working set size over time"}
+    images = []
+    warnings = []
+    with tempfile.TemporaryDirectory(prefix="damo-pipe-html-") as tmp:
+        written = write_images(records, tmp, options, os.path.basename(os.fspath(path)), warnings)
+        for kind in IMAGE_FILES:
+            if kind in written:
+                with open(os.path.join(tmp, written[kind]), "rb") as f:
+                    images.append((captions[kind], f.read(), kind))
+    text = render_record_report(records, path, summary, images, max_table_rows=max_table_rows,
+                                access=access_text(records), warnings=warnings)
+    tmp_out = os.fspath(output) + ".tmp"
+    with open(tmp_out, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp_out, output)
+    return summary

@@ -1,0 +1,184 @@
+"""``damo report wss``: working set size distribution (SEMANTICS.md §3), streaming.
+
+Per record: damo's adjust_records windows (first ``exclude_samples`` snapshots dropped,
+windows of at least ``work_time`` µs, trailing incomplete window dropped), then per window
+``wss = Σ size`` of regions with ``samples >= acc_thres`` and ``size >= sz_thres``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from damo_pipe.analyze._chunks import RecordSource
+
+ENGINES = ("cython", "python")
+
+
+@dataclasses.dataclass
+class TargetWss:
+    """WSS of one record, in time order: window end times (ns) and sizes (bytes)."""
+
+    target_id: object
+    times_ns: np.ndarray      # window end times
+    wss_bytes: np.ndarray     # uint64
+
+
+def _window_wss_py(regions, acc_thres, sz_thres):
+    total = 0
+    for r in range(len(regions)):
+        if int(regions.nr_accesses[r]) < acc_thres:
+            continue
+        sz = int(regions.end[r]) - int(regions.start[r])
+        if sz < sz_thres:
+            continue
+        total += sz
+    return total
+
+
+def record_wss(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
+               engine="cython"):
+    """(window end times, wss) of one record given as an iterable of chunks."""
+    from damo_pipe.analyze import _report_kernels as K
+    from damo_pipe.analyze.adjust import iter_windows
+    times, values = [], []
+    for w in iter_windows(chunks, work_time_us, exclude_samples, engine):
+        regs = w.regions
+        if engine == "python":
+            v = _window_wss_py(regs, acc_thres, sz_thres)
+        else:
+            out = np.zeros(1, np.uint64)
+            K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start, regs.end,
+                         regs.nr_accesses, int(acc_thres), int(max(0, sz_thres)), out)
+            v = int(out[0])
+        times.append(w.end)
+        values.append(v)
+    return np.array(times, np.int64), np.array(values, np.uint64)
+
+
+def _chunk_fast_ok(chunk, limit):
+    """Every snapshot is its own window and merges into itself (vectorizable)."""
+    s = chunk.snapshots
+    if chunk.nr_snapshots == 0:
+        return True
+    starts = s.start_ns.astype(np.float64)
+    starts[0] = chunk.snapshot_start(0)
+    if np.any(s.end_ns.astype(np.float64) - starts < limit):
+        return False
+    st, en = chunk.regions.start, chunk.regions.end
+    if np.any(en < st):
+        return False
+    if len(st) > 1:
+        ok = st[1:] >= en[:-1]
+        # pairs across snapshot boundaries do not matter
+        first = s.region_offset[1:][s.nr_regions[1:] > 0]
+        first = first[first > 0]
+        ok[first - 1] = True
+        if not ok.all():
+            return False
+    return True
+
+
+def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
+                         engine="cython"):
+    """(window end times, wss) of one record, chunk by chunk.
+
+    Chunks whose snapshots are each a complete, well-formed window are summed in one
+    kernel call; others go through the window state machine (merge kernel).
+    """
+    from damo_pipe.analyze import _report_kernels as K
+    from damo_pipe.analyze.adjust import Windower
+    if engine == "python":
+        return record_wss(chunks, acc_thres, sz_thres, work_time_us, exclude_samples, engine)
+    win = Windower(work_time_us, exclude_samples, engine)
+    limit = work_time_us * 1000
+    times, values = [], []
+    thr = int(max(0, sz_thres)) if not isinstance(sz_thres, float) else int(np.ceil(max(0, sz_thres)))
+    for chunk in chunks:
+        if win.idle:
+            chunk = win.take_skip(chunk)
+            if chunk is None:
+                continue
+            if _chunk_fast_ok(chunk, limit):
+                s = chunk.snapshots
+                out = np.zeros(chunk.nr_snapshots, np.uint64)
+                K.window_wss(s.region_offset, s.nr_regions, chunk.regions.start, chunk.regions.end,
+                             chunk.regions.nr_accesses, int(acc_thres), thr, out)
+                times.append(s.end_ns.copy())
+                values.append(out)
+                continue
+        ws = win.feed(chunk)
+        if ws:
+            t = np.empty(len(ws), np.int64)
+            v = np.empty(len(ws), np.uint64)
+            for n, w in enumerate(ws):
+                regs = w.regions
+                o = np.zeros(1, np.uint64)
+                K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start,
+                             regs.end, regs.nr_accesses, int(acc_thres), thr, o)
+                t[n] = w.end
+                v[n] = o[0]
+            times.append(t)
+            values.append(v)
+    if not times:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(times), np.concatenate(values)
+
+
+def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
+                sortby="size", engine="cython"):
+    """{target_id: TargetWss} as damo builds it (a later record of the same target wins).
+
+    With ``sortby == 'size'`` the wss arrays are sorted ascending (times follow them).
+    """
+    src = RecordSource.of(records)
+    out = {}
+    for i, meta in enumerate(src.metas):
+        times, values = record_wss_streaming(src.iter_chunks(i), acc_thres, sz_thres,
+                                             work_time_us, exclude_samples, engine)
+        if sortby == "size":
+            order = np.argsort(values, kind="stable")
+            times, values = times[order], values[order]
+        out[meta.target_id] = TargetWss(meta.target_id, times, values)
+    return out
+
+
+def collapse(per_target):
+    """damo's default --collapse_targets: index-wise sum of the (sorted) lists."""
+    lists = [t.wss_bytes for t in per_target.values()]
+    n = max((len(x) for x in lists), default=0)
+    total = [0] * n
+    for x in lists:
+        for k, v in enumerate(x.tolist()):
+            total[k] += v
+    return total
+
+
+def format_wss_block(tid, values, percentiles, raw=False, all_wss=False, nr_cols_bar=59):
+    """Text of one ``# target_id`` block (values: Python ints in report order)."""
+    from damo_pipe.analyze.damo_format import format_sz
+    lines = ["# target_id\t%s" % tid, "# <percentile> <wss>"]
+    n = len(values)
+    if n == 0:
+        lines.append("# no snapshot")
+        return "\n".join(lines)
+    avg = sum(values) / n
+    lines.append("# avr:\t%s" % format_sz(avg, raw))
+    if all_wss:
+        for idx, v in enumerate(values):
+            lines.append("%s %s" % (idx, format_sz(v, raw)))
+        return "\n".join(lines)
+
+    def pick(p):
+        idx = int(p / 100.0 * n)
+        if idx == n:
+            idx = n - 1
+        return values[idx]
+    chosen = [(p, pick(p)) for p in percentiles]
+    max_val = max((v for _, v in chosen), default=0)
+    per_col = max_val / nr_cols_bar if max_val != 0 else 1
+    for p, v in chosen:
+        cols = int(v / per_col)
+        lines.append("%3d %15s" % (p, format_sz(v, raw)) + " |" + "*" * cols
+                     + " " * (nr_cols_bar - cols) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,506 @@
+"""Trace text readers: ``perf script`` output, ``trace-cmd report`` text (with or
+without the latency column), raw tracefs ``trace_pipe`` text, and perf.data (through
+``perf script``).  FORMATS.md §4.
+
+Two engines share one grammar:
+
+* ``python`` — the reference: one line at a time with ``bytes.split()``;
+* ``cython`` — :func:`damo_pipe._fastparse.trace_scan`, one pass over the bytes with no
+  Python object per line.
+
+Both turn event lines into *rows* (end time, target, nr_regions, region, snapshot id,
+record index) with the same per-target grouping state machine, then
+:func:`rows_to_batch` groups rows into snapshots and :class:`ChunkAssembler` applies
+damo's start deduction and fake-snapshot removal.
+
+Line grammar (damo 3.x normalisation): ``tokens = line.split()``; lines with < 4 tokens
+are skipped; ``ts_idx = 2 if tokens[2].endswith(':') else 3``; the event is
+``tokens[ts_idx+1][:-1]`` without a ``damon:`` prefix; ``fields = tokens[ts_idx+2:]``.
+``damon_aggregated`` takes 5 fields (4 = no age), ``damos_before_apply`` 7
+(target := target_idx); everything else is ignored.  Timestamps are
+``int(float(ts) * 1e9)``.  Deviations from damo (see docs/compat/readers.md): lines
+without an event token (``CPU 1 is empty``) are skipped instead of crashing; an age
+written as ``None`` (damo's own perf_script writer) reads as unknown; each target has
+its own open snapshot (damo has one global flag, which misgroups interleaved targets).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import numpy as np
+
+from damo_pipe.errors import ExternalToolError, RecordFormatError
+from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
+from damo_pipe.model import AGE_UNKNOWN, Record
+
+U64_MAX = (1 << 64) - 1
+I64_MAX = (1 << 63) - 1
+_TS_RE = re.compile(rb"\A(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+_UINT_RE = re.compile(rb"\A[0-9]+\Z")
+_INT_RE = re.compile(rb"\A-?[0-9]+\Z")
+
+#: rows produced per engine call, as numpy arrays (all the same length)
+ROW_FIELDS = ("end_ns", "nr_regions", "start", "end", "nr_accesses", "age", "sid", "rec")
+
+# bytes read per step when streaming a file
+READ_CHUNK = 4 << 20
+
+
+class TraceState:
+    """Grouping state shared by both engines (per record: open snapshot, last end)."""
+
+    def __init__(self):
+        self.rec_of = {}          # target id -> record index
+        self.targets = []         # record index -> target id
+        self.open_sid = []        # record index -> open snapshot id or -1
+        self.count = []           # regions in the open snapshot
+        self.last_end = []        # end of the record's last snapshot (None: no snapshot)
+        self.next_sid = 0
+        self.line_no = 0          # lines consumed so far
+
+    def new_record(self, tid):
+        idx = len(self.targets)
+        self.rec_of[tid] = idx
+        self.targets.append(tid)
+        self.open_sid.append(-1)
+        self.count.append(0)
+        self.last_end.append(None)
+        return idx
+
+    def open_sids(self):
+        return [s for s in self.open_sid if s >= 0]
+
+
+def _bad(msg, path, line):
+    return RecordFormatError(msg, path=path, line=line)
+
+
+def _parse_uint(tok, what, path, line):
+    if not _UINT_RE.match(tok):
+        raise _bad("bad %s %r" % (what, tok.decode("latin-1")), path, line)
+    v = int(tok)
+    if v > U64_MAX:
+        raise _bad("%s %s out of range" % (what, v), path, line)
+    return v
+
+
+def _parse_int(tok, what, path, line):
+    if not _INT_RE.match(tok):
+        raise _bad("bad %s %r" % (what, tok.decode("latin-1")), path, line)
+    v = int(tok)
+    if not -I64_MAX - 1 <= v <= I64_MAX:
+        raise _bad("%s %s out of range" % (what, v), path, line)
+    return v
+
+
+def _after_eq(tok, what, path, line):
+    i = tok.find(b"=")
+    if i < 0:
+        raise _bad("bad %s field %r" % (what, tok.decode("latin-1")), path, line)
+    return tok[i + 1:]
+
+
+def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
+    """Reference engine: parse complete lines of ``data``; return (consumed, rows dict).
+
+    Only whole lines are consumed unless ``final`` (then a last unterminated line is
+    parsed too).
+    """
+    cols = {f: [] for f in ROW_FIELDS}
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if final:
+        body = data
+    else:
+        cut = data.rfind(b"\n")
+        body = data[:cut + 1] if cut >= 0 else b""
+    consumed = len(body)
+    lines = body.split(b"\n")
+    if body.endswith(b"\n"):
+        lines.pop()
+    base = st.line_no
+    for li, raw in enumerate(lines):
+        line = base + li + 1
+        toks = raw.split()
+        if len(toks) < 4:
+            continue
+        ts_idx = 2 if toks[2].endswith(b":") else 3
+        if len(toks) <= ts_idx + 1:
+            continue  # e.g. trace-cmd's "CPU 1 is empty" (damo: IndexError)
+        ev = toks[ts_idx + 1][:-1]
+        if ev.startswith(b"damon:"):
+            ev = ev[6:]
+        fields = toks[ts_idx + 2:]
+        nf = len(fields)
+        if ev == b"damon_aggregated" and nf in (4, 5):
+            tidt, nrt, rng, acct = fields[0], fields[1], fields[2], fields[3]
+            aget = fields[4] if nf == 5 else None
+        elif ev == b"damos_before_apply" and nf == 7:
+            tidt, nrt, rng, acct, aget = fields[2], fields[3], fields[4], fields[5], fields[6]
+        else:
+            continue
+        tst = toks[ts_idx][:-1]
+        if not _TS_RE.match(tst):
+            raise _bad("bad timestamp %r" % tst.decode("latin-1"), path, line)
+        end_ns = int(float(tst) * 1e9)
+        if end_ns > I64_MAX:
+            raise _bad("timestamp %s out of range" % tst.decode("latin-1"), path, line)
+        tid = _parse_uint(_after_eq(tidt, "target", path, line), "target id", path, line)
+        nr = _parse_uint(_after_eq(nrt, "nr_regions", path, line), "nr_regions", path, line)
+        if nr > I64_MAX:
+            raise _bad("nr_regions %d out of range" % nr, path, line)
+        rng = rng[:-1]
+        dash = rng.find(b"-")
+        if dash < 0:
+            raise _bad("bad address range %r" % rng.decode("latin-1"), path, line)
+        start = _parse_uint(rng[:dash], "region start", path, line)
+        end = _parse_uint(rng[dash + 1:], "region end", path, line)
+        acc = _parse_int(acct, "nr_accesses", path, line)
+        if aget is None or aget == b"None":
+            age = AGE_UNKNOWN
+        else:
+            age = _parse_int(aget, "age", path, line)
+        # grouping (per-target open snapshot)
+        r = st.rec_of.get(tid)
+        if r is None:
+            r = st.new_record(tid)
+        last = st.last_end[r]
+        if last is not None and last > end_ns:
+            raise _bad("trace is not time-sorted", path, line)
+        sid = st.open_sid[r]
+        if sid < 0:
+            sid = st.open_sid[r] = st.next_sid
+            st.next_sid += 1
+            st.count[r] = 0
+            st.last_end[r] = end_ns
+        st.count[r] += 1
+        if st.count[r] == nr:
+            st.open_sid[r] = -1
+        for f, v in zip(ROW_FIELDS, (end_ns, nr, start, end, acc, age, sid, r)):
+            cols[f].append(v)
+    st.line_no = base + len(lines)
+    rows = {
+        "end_ns": np.array(cols["end_ns"], np.int64),
+        "nr_regions": np.array(cols["nr_regions"], np.int64),
+        "start": np.array(cols["start"], np.uint64),
+        "end": np.array(cols["end"], np.uint64),
+        "nr_accesses": np.array(cols["nr_accesses"], np.int64),
+        "age": np.array(cols["age"], np.int64),
+        "sid": np.array(cols["sid"], np.int64),
+        "rec": np.array(cols["rec"], np.int64),
+    }
+    return consumed, rows
+
+
+def _cy_trace_scan(data, st, final, path=None):
+    from damo_pipe import _fastparse
+    return _fastparse.trace_scan(data, st, final, path)
+
+
+def _engine_scan(engine):
+    if engine == "python":
+        return py_trace_scan
+    if engine in ("cython", "auto"):
+        try:
+            from damo_pipe import _fastparse  # noqa: F401
+            if hasattr(_fastparse, "trace_scan"):
+                return _cy_trace_scan
+        except ImportError:
+            pass
+        if engine == "cython":
+            raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
+        return py_trace_scan
+    raise ValueError("unknown engine %r" % engine)
+
+
+def _concat_rows(a, b):
+    if a is None or len(a["sid"]) == 0:
+        return b
+    if len(b["sid"]) == 0:
+        return a
+    return {f: np.concatenate([a[f], b[f]]) for f in ROW_FIELDS}
+
+
+def _take_rows(rows, idx):
+    return {f: rows[f][idx] for f in ROW_FIELDS}
+
+
+def rows_to_batch(rows, open_sids):
+    """Group rows into completed snapshots; return (SnapBatch, carry rows of open ones)."""
+    sid = rows["sid"]
+    n = len(sid)
+    if n == 0:
+        return None, rows
+    if n > 1 and not np.all(sid[1:] >= sid[:-1]):
+        order = np.argsort(sid, kind="stable")
+        rows = _take_rows(rows, order)
+        sid = rows["sid"]
+    carry = None
+    if open_sids:
+        opens = np.asarray(sorted(open_sids), np.int64)
+        cut = int(np.searchsorted(sid, opens[0], side="left"))
+        tail = sid[cut:]
+        if len(tail) == 0:
+            pass
+        elif np.isin(tail, opens).all():
+            # common case: the open snapshots are the newest ones -> slices, no copy
+            carry = {f: rows[f][cut:] for f in ROW_FIELDS}
+            rows = {f: rows[f][:cut] for f in ROW_FIELDS}
+            sid = rows["sid"]
+        else:
+            is_open = np.isin(sid, opens)
+            carry = _take_rows(rows, np.nonzero(is_open)[0])
+            rows = _take_rows(rows, np.nonzero(~is_open)[0])
+            sid = rows["sid"]
+    if len(sid) == 0:
+        return None, carry
+    firsts = np.nonzero(np.concatenate(([True], sid[1:] != sid[:-1])))[0]
+    counts = np.diff(np.append(firsts, len(sid)))
+    batch = SnapBatch(rec_idx=rows["rec"][firsts], end_ns=rows["end_ns"][firsts],
+                      nr_regions=counts.astype(np.int64), start=rows["start"],
+                      end=rows["end"], nr_accesses=rows["nr_accesses"], age=rows["age"])
+    return batch, carry
+
+
+class TraceStreamParser:
+    """Incremental trace-text parser for live capture (``trace_pipe``, ``perf script``).
+
+    Usage::
+
+        p = TraceStreamParser()
+        for data in pipe:                      # any byte chunks, split anywhere
+            for key, chunk in p.feed(data):
+                ...                            # key: record index (0, 1, ... in order
+                                               # of first appearance); p.records[key] is
+                                               # the record's metadata (target_id)
+        for key, chunk in p.finish():          # incomplete last snapshots, held-back data
+            ...
+        p.first_starts                         # {key: exact float start of snapshot 0}
+
+    Each chunk is a :class:`~damo_pipe.model.Record` holding consecutive *completed*
+    snapshots of one record (region offsets relative to the chunk).  Snapshot k>0
+    starts where k-1 ended; the first snapshot of a record carries ``start = end`` as a
+    placeholder until ``finish()`` reports the deduced start in ``first_starts`` (apply
+    it with ``ArchiveWriter.set_first_start``).  ``chunk_regions`` > 0 batches output
+    until that many regions of a record are pending (0 = emit on every feed).
+    Errors raise :class:`RecordFormatError` with the line number.
+    """
+
+    def __init__(self, *, engine="auto", path=None, chunk_regions=0, intervals=None):
+        self._scan = _engine_scan(engine)
+        self.path = path
+        self.state = TraceState()
+        self.records = []          # metadata Records, by key
+        self.intervals = intervals
+        self._asm = ChunkAssembler(self.records, chunk_regions)
+        self._buf = b""
+        self._carry = None
+        self.first_starts = {}
+        self._finished = False
+        self.last_consumed = 0
+
+    def _sync_metas(self):
+        for tid in self.state.targets[len(self.records):]:
+            self.records.append(Record(target_id=tid, intervals=self.intervals))
+
+    def _process(self, data, final):
+        consumed, rows = self._scan(data, self.state, final, self.path)
+        self._sync_metas()
+        rows = _concat_rows(self._carry, rows)
+        self._carry = None
+        if final:
+            batch, carry = rows_to_batch(rows, [])
+        else:
+            batch, carry = rows_to_batch(rows, self.state.open_sids())
+        self._carry = carry
+        out = self._asm.add(batch) if batch is not None else []
+        return consumed, out
+
+    def feed(self, data: bytes):
+        """Consume bytes; return [(record key, Record chunk)] of completed snapshots."""
+        if self._finished:
+            raise ValueError("feed() after finish()")
+        if self._buf:
+            buf = self._buf + data
+        else:
+            buf = data
+        consumed, out = self._process(buf, False)
+        self._buf = bytes(buf[consumed:])
+        if self._asm.chunk_regions == 0:
+            out = self._drain(out)
+        return out
+
+    def feed_window(self, window, final=False):
+        """Like feed() for a zero-copy window of a larger buffer: parses the complete
+        lines of ``window`` (only valid when no partial line is pending) and sets
+        ``last_consumed``; the caller passes the unconsumed rest again."""
+        if self._buf:
+            raise ValueError("feed_window() after feed() left a partial line")
+        consumed, out = self._process(window, final)
+        self.last_consumed = consumed
+        if self._asm.chunk_regions == 0:
+            out = self._drain(out)
+        return out
+
+    def _drain(self, out):
+        have = {r for r, _ in out}
+        for r in list(self._asm._pending):
+            if r not in have:
+                ch = self._asm._flush(r, final=False)
+                if ch is not None:
+                    out.append((r, ch))
+        return out
+
+    def finish(self, rest=b""):
+        """Parse what is left (an unterminated last line, open snapshots); return chunks."""
+        if self._finished:
+            return []
+        self._finished = True
+        _, out = self._process(self._buf + bytes(rest) if rest else self._buf, True)
+        self._buf = b""
+        rest, self.first_starts = self._asm.finish()
+        return out + rest
+
+
+def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto",
+                      intervals=None, read_size=READ_CHUNK):
+    """Yield (rec_idx, chunk) from a binary file object.  The first item is
+    ``(None, parser)`` so that the caller can reach ``parser.records`` and, after the
+    iteration, ``parser.first_starts``.  Regular files are memory-mapped and scanned in
+    windows of ``read_size`` bytes without copying; pipes are read."""
+    import mmap
+    p = TraceStreamParser(engine=engine, path=path, chunk_regions=chunk_regions,
+                          intervals=intervals)
+    yield None, p
+    mm = None
+    try:
+        fd = fileobj.fileno()
+        if os.path.isfile(getattr(fileobj, "name", "") or "") or _is_regular(fd):
+            size = os.fstat(fd).st_size
+            if size:
+                mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError, TypeError):
+        mm = None
+    if mm is not None:
+        try:
+            mv = memoryview(mm)
+            from damo_pipe.formats._mm import PageReleaser
+            rel = PageReleaser(mm)
+            try:
+                pos, n = 0, len(mv)
+                while pos < n:
+                    hi = min(n, pos + read_size)
+                    with mv[pos:hi] as window:
+                        items = p.feed_window(window, final=False)
+                    for item in items:
+                        yield item
+                    pos += p.last_consumed
+                    rel.release_upto(pos)
+                    if hi >= n:
+                        break
+                    if p.last_consumed == 0:
+                        # a line longer than the window: take the next window too
+                        read_size *= 2
+                for item in p.finish(bytes(mv[pos:])):
+                    yield item
+            finally:
+                mv.release()
+        finally:
+            mm.close()
+        return
+    while True:
+        data = fileobj.read(read_size)
+        if not data:
+            break
+        for item in p.feed(data):
+            yield item
+    for item in p.finish():
+        yield item
+
+
+def _is_regular(fd):
+    import stat
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def read_trace_text(path, engine="auto", intervals=None):
+    """Read a trace text file into full records."""
+    with open(path, "rb") as f:
+        gen = iter_trace_chunks(f, path=path, chunk_regions=1 << 62, engine=engine,
+                                intervals=intervals)
+        _, parser = next(gen)
+        chunks = list(gen)
+    return collect_records(parser.records, chunks, parser.first_starts)
+
+
+def parse_trace_bytes(data, engine="auto", path=None):
+    p = TraceStreamParser(engine=engine, path=path, chunk_regions=1 << 62)
+    chunks = p.feed(data) + p.finish()
+    return collect_records(p.records, chunks, p.first_starts)
+
+
+# ---------------------------------------------------------------- perf.data
+
+PERF_CANDIDATES = ("perf", "/usr/bin/perf")
+
+
+def find_perf():
+    import shutil
+    for c in PERF_CANDIDATES:
+        p = shutil.which(c)
+        if p:
+            return p
+    return None
+
+
+def open_perf_script(path):
+    """Start ``perf script --force -i path``; return the Popen (stdout is a pipe, stderr
+    goes to an anonymous temporary file so that a chatty perf cannot block)."""
+    import tempfile
+    perf = find_perf()
+    if perf is None:
+        raise ExternalToolError("perf is not installed (needed to read perf.data %s; "
+                                "install linux-perf)" % path)
+    err = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen([perf, "script", "--force", "-i", os.fspath(path)],
+                                stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL)
+    except OSError as e:
+        err.close()
+        raise ExternalToolError("cannot run perf (%s)" % e)
+    proc.err_file = err
+    return proc
+
+
+def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", intervals=None):
+    """Stream ``perf script`` output of a perf.data through the trace parser."""
+    proc = open_perf_script(path)
+    ok = False
+    try:
+        gen = iter_trace_chunks(proc.stdout, path=path, chunk_regions=chunk_regions,
+                                engine=engine, intervals=intervals, read_size=1 << 20)
+        for item in gen:
+            yield item
+        ok = True
+    finally:
+        if not ok:
+            proc.kill()
+        proc.stdout.close()
+        rc = proc.wait()
+        proc.err_file.seek(0)
+        err = proc.err_file.read()[-4096:]
+        proc.err_file.close()
+    if rc != 0:
+        msg = err.decode("utf-8", "replace").strip().splitlines()
+        raise ExternalToolError("perf script failed on %s (exit %d)%s"
+                                % (path, rc, (": " + msg[-1]) if msg else ""))
+
+
+def read_perf_data(path, engine="auto", intervals=None):
+    gen = iter_perf_data_chunks(path, chunk_regions=1 << 62, engine=engine, intervals=intervals)
+    _, parser = next(gen)
+    chunks = list(gen)
+    return collect_records(parser.records, chunks, parser.first_starts)

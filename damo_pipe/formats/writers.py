@@ -1,0 +1,397 @@
+"""Writers of damo's record formats, byte-identical to damo 3.4.3 (FORMATS.md §3/§4).
+
+* ``json``: ``json.dumps([record.to_kvpairs(raw=True)...], indent=4)`` — record and
+  snapshot values raw (decimal strings), region values *non-raw* (Q13: addresses with
+  thousands separators, ``aggr_intervals`` as a separated string, ``sz_filter_passed``
+  as a human size, ``usec`` as a human duration).
+* ``json_compressed``: ``zlib.compress`` (default level) of the json bytes.
+* ``perf_script``: one ``kdamond.x xxxx xxxx <end/1e9 %f>: damon:damon_aggregated: ...``
+  line per region; a fake snapshot after single-snapshot records; missing age printed
+  as ``None`` (Q14).
+
+Text is generated directly (no Python object per region beyond the formatted string);
+every piece equals what ``json.dumps`` would print for damo's object.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zlib
+
+import numpy as np
+
+from damo_pipe.model import AGE_UNKNOWN, DAMOS_STAT_FIELDS, Record
+
+U64_MAX = (1 << 64) - 1
+
+# damo 3.4.3 writes these damos_stats keys (the ones present in its files)
+DAMOS_STATS_KEYS = ("nr_tried", "sz_tried", "nr_applied", "sz_applied",
+                    "sz_ops_filter_passed", "qt_exceeds")
+
+
+# ------------------------------------------------------------ damo number formats
+
+def format_nr(nr, raw=False):
+    """damo's format_nr: '%d', with ',' thousands separators unless raw."""
+    if nr < 0:
+        return "-" + format_nr(-nr, raw)
+    s = "%d" % nr
+    if raw:
+        return s
+    n = len(s)
+    head = n % 3 or 3
+    parts = [s[:head]] + [s[i:i + 3] for i in range(head, n, 3)]
+    return ",".join(parts)
+
+
+def format_sz(sz, raw=False):
+    if raw:
+        return "%d" % sz
+    f = float(sz)
+    if f == float(U64_MAX):
+        return "max"
+    for shift, unit in ((60, "EiB"), (50, "PiB"), (40, "TiB"), (30, "GiB"),
+                        (20, "MiB"), (10, "KiB")):
+        if f > (1 << shift):
+            return "%.3f %s" % (f / (1 << shift), unit)
+    return "%d B" % f
+
+
+_NS_UNITS = ((24 * 3600 * 10 ** 9, "d"), (3600 * 10 ** 9, "h"), (60 * 10 ** 9, "m"),
+             (10 ** 9, "s"), (10 ** 6, "ms"), (1000, "us"), (1, "ns"))
+
+
+def format_time_ns_exact(t, raw=False):
+    """damo's format_time_ns_min_unit(t, 1 ns, raw)."""
+    if raw:
+        return "%d" % t
+    sign = ""
+    if t < 0:
+        sign, t = "-", -t
+    if t >= U64_MAX:
+        return sign + "max"
+    for unit_ns, name in _NS_UNITS:
+        if t < unit_ns:
+            continue
+        if unit_ns == 1:
+            if t % unit_ns:
+                return "%s%.3f %s" % (sign, t / unit_ns, name)
+            return "%s%d %s" % (sign, t / unit_ns, name)
+        unit_nr = int(t / unit_ns)
+        unit_str = "%s %s" % (format_nr(unit_nr), name)
+        less = t - unit_nr * unit_ns
+        if less == 0:
+            return sign + unit_str
+        return "%s%s %s" % (sign, unit_str, format_time_ns_exact(less))
+    return "0 ns"
+
+
+def format_time_us_exact(t_us, raw=False):
+    return format_time_ns_exact(t_us * 1000, raw)
+
+
+def _js(v):
+    """json.dumps of a scalar (str/int/float/None/bool)."""
+    return json.dumps(v)
+
+
+def _dump_nested(obj, indent):
+    """json.dumps(obj, indent=4) re-indented to sit at ``indent`` spaces."""
+    text = json.dumps(obj, indent=4)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+# ------------------------------------------------------------ JSON
+
+def _intervals_obj(iv):
+    if iv is None:
+        return None
+    d = {"sample_us": "%d" % iv.sample_us, "aggr_us": "%d" % iv.aggr_us,
+         "ops_update_us": "%d" % iv.ops_update_us}
+    g = iv.goal
+    if g is None:
+        from damo_pipe.model import IntervalsGoal
+        g = IntervalsGoal()
+    d["intervals_goal"] = {"access_bp": "%f" % g.access_bp, "aggrs": "%d" % g.aggrs,
+                           "min_sample_us": "%d" % g.min_sample_us,
+                           "max_sample_us": "%d" % g.max_sample_us}
+    return d
+
+
+_REGION_TMPL = (
+    '                    {\n'
+    '                        "start": "%s",\n'
+    '                        "end": "%s",\n'
+    '                        "nr_accesses": {\n'
+    '                            "samples": %d,\n'
+    '                            "percent": %s\n'
+    '                        },\n'
+    '                        "age": {\n'
+    '                            "usec": %s,\n'
+    '                            "aggr_intervals": %s\n'
+    '                        },\n'
+    '                        "probe_hits": %s,\n'
+    '                        "sz_filter_passed": "%s"\n'
+    '                    }')
+
+
+def _sz_texts(passed):
+    """format_sz of a uint64 array (fast path for <= 1024 bytes: '%d B')."""
+    vals = passed.tolist()
+    if len(passed) == 0 or int(passed.max()) <= 1024:
+        return ["%d B" % v for v in vals]
+    return [("%d B" % v) if v <= 1024 else format_sz(v) for v in vals]
+
+
+def _fast_regions(R, lo, hi, percent, usec):
+    """Cython formatter for the common case (no percent/usec/probe hits), else None."""
+    if percent is not None or usec is not None:
+        return None
+    if R.probe_offset is not None and R.probe_offset[hi] != R.probe_offset[lo]:
+        return None
+    try:
+        from damo_pipe._fastparse import json_regions_text
+    except ImportError:
+        return None
+    passed = R.sz_filter_passed[lo:hi]
+    sz_texts = None
+    if len(passed) and int(passed.max()) > 1024:
+        sz_texts = [None if v <= 1024 else format_sz(v) for v in passed.tolist()]
+    return json_regions_text(R.start[lo:hi], R.end[lo:hi], R.nr_accesses[lo:hi],
+                             R.age[lo:hi], passed, sz_texts).decode("ascii")
+
+
+def _region_lines(rec: Record, lo, hi, percent=None, usec=None):
+    """Text of regions lo:hi (each an indented object, joined with ',\\n')."""
+    R = rec.regions
+    n = hi - lo
+    if n <= 0:
+        return ""
+    fast = _fast_regions(R, lo, hi, percent, usec)
+    if fast is not None:
+        return fast
+    starts = [format(v, ",") for v in R.start[lo:hi].tolist()]
+    ends = [format(v, ",") for v in R.end[lo:hi].tolist()]
+    accs = R.nr_accesses[lo:hi].tolist()
+    ages = ['"%s"' % format(a, ",") if a != AGE_UNKNOWN else "null"
+            for a in R.age[lo:hi].tolist()]
+    szs = _sz_texts(R.sz_filter_passed[lo:hi])
+    if percent is None:
+        pcts = ["null"] * n
+    else:
+        pcts = ["null" if v is None else _js(v) for v in
+                (percent[lo:hi].tolist() if hasattr(percent, "tolist") else percent[lo:hi])]
+    if usec is None:
+        usecs = ["null"] * n
+    else:
+        usecs = []
+        for v in (usec[lo:hi].tolist() if hasattr(usec, "tolist") else usec[lo:hi]):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                usecs.append("null")
+            else:
+                usecs.append(_js(format_time_us_exact(v)))
+    if R.probe_offset is None:
+        hits = ["[]"] * n
+    else:
+        hits = []
+        for i in range(lo, hi):
+            h = R.probe_hits_of(i)
+            hits.append("[]" if not h else _dump_nested(h, 24))
+    tmpl = _REGION_TMPL
+    return ",\n".join([tmpl % (starts[i], ends[i], accs[i], pcts[i], usecs[i], ages[i],
+                                hits[i], szs[i]) for i in range(n)])
+
+
+def _snapshot_text(rec: Record, k, percent=None, usec=None):
+    S = rec.snapshots
+    lo = int(S.region_offset[k])
+    hi = lo + int(S.nr_regions[k])
+    ind = " " * 16
+    regions = _region_lines(rec, lo, hi, percent, usec)
+    regions_js = "[]" if hi == lo else "[\n" + regions + "\n" + ind + "]"
+    stats = S.damos_stats_of(k)
+    if stats is None:
+        stats_js = "null"
+    else:
+        stats_js = _dump_nested({f: "%d" % stats[f] for f in DAMOS_STATS_KEYS}, 16)
+    siv = float(S.sample_interval_us[k])
+    siv_js = "null" if math.isnan(siv) else '"%d"' % siv
+    start = rec.snapshot_start(k)
+    return ('            {\n'
+            f'{ind}"start_time": "{"%d" % start}",\n'
+            f'{ind}"end_time": "{"%d" % int(S.end_ns[k])}",\n'
+            f'{ind}"regions": {regions_js},\n'
+            f'{ind}"total_bytes": "{"%d" % int(S.total_bytes[k])}",\n'
+            f'{ind}"damos_stats": {stats_js},\n'
+            f'{ind}"sample_interval_us": {siv_js}\n'
+            '            }')
+
+
+def _record_head(rec: Record):
+    ind = " " * 8
+    filters = rec.scheme_filters or []
+    filters_js = "[]" if not filters else _dump_nested(filters, 8)
+    iv = _intervals_obj(rec.intervals)
+    iv_js = "null" if iv is None else _dump_nested(iv, 8)
+    return ('    {\n'
+            f'{ind}"kdamond_idx": {_js(0 if rec.kdamond_idx is None else rec.kdamond_idx)},\n'
+            f'{ind}"context_idx": {_js(0 if rec.context_idx is None else rec.context_idx)},\n'
+            f'{ind}"intervals": {iv_js},\n'
+            f'{ind}"scheme_idx": {_js(rec.scheme_idx)},\n'
+            f'{ind}"target_id": {_js(rec.target_id)},\n'
+            f'{ind}"scheme_filters": {filters_js},\n')
+
+
+def _record_tail(rec: Record):
+    return '        "data_source": %s\n    }' % _js(rec.data_source)
+
+
+def iter_json_text(records, region_values=None):
+    """Yield the json text of ``records`` in pieces (joined = damo's json.dumps output).
+
+    ``records`` may be any iterable of Records or of *lists of chunks* of one record
+    (consecutive chunks, so that a huge record is streamed).  ``region_values``: optional
+    callable(record_index, chunk) -> (percent array or None, usec list or None) giving
+    the per-region ``nr_accesses.percent`` / ``age.usec`` that damo's record filter fills
+    in (adjust output, SEMANTICS.md §5 step 1).
+    """
+    yield "["
+    first_rec = True
+    any_rec = False
+    for ri, item in enumerate(records):
+        chunks = item if isinstance(item, (list, tuple)) else [item]
+        head_rec = chunks[0] if chunks else None
+        if head_rec is None:
+            continue
+        any_rec = True
+        yield ("\n" if first_rec else ",\n") + _record_head(head_rec)
+        first_rec = False
+        nsnap_total = sum(c.nr_snapshots for c in chunks)
+        if nsnap_total == 0:
+            yield '        "snapshots": [],\n'
+        else:
+            yield '        "snapshots": [\n'
+            first_snap = True
+            for c in chunks:
+                pct = us = None
+                if region_values is not None:
+                    pct, us = region_values(ri, c)
+                parts = []
+                for k in range(c.nr_snapshots):
+                    parts.append(_snapshot_text(c, k, pct, us))
+                if parts:
+                    yield ("" if first_snap else ",\n") + ",\n".join(parts)
+                    first_snap = False
+            yield '\n        ],\n'
+        yield _record_tail(head_rec)
+    yield "\n]" if any_rec else "]"
+
+
+def json_text(records, region_values=None):
+    return "".join(iter_json_text(records, region_values))
+
+
+# ------------------------------------------------------------ perf_script
+
+_PERF_FMT = "kdamond.x xxxx xxxx %f: damon:damon_aggregated: target_id=%s nr_regions=%d %d-%d: %d %s\n"
+
+
+def iter_perf_script_lines(records):
+    """Yield damo's perf_script text, one snapshot's lines at a time (each line ends
+    with a newline).
+
+    The fake snapshot (start=end of the real one, duration the real one's, one region
+    0-0 with -1/-1) is appended after single-snapshot records, as damo does.
+    """
+    for item in records:
+        chunks = item if isinstance(item, (list, tuple)) else [item]
+        if not chunks:
+            continue
+        nsnap = sum(c.nr_snapshots for c in chunks)
+        tid_s = "%s" % chunks[0].target_id
+        for c in chunks:
+            S = c.snapshots
+            for k in range(c.nr_snapshots):
+                lo = int(S.region_offset[k])
+                n = int(S.nr_regions[k])
+                t = int(S.end_ns[k]) / 1000000000
+                starts = c.regions.start[lo:lo + n].tolist()
+                ends = c.regions.end[lo:lo + n].tolist()
+                accs = c.regions.nr_accesses[lo:lo + n].tolist()
+                ages = c.regions.age[lo:lo + n].tolist()
+                if n:
+                    yield "".join([_PERF_FMT % (t, tid_s, n, starts[i], ends[i], accs[i],
+                                                "None" if ages[i] == AGE_UNKNOWN else "%d" % ages[i])
+                                   for i in range(n)])
+        if nsnap == 1:
+            c = [c for c in chunks if c.nr_snapshots][0]
+            end = int(c.snapshots.end_ns[0])
+            start = c.snapshot_start(0)
+            fake_end = end + (end - start)
+            yield _PERF_FMT % (fake_end / 1000000000, tid_s, 1, 0, 0, -1, "-1")
+
+
+def perf_script_text(records):
+    return "".join(iter_perf_script_lines(records))
+
+
+# ------------------------------------------------------------ files
+
+FORMATS = ("json", "json_compressed", "perf_script")
+
+
+def _atomic_write(path, write_fn, mode=None):
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_stream(pieces_iter, f, fmt):
+    """Write text pieces to binary file ``f``: as is, or zlib-compressed (json_compressed)."""
+    if fmt == "json_compressed":
+        co = zlib.compressobj()  # same defaults as zlib.compress() -> identical bytes
+        for piece in pieces_iter:
+            f.write(co.compress(piece.encode()))
+        f.write(co.flush())
+    else:
+        for piece in pieces_iter:
+            f.write(piece.encode())
+
+
+def write_records(records, path, fmt, *, region_values=None, mode=None):
+    """Write records as damo's ``json`` / ``json_compressed`` / ``perf_script`` (atomic).
+
+    ``records``: Records, or lists of consecutive chunks of one record each.
+    ``region_values``: see :func:`iter_json_text` (json formats only).
+    ``mode``: file permission bits (default: 0666 & ~umask).
+    """
+    if fmt in ("json", "json_compressed"):
+        pieces = iter_json_text(records, region_values)
+    elif fmt == "perf_script":
+        pieces = iter_perf_script_lines(records)
+    else:
+        raise ValueError("unknown output format %r" % fmt)
+    _atomic_write(path, lambda f: write_stream(pieces, f, fmt), mode)
+
+
+__all__ = ["write_records", "json_text", "perf_script_text", "iter_json_text",
+           "iter_perf_script_lines", "format_nr", "format_sz", "format_time_ns_exact",
+           "DAMOS_STAT_FIELDS", "np"]

@@ -1,0 +1,217 @@
+"""Fixtures for tests that run against a real DAMON kernel INSIDE the VM (tools/damon-vm).
+
+Outside the VM every test here is skipped: the host's kernel runs a kdamond that is not
+ours, and nothing may write to its DAMON sysfs. "Inside" means both the harness's
+environment variable DAMON_PIPE_IN_VM=1 and a writable DAMON sysfs with nr_kdamonds 0.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN = Path("/sys/kernel/mm/damon/admin")
+MiB = 1 << 20
+
+
+def vm_skip_reason():
+    if os.environ.get("DAMON_PIPE_IN_VM") != "1":
+        return "needs a real DAMON kernel: run inside tools/damon-vm (DAMON_PIPE_IN_VM unset)"
+    nr = ADMIN / "kdamonds/nr_kdamonds"
+    if not nr.exists():
+        return "no DAMON sysfs in this kernel"
+    if not os.access(nr, os.W_OK):
+        return "DAMON sysfs is not writable (not root?)"
+    if nr.read_text().strip() != "0":
+        return "nr_kdamonds is not 0: DAMON is in use, not a throw-away VM"
+    return None
+
+
+_REASON = vm_skip_reason()
+
+
+def pytest_collection_modifyitems(config, items):
+    if _REASON is None:
+        return
+    mark = pytest.mark.skip(reason=_REASON)
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == here:
+            item.add_marker(mark)
+
+
+def wait_for(cond, timeout, what, interval=0.2):
+    """Poll COND until it returns a truthy value; fail with WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def nr_kdamonds():
+    return int((ADMIN / "kdamonds/nr_kdamonds").read_text())
+
+
+def area_heat(records, areas, skip_first=0):
+    """Size-weighted mean nr_accesses per named area {name: (lo, hi)} over all snapshots."""
+    out = {}
+    for name, (a, b) in areas.items():
+        num = den = 0
+        for r in records:
+            for k in range(skip_first, r.nr_snapshots):
+                lo, hi = r.region_bounds(k)
+                s = r.regions.start[lo:hi].astype(float)
+                e = r.regions.end[lo:hi].astype(float)
+                nr = r.regions.nr_accesses[lo:hi]
+                ov = (e.clip(None, b) - s.clip(a, None)).clip(0, None)
+                num += float((ov * nr).sum())
+                den += float(ov.sum())
+        out[name] = num / den if den else float("nan")
+    return out
+
+
+def hwc_areas(lo, hi):
+    size = hi - lo
+    hot = size // 10 // 4096 * 4096
+    warm = size * 3 // 10 // 4096 * 4096
+    return {"hot": (lo, lo + hot), "warm": (lo + hot, lo + hot + warm), "cold": (lo + hot + warm, hi)}
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    """Environment for damo-collect subprocesses: a private ownership file."""
+    d = tmp_path_factory.mktemp("collect-state")
+    e = dict(os.environ)
+    e["DAMO_PIPE_STATE_FILE"] = str(d / "owned.json")
+    os.environ["DAMO_PIPE_STATE_FILE"] = e["DAMO_PIPE_STATE_FILE"]
+    return e
+
+
+@pytest.fixture(scope="session")
+def workload_bin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("workload") / "damo_workload"
+    subprocess.run(["gcc", "-O2", "-o", str(out), str(REPO / "tools/workload/damo_workload.c")],
+                   check=True)
+    return str(out)
+
+
+class Workload:
+    def __init__(self, binary, *args):
+        self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == b"ready", line
+        self.pid = self.proc.pid
+        self.lo, self.hi = int(line[1]), int(line[2])
+
+    def rss(self):
+        with open("/proc/%d/statm" % self.pid) as f:
+            return int(f.read().split()[1]) * 4096
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def workload(workload_bin):
+    started = []
+
+    def start(*args):
+        w = Workload(workload_bin, *args)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def collect_cmd(*args):
+    return [sys.executable, "-m", "damo_pipe.collect.cli", *map(str, args)]
+
+
+@pytest.fixture
+def collect(env):
+    """Run damo-collect to completion: returns CompletedProcess (text)."""
+    def run(*args, timeout=120, check=True):
+        p = subprocess.run(collect_cmd(*args), env=env, cwd=str(REPO), capture_output=True,
+                           text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            pytest.fail("damo-collect %s failed (%d): %s" % (" ".join(map(str, args)),
+                                                             p.returncode, p.stderr))
+        return p
+    return run
+
+
+@pytest.fixture
+def collect_bg(env):
+    """Start damo-collect in the background; killed at teardown if still running."""
+    procs = []
+
+    def start(*args):
+        p = subprocess.Popen(collect_cmd(*args), env=env, cwd=str(REPO), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        return p
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def committed_snapshots(path):
+    """Snapshots a reader sees now in an archive being written (0 when not yet there)."""
+    if not os.path.exists(path):
+        return 0
+    try:
+        from damo_pipe.archive import ArchiveReader
+        with ArchiveReader(path) as r:
+            return min((r.nr_snapshots(i) for i in range(len(r))), default=0)
+    except Exception:   # noqa: BLE001 - file being created
+        return 0
+
+
+class TestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def per_test_timeout():
+    """Fail a test that takes longer than 240 s (a hung test must not eat the VM's time)."""
+    def expire(signum, frame):
+        raise TestTimeout("test took longer than 240 s")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(240)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(autouse=True)
+def damon_idle_after():
+    """Every test must leave DAMON as it found it (nr_kdamonds 0)."""
+    yield
+    if _REASON is None:
+        left = nr_kdamonds()
+        if left:
+            # clean up so later tests can run, then fail this one
+            for i in range(left):
+                st = ADMIN / ("kdamonds/%d/state" % i)
+                if st.read_text().strip() == "on":
+                    st.write_text("off")
+            (ADMIN / "kdamonds/nr_kdamonds").write_text("0")
+            pytest.fail("test left %d kdamond(s) behind" % left)

@@ -1,0 +1,294 @@
+"""Heatmap pixels and guides: both engines against an independent re-implementation.
+
+The reference below is written from SEMANTICS.md §2 with plain Python objects (one
+object per snapshot and region, as damo holds them) and shares no code with
+damo_pipe.analyze.heatmap.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from damo_pipe.analyze import heatmap as hm
+from damo_pipe.model import Intervals, IntervalsGoal, RecordBuilder, Record, RegionColumns
+
+ENGINES = ["cython", "python"]
+
+
+# ---------------------------------------------------------------- reference
+class _R:
+    def __init__(self, start, end, samples, age, passed):
+        self.start, self.end, self.samples, self.age, self.passed = start, end, samples, age, passed
+
+
+class _S:
+    def __init__(self, start, end, regions):
+        self.start, self.end, self.regions = start, end, regions
+
+
+def _objects(rec):
+    out = []
+    for k in range(rec.nr_snapshots):
+        lo, hi = rec.region_bounds(k)
+        regs = [_R(int(rec.regions.start[r]), int(rec.regions.end[r]), int(rec.regions.nr_accesses[r]),
+                   int(rec.regions.age[r]), int(rec.regions.sz_filter_passed[r])) for r in range(lo, hi)]
+        out.append(_S(rec.snapshot_start(k), int(rec.snapshots.end_ns[k]), regs))
+    return out
+
+
+def ref_heatmap(records, t_range, a_range, T, A, df_passed=False):
+    t_start, t_end = t_range
+    a_start, a_end = a_range
+    tu = (t_end - t_start) // T
+    au = (a_end - a_start) // A
+    pix = [[[int(t_start + i * tu), int(a_start + j * au), None] for j in range(A)] for i in range(T)]
+    last = None
+    for rec in records:
+        iv = rec.intervals
+        for s in _objects(rec):
+            for r in s.regions:
+                if r.end < a_start or a_start + A * au < r.start:
+                    continue
+                obs = s.start
+                if iv is not None:
+                    obs = s.start - r.age * (iv.aggr_us * 1000)
+                if last is not None and obs < last.end:
+                    obs = last.end
+                for i in range(int((obs - t_start) / tu), int((s.end - t_start) / tu) + 1):
+                    if not 0 <= i < T:
+                        continue
+                    for j in range(int((r.start - a_start) / au), int((r.end - a_start) / au) + 1):
+                        if not 0 <= j < A:
+                            continue
+                        p = pix[i][j]
+                        dt = min(s.end, p[0] + tu) - max(obs, p[0])
+                        da = min(r.end, p[1] + au) - max(r.start, p[1])
+                        v = r.samples / (iv.aggr_us / 1000000) if iv is not None else r.samples
+                        if df_passed:
+                            v = v * r.passed / (r.end - r.start)
+                        h = v * dt * da
+                        if p[2] is None:
+                            p[2] = 0
+                        pts = tu * au
+                        p[2] = float(h + p[2] * pts) / pts
+            last = s
+    return np.array([[math.nan if p[2] is None else p[2] for p in row] for row in pix])
+
+
+def rand_record(rng, nsnap, with_intervals, tid=0, float_first=False, t0=1_000_000_000):
+    b = RecordBuilder(Record(target_id=tid, kdamond_idx=0, context_idx=0,
+                             intervals=Intervals(5000, 100000, 1000000, IntervalsGoal())
+                             if with_intervals else None))
+    t = t0
+    for _ in range(nsnap):
+        n = rng.randrange(1, 6)
+        pts = sorted(rng.sample(range(0, 400), 2 * n))
+        pairs = [(pts[2 * i] * 4096, pts[2 * i + 1] * 4096) for i in range(n)]
+        dur = rng.choice([100_000_000, 100_000_000, 99_999_123])
+        b.add_snapshot(t, t + dur, RegionColumns(
+            np.array([p[0] for p in pairs], np.uint64), np.array([p[1] for p in pairs], np.uint64),
+            np.array([rng.randrange(0, 21) for _ in pairs], np.int64),
+            np.array([rng.randrange(0, 8) for _ in pairs], np.int64),
+            np.array([rng.randrange(0, p[1] - p[0]) for p in pairs], np.uint64)))
+        t += dur
+    rec = b.build()
+    if float_first:
+        rec.first_start_ns = rec.snapshots.start_ns[0] + 0.40625
+    return rec
+
+
+def _same(a, b):
+    return np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("seed", range(12))
+def test_pixels_match_reference(engine, seed):
+    rng = random.Random(seed)
+    with_iv = seed % 2 == 0
+    recs = [rand_record(rng, rng.randrange(2, 12), with_iv, float_first=(seed % 3 == 1))]
+    T, A = rng.randrange(1, 20), rng.randrange(1, 30)
+    rec = recs[0]
+    t_range = [rec.snapshot_start(0) + rng.randrange(-300_000_000, 300_000_000),
+               int(rec.snapshots.end_ns[-1]) + rng.randrange(-200_000_000, 200_000_000)]
+    a_range = [rng.randrange(0, 200) * 4096, rng.randrange(201, 450) * 4096 + rng.randrange(0, 4096)]
+    df = seed % 4 == 3
+    want = ref_heatmap(recs, t_range, a_range, T, A, df_passed=df)
+    src = hm.RecordSource.from_records(recs)
+    got = hm.accumulate_heatmap(src, [0], t_range, a_range, (T, A), df, engine)
+    assert _same(got.heat, want)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_negative_heat_when_range_starts_inside_snapshot(engine):
+    """Q1 (kept in 3.4.3): a snapshot ending < 1 row before t_start adds dt < 0 to row 0."""
+    rng = random.Random(5)
+    rec = rand_record(rng, 6, False)
+    s1 = int(rec.snapshots.end_ns[1])
+    t_range = [s1 + 5_000_000, int(rec.snapshots.end_ns[-1])]
+    got = hm.accumulate_heatmap(hm.RecordSource.from_records([rec]), [0], t_range,
+                                [0, 400 * 4096], (40, 10), False, engine)
+    want = ref_heatmap([rec], t_range, [0, 400 * 4096], 40, 10)
+    assert _same(got.heat, want)
+    assert np.nanmin(got.heat) < 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chunking_does_not_change_pixels(engine):
+    rng = random.Random(9)
+    recs = [rand_record(rng, 40, True, tid=0), rand_record(rng, 30, True, tid=0)]
+    src1 = hm.RecordSource.from_records(recs)
+    src2 = hm.RecordSource.from_records(recs)
+    src2.snapshots_per_chunk = 3
+    t_range = [recs[0].snapshot_start(0), int(recs[1].snapshots.end_ns[-1])]
+    a = hm.accumulate_heatmap(src1, [0, 1], t_range, [0, 400 * 4096], (17, 13), False, engine)
+    b = hm.accumulate_heatmap(src2, [0, 1], t_range, [0, 400 * 4096], (17, 13), False, engine)
+    assert _same(a.heat, b.heat)
+    assert _same(a.heat, ref_heatmap(recs, t_range, [0, 400 * 4096], 17, 13))
+
+
+# ---------------------------------------------------------------- guides
+def _rec_from(snaps, tid=0, intervals=None):
+    b = RecordBuilder(Record(target_id=tid, intervals=intervals))
+    for (t0, t1, regs) in snaps:
+        b.add_snapshot(t0, t1, RegionColumns(np.array([r[0] for r in regs], np.uint64),
+                                             np.array([r[1] for r in regs], np.uint64),
+                                             np.array([r[2] for r in regs], np.int64),
+                                             np.array([r[3] if len(r) > 3 else 0 for r in regs], np.int64)))
+    return b.build()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_guide_gaps_narrow_and_lowest_zero_quirk(engine):
+    rec = _rec_from([
+        (0, 10, [(0, 100, 1), (200, 300, 0), (500, 600, 2)]),     # gaps [100,200] [300,500]
+        (10, 20, [(50, 150, 1), (180, 320, 1), (450, 700, 1)]),  # narrows to [150,180] [320,450]
+    ])
+    g, = hm.compute_guides([rec], engine=engine, with_heats=True)
+    assert g.gaps == [[150, 180], [320, 450]]
+    # lowest 0 counts as unset: the next region's start (200) overwrites it, then min -> 50
+    assert g.lowest_addr == 50
+    assert g.highest_addr == 700
+    assert g.regions() == [[50, 150], [180, 320], [450, 700]]
+    assert g.start_time == 0 and g.end_time == 20
+    # heats: whole region size x samples of regions touching (closed) each contiguous region
+    assert g.heats == [100 * 1 + 100 * 1, 140 * 1, 100 * 2 + 250 * 1]
+    assert g.format().splitlines()[-1] == "region\t 2: [450, 700) (250)"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_guides_sorted_by_total_space(engine):
+    a = _rec_from([(0, 10, [(0x1000, 0x2000, 1)])], tid=1)
+    b = _rec_from([(0, 10, [(0x1000, 0x9000, 1)])], tid=2)
+    gs = hm.compute_guides([a, b], engine=engine)
+    assert [g.target_id for g in gs] == [2, 1]
+
+
+def test_guide_start_time_extends_by_max_age():
+    iv = Intervals(5000, 100000, 1000000, IntervalsGoal())
+    rec = _rec_from([(10_000_000_000, 10_100_000_000, [(4096, 8192, 3, 7), (8192, 12288, 0, 2)])],
+                    intervals=iv)
+    g, = hm.compute_guides([rec])
+    assert g.start_time == 10_000_000_000 - 7 * 100_000_000
+
+
+def test_mixed_intervals_refused():
+    from damo_pipe.errors import ReportError
+    iv = Intervals(5000, 100000, 1000000, IntervalsGoal())
+    a = _rec_from([(0, 10, [(0, 4096, 1)])], intervals=iv)
+    b = _rec_from([(0, 10, [(0, 4096, 1)])])
+    with pytest.raises(ReportError, match="Some records have intervals while some not"):
+        hm.compute_heatmaps([a, b])
+
+
+def test_text_to_ns_matches_damo_types():
+    assert hm.damo_text_to_ns("20s") == 20_000_000_000
+    assert isinstance(hm.damo_text_to_ns("20s"), int)
+    assert hm.damo_text_to_ns("1.5s") == 1.5e9
+    assert hm.damo_text_to_ns("1 m 30 s") == 90_000_000_000
+    assert hm.damo_text_to_ns("123") == 123
+
+
+def test_raw_rendering_float_time_column():
+    grid = hm.HeatmapGrid(heat=np.array([[1.5, np.nan]]), t_start=10.25, time_unit=4.0,
+                          a_start=100, addr_unit=50)
+    assert hm.format_raw(grid) == "-0.25\t0\t1.5\n-0.25\t50\tNaN"
+    assert hm.format_raw(grid, abs_time=True, abs_addr=True) == "10\t100\t1.5\n10\t150\tNaN"
+
+
+def test_ascii_rendering_levels():
+    grid = hm.HeatmapGrid(heat=np.array([[0.0, 9.0], [np.nan, 4.5]]), t_start=0, time_unit=1000,
+                          a_start=0, addr_unit=2048, t_end=2000, a_end=4096)
+    text = hm.format_ascii(grid)
+    lines = text.split("\n")
+    # unit = (9 + 1 - 0) / 9; levels 0 and int(9/(10/9)) = 8; blank = level-4 escape + space
+    assert lines[0] == "\x1b[48;5;232m\x1b[38;5;237m0\x1b[48;5;232m\x1b[38;5;253m8\x1b[0m"
+    assert lines[1] == "\x1b[48;5;232m\x1b[38;5;245m \x1b[48;5;232m\x1b[38;5;245m4\x1b[0m"
+    assert lines[-1] == "# resolution: 2x2 (2.000 KiB and 1 us for each character)"
+    assert lines[-2] == "# y-axis: time [0 ns, 2 us) (2 us)"
+    assert lines[-3] == "# x-axis: space [0 B, 4.000000 KiB) (4.000 KiB)"
+
+
+def _rand_gappy(rng, nsnap, zero_ok=False):
+    b = RecordBuilder(Record(target_id=0))
+    areas = [(rng.randrange(1, 50), rng.randrange(60, 90)), (rng.randrange(100, 130), rng.randrange(140, 200)),
+             (rng.randrange(300, 320), rng.randrange(330, 400))]
+    for k in range(nsnap):
+        regs = []
+        for a, e in areas:
+            a = max(1, a + rng.randrange(-3, 4))
+            e += rng.randrange(-3, 4)
+            if zero_ok and rng.random() < 0.1:
+                a = 0
+            cuts = sorted(set([a, e] + [rng.randrange(a, e) for _ in range(rng.randrange(0, 4))]))
+            regs += [(cuts[i] * 4096, cuts[i + 1] * 4096, rng.choice([0, 0, 1, 5, 20]))
+                     for i in range(len(cuts) - 1)]
+        b.add_snapshot(k * 100, k * 100 + 100, RegionColumns(
+            np.array([r[0] for r in regs], np.uint64), np.array([r[1] for r in regs], np.uint64),
+            np.array([r[2] for r in regs], np.int64)))
+    return b.build()
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_one_pass_heats_equal_exact_pass(seed):
+    rng = random.Random(seed)
+    recs = [_rand_gappy(rng, rng.randrange(1, 30), zero_ok=seed % 5 == 0)]
+    src = hm.RecordSource.from_records(recs)
+    src.snapshots_per_chunk = rng.choice([1, 4, 100])
+    fast = hm.compute_guides(src, engine="cython", with_heats=True)
+    exact = hm.compute_guides(recs, engine="python", with_heats=True)
+    assert [g.regions() for g in fast] == [g.regions() for g in exact]
+    assert [[h or 0 for h in g.heats] for g in fast] == [[h or 0 for h in g.heats] for g in exact]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_epoch_nanoseconds_beyond_double_precision(engine):
+    """Times above 2**53 (epoch ns) leave the double kernel: the exact engine takes over."""
+    rng = random.Random(21)
+    recs = [rand_record(rng, 8, False, t0=1_700_000_000_123_456_789)]
+    t_range = [recs[0].snapshot_start(0), int(recs[0].snapshots.end_ns[-1])]
+    got = hm.accumulate_heatmap(hm.RecordSource.from_records(recs), [0], t_range,
+                                [0, 400 * 4096], (7, 9), False, engine)
+    assert _same(got.heat, ref_heatmap(recs, t_range, [0, 400 * 4096], 7, 9))
+
+
+def test_time_range_reads_only_needed_snapshots():
+    rng = random.Random(4)
+    rec = rand_record(rng, 200, True)
+    src = hm.RecordSource.from_records([rec])
+    seen = []
+    orig = src.iter_chunk_range
+
+    def spy(i, lo, hi):
+        seen.append((lo, hi))
+        return orig(i, lo, hi)
+    src.iter_chunk_range = spy
+    s = rec.snapshot_start(0)
+    t_range = [s + 5_000_000_000, s + 6_000_000_000]      # snapshots ~50..60 of 200
+    got = hm.accumulate_heatmap(src, [0], t_range, [0, 400 * 4096], (10, 10), False, "cython")
+    lo, hi = seen[0]
+    assert 40 <= lo <= 50 and 60 <= hi <= 70
+    assert _same(got.heat, ref_heatmap([rec], t_range, [0, 400 * 4096], 10, 10))

@@ -1,0 +1,504 @@
+"""Tracepoint streaming (damo_pipe.collect.tracer) against a fake tracefs and a fake perf.
+
+Nothing here touches the host's real tracefs: every session gets ``tracefs_root`` = a
+temporary directory whose ``trace_pipe`` is a FIFO fed from the real captures in
+../shared/fixtures/kernel.
+"""
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from damo_pipe.archive import ArchiveWriter, read_archive_records
+from damo_pipe.collect import tracer
+from damo_pipe.collect.commands import record_trace
+from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableError,
+                              ExternalToolError)
+from damo_pipe.model import Record
+from tests.unit.test_tracer_helpers import (PARSERS, PERF_SCRIPT_CAPTURE, TRACE_PIPE_CAPTURE,
+                                            FakeTracefs, StandInStreamParser,
+                                            assert_archive_matches_reference,
+                                            assert_archive_prefix_of_reference, make_parser,
+                                            reference_snapshots, start_feeder)
+
+REPO = Path(__file__).resolve().parents[2]
+CAPTURES = {"trace_pipe": TRACE_PIPE_CAPTURE, "perf_script": PERF_SCRIPT_CAPTURE}
+
+
+def capture(name):
+    p = CAPTURES[name]
+    if not p.exists():
+        pytest.skip("kernel capture %s not found" % p)
+    return p.read_bytes()
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    return FakeTracefs(tmp_path / "tracing").install(monkeypatch)
+
+
+def new_writer(path, targets=(0,)):
+    w = ArchiveWriter(path)
+    return w, {t: w.add_record(Record(target_id=t)) for t in targets}
+
+
+def run_until_fed(handle, feeder, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while feeder.is_alive() and time.monotonic() < deadline:
+        handle.poll()
+        handle.wait(0.01)
+    assert not feeder.is_alive(), "feeder did not finish"
+    handle.poll()
+
+
+# ----------------------------------------------------------------------------- tracefs state
+def test_instance_mode_enables_only_damon_events_and_cleans_up(fake, tmp_path):
+    before = fake.snapshot_state()
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, buffer_kb=2048,
+                                   parser=StandInStreamParser())
+    inst = Path(fake.instances_made[0])
+    assert inst.name == "damo-pipe-%d" % os.getpid()
+    assert fake.enable_state(inst) == {"damon_aggregated": "1", "damos_before_apply": "1"}
+    assert (inst / "buffer_size_kb").read_text() == "2048"
+    # nothing outside the instance changed
+    assert fake.snapshot_state() == {**before, **{k: v for k, v in fake.snapshot_state().items()
+                                                  if k.startswith("instances/")}}
+    assert fake.enable_state() == {"damon_aggregated": "0", "damos_before_apply": "0"}
+    h.stop()
+    w.close()
+    assert not inst.exists()
+    assert fake.snapshot_state() == before
+
+
+def test_instance_disables_events_before_removal(fake, tmp_path, monkeypatch):
+    seen = {}
+
+    def rmdir(path):
+        seen.update(fake.enable_state(path))
+        FakeTracefs.rmdir_instance(path)
+    monkeypatch.setattr(tracer, "_rmdir_instance", rmdir)
+    w, keys = new_writer(tmp_path / "a.h5")
+    tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root,
+                               parser=StandInStreamParser()).stop()
+    assert seen == {"damon_aggregated": "0", "damos_before_apply": "0"}
+
+
+def test_toplevel_mode_saves_changes_and_restores(tmp_path, monkeypatch):
+    fake = FakeTracefs(tmp_path / "tracing", tracing_on="0\n").install(monkeypatch)
+    before = fake.snapshot_state()
+    state_dir = tmp_path / "state"
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+                                   buffer_kb=4096, state_dir=state_dir,
+                                   parser=StandInStreamParser())
+    assert fake.enable_state() == {"damon_aggregated": "1", "damos_before_apply": "1"}
+    assert (fake.root / "tracing_on").read_text() == "1"
+    assert (fake.root / "buffer_size_kb").read_text() == "4096"
+    assert [p.name for p in state_dir.iterdir()] == ["tracefs-toplevel-%d.json" % os.getpid()]
+    h.stop()
+    w.close()
+    after = fake.snapshot_state()
+    # buffer_size_kb "7 (expanded: 1408)" is restored to its expanded size
+    assert after.pop("buffer_size_kb") == "1408"
+    before.pop("buffer_size_kb")
+    assert after == before
+    assert list(state_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("control,what", [
+    ({"current_tracer": "function\n"}, "current_tracer"),
+    ({"set_event": "sched:sched_switch\n"}, "sched:sched_switch"),
+    ({"set_event": "damon:damon_aggregated\n"}, "damon:damon_aggregated"),
+])
+def test_toplevel_refuses_tracing_in_use(tmp_path, monkeypatch, control, what):
+    fake = FakeTracefs(tmp_path / "tracing", **control).install(monkeypatch)
+    before = fake.snapshot_state()
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(DamonBusyError, match=what):
+        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+                                   state_dir=tmp_path / "state", parser=StandInStreamParser())
+    assert fake.snapshot_state() == before
+    w.close()
+
+
+def test_toplevel_refuses_when_trace_pipe_is_being_read(fake, tmp_path):
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import os,sys,time; os.open(sys.argv[1], os.O_RDONLY|os.O_NONBLOCK);"
+         " print('open', flush=True); time.sleep(60)", str(fake.root / "trace_pipe")],
+        stdout=subprocess.PIPE)
+    try:
+        assert reader.stdout.readline().strip() == b"open"
+        before = fake.snapshot_state()
+        w, keys = new_writer(tmp_path / "a.h5")
+        with pytest.raises(DamonBusyError, match="pid %d" % reader.pid):
+            tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+                                       state_dir=tmp_path / "state", parser=StandInStreamParser())
+        assert fake.snapshot_state() == before
+        w.close()
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def test_instance_mode_is_not_disturbed_by_other_users(tmp_path, monkeypatch):
+    fake = FakeTracefs(tmp_path / "tracing", current_tracer="function\n",
+                       set_event="sched:sched_switch\n").install(monkeypatch)
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+    h.stop()
+    w.close()
+    assert (fake.root / "current_tracer").read_text().strip() == "function"
+
+
+def test_existing_instance_is_refused(fake, tmp_path):
+    fake.mkdir_instance(fake.root / "instances" / ("damo-pipe-%d" % os.getpid()))
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(DamonBusyError, match="damo-collect stop"):
+        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+    w.close()
+
+
+def test_missing_tracepoint_and_missing_tracefs(tmp_path, monkeypatch):
+    fake = FakeTracefs(tmp_path / "tracing", events=("damos_before_apply",)).install(monkeypatch)
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(DamonUnavailableError, match="damon_aggregated"):
+        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+    assert list((fake.root / "instances").iterdir()) == []
+    with pytest.raises(DamonUnavailableError, match="not a tracefs"):
+        tracer.open_tracefs_tracer(w, keys, tracefs_root=tmp_path, parser=StandInStreamParser())
+    w.close()
+
+
+def test_permission_error_is_a_collect_error_and_rolls_back(fake, tmp_path, monkeypatch):
+    real_write = tracer._write
+
+    def failing(path, value):
+        if path.endswith("damos_before_apply/enable") and value == "1":
+            raise PermissionError(13, "Permission denied", path)
+        return real_write(path, value)
+    monkeypatch.setattr(tracer, "_write", failing)
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(CollectError, match="needs root"):
+        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+    assert list((fake.root / "instances").iterdir()) == []
+    w.close()
+
+
+# ----------------------------------------------------------------------------- streaming
+@pytest.mark.parametrize("parser_name", PARSERS)
+@pytest.mark.parametrize("cap", sorted(CAPTURES))
+@pytest.mark.parametrize("mode", ["instance", "toplevel"])
+def test_streamed_archive_equals_whole_capture(fake, tmp_path, parser_name, cap, mode):
+    data = capture(cap)
+    parser = make_parser(parser_name)
+    before = fake.snapshot_state()
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode=mode, parser=parser,
+                                   state_dir=tmp_path / "state", flush_interval=0.001)
+    feeder = start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=3000,
+                          seed=len(data) + len(mode))
+    run_until_fed(h, feeder)
+    summary = h.stop()
+    w.close()
+    ref = reference_snapshots(data.decode())
+    assert summary["regions"] == sum(len(r) for s in ref.values() for _, r in s)
+    assert h.streamer.flushes > 1   # incremental, not one write at the end
+    assert_archive_matches_reference(tmp_path / "a.h5", ref)
+    after = fake.snapshot_state()
+    if mode == "toplevel":
+        after.pop("buffer_size_kb", None), before.pop("buffer_size_kb", None)
+    assert after == before
+
+
+@pytest.mark.parametrize("parser_name", PARSERS)
+def test_stream_equals_reader_of_the_whole_file(fake, tmp_path, parser_name):
+    """Same result as the readers' whole-file trace reader, where it exists."""
+    trace_text = pytest.importorskip("damo_pipe.formats.trace_text")
+    data = capture("trace_pipe")
+    whole = trace_text.read_trace_text(str(TRACE_PIPE_CAPTURE), engine="python")
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=700))
+    h.stop()
+    w.close()
+    got = read_archive_records(tmp_path / "a.h5")
+    assert [r.target_id for r in got] == [r.target_id for r in whole]
+    for a, b in zip(got, whole):
+        assert a.nr_snapshots == b.nr_snapshots
+        assert a.first_start_ns == b.first_start_ns
+        for name in ("end_ns", "nr_regions", "total_bytes"):
+            assert list(getattr(a.snapshots, name)) == list(getattr(b.snapshots, name)), name
+        assert list(a.snapshots.start_ns[1:]) == list(b.snapshots.start_ns[1:])
+        for name in ("start", "end", "nr_accesses", "age"):
+            assert list(getattr(a.regions, name)) == list(getattr(b.regions, name)), name
+
+
+def test_unannounced_target_gets_its_own_record(fake, tmp_path):
+    data = capture("trace_pipe").replace(b"target_id=0 ", b"target_id=7 ")
+    w = ArchiveWriter(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, {}, tracefs_root=fake.root, parser=StandInStreamParser())
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data))
+    h.stop()
+    w.close()
+    assert [r.target_id for r in read_archive_records(tmp_path / "a.h5")] == [7]
+
+
+def test_parser_error_still_restores_tracefs(fake, tmp_path):
+    class Exploding(StandInStreamParser):
+        def feed(self, data):
+            raise ValueError("boom")
+    before = fake.snapshot_state()
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=Exploding())
+    feeder = start_feeder(os.path.join(h.source.dir, "trace_pipe"), b"x" * 100 + b"\n")
+    with pytest.raises(ValueError, match="boom"):
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                h.poll()
+                h.wait(0.01)
+        finally:
+            h.stop()
+    feeder.join(5)
+    w.close()
+    assert fake.snapshot_state() == before
+
+
+# ----------------------------------------------------------------------------- crash safety
+def _child(fake, archive, parser_name):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.unit.test_tracer_helpers", str(fake.root), str(archive),
+         str(TRACE_PIPE_CAPTURE), parser_name],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("parser_name", PARSERS)
+def test_sigkill_mid_stream_leaves_every_flushed_snapshot(fake, tmp_path, parser_name):
+    capture("trace_pipe")
+    make_parser(parser_name)
+    ref = reference_snapshots(TRACE_PIPE_CAPTURE.read_text())
+    rng = random.Random(6)
+    for trial in range(3):
+        archive = tmp_path / ("k%d.h5" % trial)
+        child = _child(fake, archive, parser_name)
+        assert child.stdout.readline().strip() == b"ready", child.stderr.read()
+        wanted = rng.randint(2, 12)
+        flushed = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = child.stdout.readline().split()
+            if not line:
+                break
+            flushed = int(line[1])
+            if flushed >= wanted:
+                break
+        time.sleep(rng.random() * 0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert flushed >= wanted
+        # the instance of the dead child remains until `damo-collect stop` cleans it
+        inst = fake.root / "instances" / ("damo-pipe-%d" % child.pid)
+        assert inst.exists()
+        assert fake.enable_state(inst)["damon_aggregated"] == "1"
+        total = assert_archive_prefix_of_reference(archive, ref, at_least=flushed)
+        assert total < sum(len(s) for s in ref.values())  # really killed mid-stream
+        msgs = record_trace.cleanup_after_crash(argparse.Namespace(
+            tracefs_root=str(fake.root), tracer_state_dir=str(tmp_path / "state")))
+        assert msgs == ["removed stale tracing instance %s" % inst]
+        assert not inst.exists()
+
+
+def test_cleanup_restores_toplevel_state_of_a_dead_recorder(tmp_path, monkeypatch):
+    fake = FakeTracefs(tmp_path / "tracing", tracing_on="0\n").install(monkeypatch)
+    before = fake.snapshot_state()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    sess = tracer.TracefsSession(fake.root, mode="toplevel", state_dir=tmp_path / "state",
+                                 pid=dead.pid, check_readers=False)
+    sess.open()
+    os.close(sess.fd)          # "killed": nothing restored
+    assert fake.enable_state()["damon_aggregated"] == "1"
+    live = tracer.cleanup_stale_tracing(fake.root, tmp_path / "state")
+    assert live == ["restored top-level tracefs state left by pid %d" % dead.pid]
+    assert fake.snapshot_state() == before
+    assert tracer.cleanup_stale_tracing(fake.root, tmp_path / "state") == []
+
+
+def test_cleanup_keeps_instances_of_live_processes(fake, tmp_path):
+    inst = fake.root / "instances" / ("damo-pipe-%d" % os.getpid())
+    fake.mkdir_instance(inst)
+    fake.mkdir_instance(fake.root / "instances" / "someone-else")
+    msgs = tracer.cleanup_stale_tracing(fake.root, tmp_path / "state")
+    assert msgs == ["kept tracing instance %s: pid %d is alive" % (inst, os.getpid())]
+    assert inst.exists() and (fake.root / "instances" / "someone-else").exists()
+
+
+def test_sigterm_restores_tracefs(fake, tmp_path):
+    script = textwrap.dedent("""
+        import argparse, sys, time
+        from damo_pipe.archive import ArchiveWriter
+        from damo_pipe.collect import tracer
+        from damo_pipe.collect.commands import record_trace
+        from damo_pipe.model import Record
+        from tests.unit.test_tracer_helpers import FakeTracefs, StandInStreamParser
+        root = sys.argv[1]
+        tracer._mkdir_instance = lambda p: FakeTracefs.mkdir_instance(fake, p)
+        fake = FakeTracefs.__new__(FakeTracefs)
+        fake.events = ("damon_aggregated", "damos_before_apply"); fake.instances_made = []
+        tracer._rmdir_instance = FakeTracefs.rmdir_instance
+        p = argparse.ArgumentParser(); record_trace.add_tracer_options(p)
+        args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", root])
+        w = ArchiveWriter(sys.argv[2]); keys = {0: w.add_record(Record(target_id=0))}
+        h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser())
+        try:
+            print("ready", flush=True)
+            while True:
+                h.poll(); h.wait(0.05)
+        finally:
+            h.stop(); w.close()
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script, str(fake.root), str(tmp_path / "t.h5")],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout.readline().strip() == b"ready", child.stderr.read()
+    inst = fake.root / "instances" / ("damo-pipe-%d" % child.pid)
+    assert inst.exists()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(20) == 143
+    assert not inst.exists()
+    assert read_archive_records(tmp_path / "t.h5")[0].nr_snapshots == 0
+
+
+# ----------------------------------------------------------------------------- command helpers
+def test_tracer_options_and_none():
+    p = argparse.ArgumentParser()
+    record_trace.add_tracer_options(p)
+    a = p.parse_args([])
+    assert (a.tracer, a.tracefs_root, a.trace_buffer_kb, a.tracefs_mode) == ("none", None, None,
+                                                                            "instance")
+    h = record_trace.start_tracer(a, writer=None, record_keys={})
+    assert h.poll() == 0 and h.stop() == {"tracer": "none"}
+    with pytest.raises(SystemExit):
+        p.parse_args(["--tracer", "ftrace"])
+
+
+def test_start_tracer_tracefs_with_args(fake, tmp_path):
+    p = argparse.ArgumentParser()
+    record_trace.add_tracer_options(p)
+    args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", str(fake.root),
+                         "--trace_buffer_kb", "512"])
+    data = capture("trace_pipe")
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser())
+    assert (Path(fake.instances_made[0]) / "buffer_size_kb").read_text() == "512"
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data))
+    s = h.stop()
+    w.close()
+    assert s["tracer"] == "tracefs" and s["snapshots"] == 30
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# ----------------------------------------------------------------------------- perf
+FAKE_PERF = """#!{python}
+import os, signal, sys, time
+log = os.environ["FAKE_PERF_LOG"]
+with open(log + "." + sys.argv[1], "w") as f:
+    f.write(" ".join(sys.argv[1:]))
+if sys.argv[1] == "record":
+    if os.environ.get("FAKE_PERF_FAIL"):
+        sys.stderr.write("event syntax error: 'damon:damon_aggregated'\\n  unknown tracepoint\\n")
+        sys.exit(129)
+    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+    data = open(os.environ["FAKE_PERF_DATA"], "rb").read()
+    for i in range(0, len(data), 1500):
+        os.write(1, data[i:i + 1500])
+        time.sleep(0.001)
+    while True:
+        time.sleep(0.1)
+elif sys.argv[1] == "script":
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        os.write(1, b)
+"""
+
+
+@pytest.fixture
+def fake_perf(tmp_path, monkeypatch):
+    path = tmp_path / "perf"
+    path.write_text(FAKE_PERF.format(python=sys.executable))
+    path.chmod(0o755)
+    monkeypatch.setenv("FAKE_PERF_LOG", str(tmp_path / "perf.log"))
+    monkeypatch.setenv("FAKE_PERF_DATA", str(PERF_SCRIPT_CAPTURE))
+    return path
+
+
+@pytest.mark.parametrize("parser_name", PARSERS)
+def test_perf_streaming_equals_whole_capture(fake, fake_perf, tmp_path, parser_name):
+    data = capture("perf_script")
+    before = fake.snapshot_state()
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+                                parser=make_parser(parser_name), flush_interval=0.001)
+    ref = reference_snapshots(data.decode())
+    want = sum(len(r) for s in ref.values() for _, r in s)
+    deadline = time.monotonic() + 20
+    while h.streamer.regions_out < want and time.monotonic() < deadline:
+        h.poll()
+        h.wait(0.01)
+    s = h.stop()
+    w.close()
+    assert s["regions"] == want
+    rec_args = (tmp_path / "perf.log.record").read_text()
+    assert rec_args == ("record -a -q --synth=no -e damon:damon_aggregated "
+                        "-e damon:damos_before_apply --no-buffering -o -")
+    assert (tmp_path / "perf.log.script").read_text() == "script -i -"
+    assert_archive_matches_reference(tmp_path / "a.h5", ref)
+    assert fake.snapshot_state() == before  # perf changes no tracefs file
+
+
+def test_perf_missing_or_failing(fake, fake_perf, tmp_path, monkeypatch):
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(ExternalToolError, match="perf not found"):
+        tracer.open_perf_tracer(w, keys, perf=str(tmp_path / "no-perf"), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    monkeypatch.setenv("FAKE_PERF_FAIL", "1")
+    with pytest.raises(ExternalToolError, match="unknown tracepoint"):
+        tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    w.close()
+
+
+def test_perf_without_damon_tracepoints(tmp_path, monkeypatch, fake_perf):
+    fake = FakeTracefs(tmp_path / "tracing", events=()).install(monkeypatch)
+    w, keys = new_writer(tmp_path / "a.h5")
+    with pytest.raises(ExternalToolError, match="no such tracepoint"):
+        tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    w.close()
+
+
+@pytest.mark.parametrize("parser_name", PARSERS)
+def test_lost_events_are_counted_and_skipped(fake, tmp_path, parser_name):
+    data = capture("trace_pipe")
+    lines = data.splitlines(keepends=True)
+    ref = reference_snapshots(data.decode())
+    first = len(ref[0][0][1])          # lines of the first snapshot
+    data = b"".join(lines[:first]) + b"CPU:1 [LOST 42 EVENTS]\n" + b"".join(lines[first:]) + \
+        b"CPU:0 [LOST 8 EVENTS]\n"
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
+    # tiny pieces: the marker is split across reads
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=60))
+    s = h.stop()
+    w.close()
+    assert s["lost_events"] == 50
+    assert_archive_matches_reference(tmp_path / "a.h5", ref)
