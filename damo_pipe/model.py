@@ -27,6 +27,9 @@ REGION_DTYPES = {
     "sz_filter_passed": np.uint64,  # bytes that passed DAMOS filters
 }
 
+#: optional float64 region columns (NaN = null), present only when a source gave them
+OPTIONAL_REGION_COLUMNS = ("age_usec", "nr_accesses_percent")
+
 DAMOS_STAT_FIELDS = (
     "nr_tried", "sz_tried", "nr_applied", "sz_applied",
     "sz_ops_filter_passed", "qt_exceeds", "nr_snapshots", "max_nr_snapshots",
@@ -71,10 +74,11 @@ def _empty(dtype):
 class RegionColumns:
     """Per-region columns of equal length (see REGION_DTYPES)."""
 
-    __slots__ = tuple(REGION_DTYPES) + ("probe_offset", "probe_hits")
+    __slots__ = tuple(REGION_DTYPES) + ("probe_offset", "probe_hits") + OPTIONAL_REGION_COLUMNS
 
     def __init__(self, start=None, end=None, nr_accesses=None, age=None,
-                 sz_filter_passed=None, probe_offset=None, probe_hits=None):
+                 sz_filter_passed=None, probe_offset=None, probe_hits=None,
+                 age_usec=None, nr_accesses_percent=None):
         self.start = np.ascontiguousarray(start if start is not None else _empty(np.uint64), np.uint64)
         n = len(self.start)
         self.end = np.ascontiguousarray(end if end is not None else _empty(np.uint64), np.uint64)
@@ -88,7 +92,15 @@ class RegionColumns:
         # probe_hits[probe_offset[i]:probe_offset[i+1]]; None when no region has any.
         self.probe_offset = probe_offset
         self.probe_hits = probe_hits
-        for name in REGION_DTYPES:
+        # Optional values a source stated explicitly (damo JSON ``age.usec`` /
+        # ``nr_accesses.percent``; DAMON_STAT records give ages only in µs): float64,
+        # NaN where the source left them null. None when no region has one.
+        self.age_usec = None if age_usec is None else np.ascontiguousarray(age_usec, np.float64)
+        self.nr_accesses_percent = (None if nr_accesses_percent is None
+                                    else np.ascontiguousarray(nr_accesses_percent, np.float64))
+        for name in tuple(REGION_DTYPES) + OPTIONAL_REGION_COLUMNS:
+            if getattr(self, name) is None:
+                continue
             if len(getattr(self, name)) != n:
                 raise ValueError("region column %r has %d rows, expected %d"
                                  % (name, len(getattr(self, name)), n))
@@ -103,7 +115,9 @@ class RegionColumns:
             po = self.probe_offset[lo:hi + 1] - self.probe_offset[lo]
             ph = self.probe_hits[self.probe_offset[lo]:self.probe_offset[hi]]
         return RegionColumns(self.start[lo:hi], self.end[lo:hi], self.nr_accesses[lo:hi],
-                             self.age[lo:hi], self.sz_filter_passed[lo:hi], po, ph)
+                             self.age[lo:hi], self.sz_filter_passed[lo:hi], po, ph,
+                             **{name: None if getattr(self, name) is None else getattr(self, name)[lo:hi]
+                                for name in OPTIONAL_REGION_COLUMNS})
 
     def probe_hits_of(self, i):
         if self.probe_offset is None:
@@ -128,6 +142,10 @@ class RegionColumns:
                     base += int(p.probe_offset[-1])
             po = np.concatenate(offs)
             ph = np.concatenate(hits) if hits else np.zeros(0, np.int64)
+        for name in OPTIONAL_REGION_COLUMNS:
+            if any(getattr(p, name) is not None for p in parts):
+                cols[name] = np.concatenate([np.full(len(p), np.nan) if getattr(p, name) is None
+                                             else getattr(p, name) for p in parts])
         return RegionColumns(probe_offset=po, probe_hits=ph, **cols)
 
 

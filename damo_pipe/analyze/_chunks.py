@@ -32,7 +32,7 @@ class _MemoryEntry:
         self.record = record
         self.meta = record
 
-    def iter_chunks(self, per_chunk, time_range=None):
+    def iter_chunks(self, per_chunk, time_range=None, columns=None):
         rec = self.record
         n = rec.nr_snapshots
         if n == 0:
@@ -50,13 +50,24 @@ class _ArchiveEntry:
         self.idx = idx
         self.meta = meta
 
-    def iter_chunks(self, per_chunk, time_range=None):
+    def stored_guide(self):
+        sg = self.reader.stored_guide(self.idx)
+        if sg is None:
+            return None
+        snaps = self.reader.snapshot_table(self.idx)
+        first = self.reader._handles[self.idx].first_start_ns
+        sg["first_start"] = first if first is not None else int(snaps.start_ns[0])
+        return sg
+
+    def iter_chunks(self, per_chunk, time_range=None, columns=None):
         # bounded by regions (not snapshots) so that huge snapshots stay bounded too
         kwargs = {"snapshots_per_chunk": None, "regions_per_chunk": DEFAULT_REGIONS_PER_CHUNK}
         if per_chunk is not None and per_chunk < DEFAULT_SNAPSHOTS_PER_CHUNK:
             kwargs = {"snapshots_per_chunk": per_chunk}
         if time_range is not None:
             kwargs["time_range"] = time_range
+        if columns is not None:
+            kwargs["columns"] = columns
         for chunk in self.reader.iter_chunks(self.idx, **kwargs):
             if chunk.nr_snapshots:
                 yield chunk
@@ -128,9 +139,23 @@ class RecordSource:
     def __len__(self):
         return len(self._entries)
 
-    def iter_chunks(self, idx, time_range=None, snapshots_per_chunk=None):
+    def iter_chunks(self, idx, time_range=None, snapshots_per_chunk=None, columns=None):
+        """Chunks of record idx. ``columns``: region columns the caller needs (a hint:
+        archives read only those, plus start and end; the others keep their defaults)."""
         per = snapshots_per_chunk or self.snapshots_per_chunk
-        return self._entries[idx].iter_chunks(per, time_range)
+        return self._entries[idx].iter_chunks(per, time_range, columns)
+
+    def is_streamed(self, idx):
+        """True when record idx is read from a file chunk by chunk (an archive)."""
+        return not isinstance(self._entries[idx], _MemoryEntry)
+
+    def stored_guide(self, idx):
+        """The heatmap guide summary stored in an archive for record idx (dict with
+        lowest_addr, highest_addr, gaps, heats, first_max_age, first_start), or None."""
+        entry = self._entries[idx]
+        if isinstance(entry, _MemoryEntry):
+            return None
+        return entry.stored_guide()
 
     def snapshot_table(self, idx):
         """The SnapshotColumns of record idx (no region is read)."""
@@ -139,7 +164,7 @@ class RecordSource:
             return entry.record.snapshots
         return entry.reader.snapshot_table(entry.idx)
 
-    def iter_chunk_range(self, idx, lo, hi):
+    def iter_chunk_range(self, idx, lo, hi, columns=None):
         """Chunks holding exactly snapshots ``lo:hi`` of record idx (archives read only those)."""
         entry = self._entries[idx]
         if hi <= lo:
@@ -158,7 +183,7 @@ class RecordSource:
             t0 = int(ends[lo])
             t1 = int(starts[hi - 1]) + 1
             got = 0
-            for chunk in entry.iter_chunks(self.snapshots_per_chunk, (t0, t1)):
+            for chunk in entry.iter_chunks(self.snapshots_per_chunk, (t0, t1), columns):
                 got += chunk.nr_snapshots
                 yield chunk
             if got != hi - lo:
@@ -166,7 +191,7 @@ class RecordSource:
                                    % (got, hi - lo))
             return
         k = 0
-        for chunk in entry.iter_chunks(self.snapshots_per_chunk):
+        for chunk in entry.iter_chunks(self.snapshots_per_chunk, None, columns):
             m = chunk.nr_snapshots
             a, b = max(lo - k, 0), min(hi - k, m)
             if a < b:
@@ -197,6 +222,57 @@ class RecordSource:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def prefetched(iterable, depth=1):
+    """Iterate ``iterable`` in a background thread, up to ``depth`` items ahead.
+
+    Reading and decompressing the next archive chunk (h5py releases the GIL) then
+    overlaps with the nogil kernels working on the current one. Exceptions of the
+    producer are raised in the consumer; closing the generator stops the producer.
+    """
+    import queue
+    import threading
+
+    q = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+    it = iter(iterable)
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in it:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # forwarded to the consumer
+            put((done, e))
+
+    t = threading.Thread(target=work, name="damo-pipe-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 def _open_archive(path):

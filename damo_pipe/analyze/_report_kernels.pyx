@@ -12,6 +12,15 @@ nogil loops run.
 """
 from libc.math cimport isnan
 from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, strlen
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int *ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+    void PyMem_Free(void *p)
 
 cdef extern from *:
     """
@@ -75,6 +84,12 @@ def heatmap_accumulate(double[:, ::1] heat,
     cdef int64_t da, a_age
     cdef dp_int128 h128
     cdef double cur
+    # per-snapshot values and memos of the last row/column index computations (the
+    # same division on the same operands gives the same result)
+    cdef int64_t i_hi_snap, memo_i_lo = 0, memo_j = 0
+    cdef double memo_st = 0, aggr_div = 1
+    cdef bint has_memo_st = False, has_memo_a = False
+    cdef uint64_t memo_a = 0
     if ptime.shape[0] != T or ptime_next.shape[0] != T or paddr.shape[0] != A:
         raise ValueError("pixel axis arrays do not match the grid")
     if (snap_end.shape[0] != S or snap_start_float.shape[0] != S or region_offset.shape[0] != S
@@ -96,6 +111,9 @@ def heatmap_accumulate(double[:, ::1] heat,
             s_end = snap_end[k]
             r_lo = region_offset[k]
             r_hi = r_lo + nr_regions[k]
+            i_hi_snap = _trunc_index((s_end - t_start) / time_unit)
+            if has_intervals:
+                aggr_div = snap_aggr_us[k] / 1000000.0
             for r in range(r_lo, r_hi):
                 a0 = rstart[r]
                 a1 = rend[r]
@@ -114,16 +132,26 @@ def heatmap_accumulate(double[:, ::1] heat,
                     st = last_end
                     obs_float = False
                 obs = st
-                i_lo = _trunc_index((st - t_start) / time_unit)
-                i_hi = _trunc_index((s_end - t_start) / time_unit)
+                if not (has_memo_st and st == memo_st):
+                    memo_i_lo = _trunc_index((st - t_start) / time_unit)
+                    memo_st = st
+                    has_memo_st = True
+                i_lo = memo_i_lo
+                i_hi = i_hi_snap
                 if i_lo < 0:
                     i_lo = 0
                 if i_hi > T - 1:
                     i_hi = T - 1
                 if i_lo > i_hi:
                     continue
-                j_lo = _col(a0, a_start, addr_unit_d)
+                if has_memo_a and a0 == memo_a:
+                    j_lo = memo_j
+                else:
+                    j_lo = _col(a0, a_start, addr_unit_d)
                 j_hi = _col(a1, a_start, addr_unit_d)
+                memo_a = a1
+                memo_j = j_hi
+                has_memo_a = True
                 if j_lo < 0:
                     j_lo = 0
                 if j_hi > A - 1:
@@ -131,7 +159,7 @@ def heatmap_accumulate(double[:, ::1] heat,
                 if j_lo > j_hi:
                     continue
                 if has_intervals:
-                    v = <double>samples[r] / (snap_aggr_us[k] / 1000000.0)
+                    v = <double>samples[r] / aggr_div
                     if df_passed:
                         v = v * <double>passed[r] / <double>(a1 - a0)
                 elif df_passed:
@@ -172,6 +200,65 @@ def heatmap_accumulate(double[:, ::1] heat,
             has_last = True
             last_end = s_end
     return has_last, last_end
+
+
+def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
+    """``--output raw`` text: line (i, j) is ``tcol[i] + acol[j] + repr(heat[i, j])``
+    (``NaN`` for NaN), lines joined by ``\\n`` with no trailing one. ``tcol``/``acol``
+    are bytes prefixes (with their tab). Floats are formatted by the function behind
+    Python's ``float.__repr__`` (shortest round-trip, ``.0`` added), so the text is
+    the same as ``repr``'s."""
+    cdef Py_ssize_t T = heat.shape[0], A = heat.shape[1]
+    cdef Py_ssize_t i, j, n, pos = 0, cap, tmax = 0, amax = 0
+    cdef bytes b
+    cdef char *buf
+    cdef char *num
+    cdef const char *tp
+    cdef const char *ap
+    cdef Py_ssize_t tl, al
+    cdef double x
+    if len(tcol) != T or len(acol) != A:
+        raise ValueError("axis label lists do not match the grid")
+    for b in tcol:
+        tmax = max(tmax, PyBytes_GET_SIZE(b))
+    for b in acol:
+        amax = max(amax, PyBytes_GET_SIZE(b))
+    # repr of a double is at most 24 characters; one newline per line
+    cap = T * A * (tmax + amax + 32) + 1
+    buf = <char *>malloc(cap)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for i in range(T):
+            b = tcol[i]
+            tp = PyBytes_AS_STRING(b)
+            tl = PyBytes_GET_SIZE(b)
+            for j in range(A):
+                if i or j:
+                    buf[pos] = 10
+                    pos += 1
+                memcpy(buf + pos, tp, tl)
+                pos += tl
+                b = acol[j]
+                al = PyBytes_GET_SIZE(b)
+                memcpy(buf + pos, PyBytes_AS_STRING(b), al)
+                pos += al
+                x = heat[i, j]
+                if isnan(x):
+                    memcpy(buf + pos, b"NaN", 3)
+                    pos += 3
+                else:
+                    num = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+                    n = strlen(num)
+                    if n > 31:
+                        PyMem_Free(num)
+                        raise ValueError("float repr longer than expected")
+                    memcpy(buf + pos, num, n)
+                    PyMem_Free(num)
+                    pos += n
+        return PyBytes_FromStringAndSize(buf, pos)
+    finally:
+        free(buf)
 
 
 # ---------------------------------------------------------------------------

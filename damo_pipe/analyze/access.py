@@ -244,6 +244,16 @@ def snapshot_aggr_us(record, start, end, sample_interval_us):
 # ---------------------------------------------------------------------------------------
 # metrics (kernels or pure-Python twins)
 
+def _exact_sum(arr):
+    """Σ of a non-negative integer column as a Python int (uint64 sum when it cannot wrap)."""
+    a = np.asarray(arr)
+    if len(a) == 0:
+        return 0
+    if a.dtype.kind in "iu" and int(a.min()) >= 0 and int(a.max()) * len(a) < (1 << 64):
+        return int(a.sum(dtype=np.uint64))
+    return sum(_as_pylist(arr))
+
+
 def _as_pylist(a):
     return a.tolist() if hasattr(a, "tolist") else list(a)
 
@@ -972,8 +982,7 @@ class Renderer:
         return filters_passed_type(sv.rec.record)
 
     def kw_filters_passed_bytes(self, sv):
-        return format_sz(int(sv.passed.sum(dtype=np.uint64)) if sv.n < 1 << 20
-                         else sum(sv.py("passed")), self.raw)
+        return format_sz(_exact_sum(sv.passed), self.raw)
 
     def kw_pos_samples_ratio(self, sv):
         iv = sv.rec.record.intervals
@@ -1133,8 +1142,7 @@ class Renderer:
             w = self.opts.temperature_weights
             values = self.metrics.temperatures(sv, [0, w[1], w[2]])
         weights = sv.passed if df else sv.sizes()
-        total = int(np.asarray(weights).sum(dtype=np.uint64)) if sv.n < (1 << 20) \
-            else sum(_as_pylist(weights))
+        total = _exact_sum(weights)
         if total == 0:
             raise AccessCrash("ZeroDivisionError: division by zero (percentiles of a "
                               "snapshot whose %s weight is 0)" % ("df-passed" if df else "total"))

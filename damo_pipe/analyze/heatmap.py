@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from damo_pipe.analyze._chunks import RecordSource, normalized_idx
+from damo_pipe.analyze._chunks import RecordSource, normalized_idx, prefetched
 from damo_pipe.errors import ReportError, UsageError
 
 ENGINES = ("cython", "python")
@@ -370,20 +370,89 @@ class _OnePassHeats:
             return None
 
 
+class GuideBuilder:
+    """Guide summary of one record built chunk by chunk (Cython engine): bounds, gaps,
+    one-pass heats and the first snapshot's max age. The archive writer stores
+    :meth:`summary` (``guide/`` group, docs/format.md) so that readers skip the scan."""
+
+    def __init__(self, with_heats=True):
+        self.guide = Guide(None, None, None, None)
+        self.heats = _OnePassHeats() if with_heats else None
+        self.nr_snapshots = 0
+        self.first_max_age = None
+
+    def feed(self, chunk):
+        if chunk.nr_snapshots == 0:
+            return
+        if self.first_max_age is None:
+            lo, hi = chunk.region_bounds(0)
+            self.first_max_age = max(0, int(chunk.regions.age[lo:hi].max())) if hi > lo else 0
+        _scan_cython(self.guide, chunk)
+        if self.heats is not None:
+            self.heats.feed(chunk, self.guide.gaps)
+        self.nr_snapshots += chunk.nr_snapshots
+
+    def summary(self):
+        """dict(lowest_addr, highest_addr, gaps, heats (None = unknown), first_max_age,
+        nr_snapshots), or None when nothing was fed."""
+        if not self.nr_snapshots:
+            return None
+        g = self.guide
+        heats = self.heats.heats(g) if self.heats is not None else None
+        return {"lowest_addr": g.lowest_addr, "highest_addr": g.highest_addr,
+                "gaps": [list(x) for x in g.gaps], "heats": heats,
+                "first_max_age": self.first_max_age, "nr_snapshots": self.nr_snapshots}
+
+
+def _guide_from_summary(key, meta, snaps, first_start, summary):
+    """A Guide from a stored summary (same values as scanning the record)."""
+    start = first_start
+    if meta.intervals is not None:
+        start = start - summary["first_max_age"] * (meta.intervals.aggr_us * 1000)
+    g = Guide(*key, start_time=start, end_time=int(snaps.end_ns[len(snaps) - 1]))
+    g.lowest_addr, g.highest_addr = summary["lowest_addr"], summary["highest_addr"]
+    g.gaps = [list(x) for x in summary["gaps"]]
+    g.heats = summary["heats"]
+    return g
+
+
 def compute_guides(records, engine="cython", with_heats=False):
     """damo's heatmap guides, sorted by total space (descending, stable).
 
     ``records``: list of Records or a RecordSource. ``with_heats`` also sums the heats
     of every contiguous region (needed for ``hottest``): the Cython engine gathers them
     during the same pass when it can (:class:`_OnePassHeats`), otherwise a second pass
-    computes them exactly as damo does.
+    computes them exactly as damo does. With the Cython engine, a key whose only
+    non-empty record is in an archive carrying a guide summary written at close time
+    (:class:`GuideBuilder`) takes its guide from there without reading any region.
     """
     src = RecordSource.of(records)
+    metas = src.metas
+    keys = [record_key(m) for m in metas]
+    stored = {}
+    if engine != "python":
+        n_snap = [len(src.snapshot_table(i)) for i in range(len(metas))]
+        nonempty = {}
+        for i, key in enumerate(keys):
+            if n_snap[i]:
+                nonempty.setdefault(key, []).append(i)
+        for key, idxs in nonempty.items():
+            if len(idxs) != 1:
+                continue
+            sg = src.stored_guide(idxs[0])
+            if sg is not None and (not with_heats or sg["heats"] is not None):
+                stored[key] = (idxs[0], sg)
     guides = {}
     one_pass = {}
-    for i, meta in enumerate(src.metas):
-        key = record_key(meta)
-        for chunk in src.iter_chunks(i):
+    for i, meta in enumerate(metas):
+        key = keys[i]
+        if key in stored:
+            if stored[key][0] == i:
+                sg = stored[key][1]
+                guides[key] = _guide_from_summary(key, meta, src.snapshot_table(i),
+                                                  sg["first_start"], sg)
+            continue
+        for chunk in src.iter_chunks(i, columns=_GUIDE_COLUMNS):
             g = guides.get(key)
             if g is None:
                 g = Guide(*key, start_time=_guide_start_time(meta, chunk))
@@ -401,6 +470,8 @@ def compute_guides(records, engine="cython", with_heats=False):
     if with_heats:
         missing = []
         for g in out:
+            if g.key in stored:
+                continue
             acc = one_pass.get(g.key)
             h = acc.heats(g) if acc is not None else None
             if h is None:
@@ -410,6 +481,10 @@ def compute_guides(records, engine="cython", with_heats=False):
         if missing:
             _add_guide_heats(src, missing, engine)
     return out
+
+
+#: region columns the guide scan needs
+_GUIDE_COLUMNS = ("start", "end", "nr_accesses", "age")
 
 
 def _add_guide_heats(src, guides, engine):
@@ -429,7 +504,7 @@ def _add_guide_heats(src, guides, engine):
         if key not in by_key:
             continue
         regs, cs, ce, c_sorted, hi, lo, touched, py_heats = state[key]
-        for chunk in src.iter_chunks(i):
+        for chunk in src.iter_chunks(i, columns=("start", "end", "nr_accesses")):
             if engine == "python":
                 st, en, sm = chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses
                 for r in range(chunk.nr_regions):
@@ -738,6 +813,7 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
     map_end = t_start + T * tu
     heat_py = None
     acc = None
+    columns = ("start", "end", "nr_accesses", "age") + (("sz_filter_passed",) if df_passed else ())
     if engine == "cython":
         acc = _CythonAccumulator(params, df_passed)
     last_end = None
@@ -750,17 +826,26 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
         lo, hi = _needed_snapshots(snaps, t_start, tu, map_end)
         if lo > 0:
             last_end = int(snaps.end_ns[lo - 1])
-        for chunk in src.iter_chunk_range(i, lo, hi):
-            if acc is not None and not _cython_usable(params, chunk, meta):
-                # values beyond exact double range: continue with the exact reference engine
-                heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]
-                acc = None
-            if acc is not None:
-                last_end = acc.add(meta, chunk, last_end)
-            else:
-                if heat_py is None:
-                    heat_py = [[None] * A for _ in range(T)]
-                last_end = _accumulate_py(heat_py, pts, params, meta, chunk, last_end, df_passed)
+        chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
+        if src.is_streamed(i):
+            # read + decompress the next chunk while the kernel works on this one
+            chunks = prefetched(chunks)
+        try:
+            for chunk in chunks:
+                if acc is not None and not _cython_usable(params, chunk, meta):
+                    # values beyond exact double range: continue with the exact reference engine
+                    heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]
+                    acc = None
+                if acc is not None:
+                    last_end = acc.add(meta, chunk, last_end)
+                else:
+                    if heat_py is None:
+                        heat_py = [[None] * A for _ in range(T)]
+                    last_end = _accumulate_py(heat_py, pts, params, meta, chunk, last_end, df_passed)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         # damo's `last` is the record's final snapshot even when the tail was not read
         last_end = int(snaps.end_ns[n - 1])
     if acc is not None:
@@ -852,13 +937,18 @@ def compute_heatmaps(records, resol=(500, 500), time_range=None, address_ranges=
 # ---------------------------------------------------------------------------
 # renderings (§2.5, §2.5b)
 # ---------------------------------------------------------------------------
-def format_raw(grid, abs_time=False, abs_addr=False):
+def format_raw(grid, abs_time=False, abs_addr=False, engine="cython"):
     """``--output raw`` text of one map (lines joined by newlines, no trailing one)."""
     times = grid.pixel_times()
     addrs = grid.pixel_addrs()
     t0, a0 = grid.t_start, grid.a_start
     tcol = ["%s\t" % ((t if abs_time else t - t0),) for t in times]
     acol = ["%s\t" % ((a if abs_addr else a - a0),) for a in addrs]
+    if engine != "python":
+        from damo_pipe.analyze import _report_kernels as K
+        heat = np.ascontiguousarray(grid.heat, np.float64).reshape(len(tcol), len(acol))
+        return K.format_raw_text(heat, [t.encode("ascii") for t in tcol],
+                                 [a.encode("ascii") for a in acol]).decode("ascii")
     rows = []
     for i, row in enumerate(grid.heat.tolist()):
         prefix = tcol[i]

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 from damo_pipe.errors import UsageError
-from damo_pipe.model import RecordBuilder, RegionColumns
+from damo_pipe.model import OPTIONAL_REGION_COLUMNS, RecordBuilder, RegionColumns
 
 U64_MAX = 2 ** 64 - 1
 
@@ -161,7 +161,9 @@ def region_percent(record):
     if iv is None:
         return np.full(n, np.nan)
     max_samples = iv.aggr_us / iv.sample_us
-    return np.trunc(record.regions.nr_accesses.astype(np.float64) * 100.0 / max_samples)
+    derived = np.trunc(record.regions.nr_accesses.astype(np.float64) * 100.0 / max_samples)
+    stated = record.regions.nr_accesses_percent
+    return derived if stated is None else np.where(np.isnan(stated), derived, stated)
 
 
 def region_usec(record):
@@ -170,7 +172,9 @@ def region_usec(record):
     iv = record.intervals
     if iv is None:
         return np.full(n, np.nan)
-    return record.regions.age.astype(np.float64) * iv.aggr_us
+    derived = record.regions.age.astype(np.float64) * iv.aggr_us
+    stated = record.regions.age_usec
+    return derived if stated is None else np.where(np.isnan(stated), derived, stated)
 
 
 def region_temperature(record, weights=(0, 100, 100)):
@@ -221,8 +225,10 @@ def _take(regions, idx):
         po = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         ph = (np.concatenate([regions.probe_hits[regions.probe_offset[i]:regions.probe_offset[i + 1]]
                               for i in idx]) if len(idx) else np.zeros(0, np.int64))
+    optional = {name: None if getattr(regions, name) is None else getattr(regions, name)[idx]
+                for name in OPTIONAL_REGION_COLUMNS}
     return RegionColumns(regions.start[idx], regions.end[idx], regions.nr_accesses[idx],
-                         regions.age[idx], regions.sz_filter_passed[idx], po, ph)
+                         regions.age[idx], regions.sz_filter_passed[idx], po, ph, **optional)
 
 
 def _clip_to_ranges(record, ranges):

@@ -44,6 +44,16 @@ FIRST_START = "first_start_ns"     # float64[1]: deduced exact first start, NaN 
 TIME_INDEX = "time_index_end_ns"   # int64: end_ns of every TIME_INDEX_STRIDE-th snapshot
 TIME_INDEX_STRIDE = 256
 
+#: optional per-record group written at close time: the heatmap guide summary
+#: (docs/format.md, "Guide summary"); readers that do not know it ignore it
+GUIDE_GROUP = "guide"
+GUIDE_COVERED = "covered"            # int64[2]: snapshots covered (-1 = none), heats valid (0/1)
+GUIDE_BOUNDS = "bounds"              # uint64[2]: lowest start, highest end (0 = unset)
+GUIDE_FIRST_MAX_AGE = "first_max_age"  # int64[1]: max(0, max age of snapshot 0's regions)
+GUIDE_GAPS = "gaps"                  # uint64[n, 2]: damo's narrowed gaps
+GUIDE_HEATS_HI = "heats_hi"          # int64[n + 1]: heats per contiguous region, high 64 bits
+GUIDE_HEATS_LO = "heats_lo"          # uint64[n + 1]: low 64 bits (value = hi * 2**64 + lo)
+
 REGION_CHUNK_ROWS = 1 << 16
 SNAPSHOT_CHUNK_ROWS = 1 << 12
 

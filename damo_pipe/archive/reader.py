@@ -81,6 +81,39 @@ class _RecordHandle:
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
         fs = float(g[layout.FIRST_START][0])
         self.first_start_ns = None if np.isnan(fs) else fs
+        # dataset objects looked up once (h5py name lookups are slow)
+        self.region_ds = {n: g["regions"][n] for n in layout.REGION_COLUMNS}
+        self.region_ds[layout.PROBE_HITS] = g["regions"][layout.PROBE_HITS]
+
+    def stored_guide(self):
+        """The heatmap guide summary the writer stored (optional ``guide/`` group), or None
+        when absent or not covering exactly the readable snapshots."""
+        g = self.group.get(layout.GUIDE_GROUP)
+        if g is None:
+            return None
+        try:
+            try:
+                g[layout.GUIDE_COVERED].refresh()
+            except (AttributeError, ValueError, OSError):
+                pass
+            covered, heats_ok = (int(x) for x in g[layout.GUIDE_COVERED][:2])
+            if covered != self.nr_snapshots or covered <= 0:
+                return None
+            bounds = g[layout.GUIDE_BOUNDS][:]
+            gaps = g[layout.GUIDE_GAPS][:]
+            heats = None
+            if heats_ok:
+                hh = g[layout.GUIDE_HEATS_HI][:]
+                hl = g[layout.GUIDE_HEATS_LO][:]
+                heats = [int(a) * (1 << 64) + int(b) for a, b in zip(hh, hl)]
+                if len(heats) != len(gaps) + 1:
+                    return None
+            return {"lowest_addr": int(bounds[0]), "highest_addr": int(bounds[1]),
+                    "first_max_age": int(g[layout.GUIDE_FIRST_MAX_AGE][0]),
+                    "gaps": [[int(a), int(b)] for a, b in gaps.reshape(-1, 2)],
+                    "heats": heats}
+        except (KeyError, ValueError, OSError, TypeError):
+            return None
 
 
 class ArchiveReader:
@@ -153,6 +186,13 @@ class ArchiveReader:
     def snapshot_table(self, idx) -> SnapshotColumns:
         return self._handles[idx].snapshots
 
+    def stored_guide(self, idx):
+        """Heatmap guide summary of record idx written at close time (``guide/`` group,
+        docs/format.md), or None when the file has none or it does not cover exactly the
+        readable snapshots. A dict: lowest_addr, highest_addr, gaps ([[start, end], ...]),
+        heats (per contiguous region, or None), first_max_age."""
+        return self._handles[idx].stored_guide()
+
     def refresh(self):
         """See snapshots a SWMR writer committed since opening (or the last refresh)."""
         for h in self._handles:
@@ -170,26 +210,36 @@ class ArchiveReader:
         hi = int(np.searchsorted(s.start_ns, t1, side="left"))
         return lo, max(lo, hi)
 
-    def _read(self, idx, lo, hi, address_range=None):
+    def _read(self, idx, lo, hi, address_range=None, columns=None):
         h = self._handles[idx]
-        g = h.group["regions"]
+        g = h.region_ds
         snaps = h.snapshots.take(lo, hi)
         if hi <= lo:
             return Record(**{**h.meta.__dict__,
                              "first_start_ns": h.first_start_ns if lo == 0 else None})
         r_lo = int(snaps.region_offset[0])
         r_hi = int(snaps.region_offset[-1] + snaps.nr_regions[-1])
-        cols = {n: g[n][r_lo:r_hi] for n in layout.REGION_COLUMNS}
-        probe_count = cols.pop("probe_count")
+        if columns is None:
+            names = list(layout.REGION_COLUMNS)
+        else:
+            names = [n for n in layout.REGION_COLUMNS if n in columns or n in ("start", "end")]
+        cols = {}
+        for n in names:
+            d = g[n]
+            out = np.empty(r_hi - r_lo, d.dtype)
+            if r_hi > r_lo:
+                d.read_direct(out, np.s_[r_lo:r_hi])
+            cols[n] = out
+        probe_count = cols.pop("probe_count", None)
         po = ph = None
-        if h.nr_probe_hits:
+        if h.nr_probe_hits and probe_count is not None:
             all_counts = g["probe_count"][:r_lo] if r_lo else np.zeros(0, np.int32)
             p_lo = int(all_counts.sum())
             po = np.zeros(len(probe_count) + 1, np.int64)
             np.cumsum(probe_count, out=po[1:])
             ph = g[layout.PROBE_HITS][p_lo:p_lo + int(po[-1])]
-        regions = RegionColumns(cols["start"], cols["end"],
-                                cols["nr_accesses"], cols["age"], cols["sz_filter_passed"], po, ph)
+        regions = RegionColumns(cols["start"], cols["end"], cols.get("nr_accesses"),
+                                cols.get("age"), cols.get("sz_filter_passed"), po, ph)
         snaps.region_offset = snaps.region_offset - r_lo
         rec = Record(**{**h.meta.__dict__, "snapshots": snaps, "regions": regions,
                         "first_start_ns": h.first_start_ns if lo == 0 else None})
@@ -204,8 +254,12 @@ class ArchiveReader:
         return self._read(idx, lo, hi, address_range)
 
     def iter_chunks(self, idx, snapshots_per_chunk=None, regions_per_chunk=1 << 20,
-                    time_range=None, address_range=None):
-        """Yield the record as consecutive Record chunks of bounded size."""
+                    time_range=None, address_range=None, columns=None):
+        """Yield the record as consecutive Record chunks of bounded size.
+
+        ``columns``: names of the region columns to read (``start`` and ``end`` are always
+        read); the others are left at their defaults (zeros, age -1, no probe hits).
+        ``None`` reads every column."""
         lo, hi = self.snapshot_range(idx, time_range)
         snaps = self._handles[idx].snapshots
         k = lo
@@ -216,7 +270,7 @@ class ArchiveReader:
                 limit = snaps.region_offset[k] + regions_per_chunk
                 ends = snaps.region_offset[k:hi] + snaps.nr_regions[k:hi]
                 end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
-            yield self._read(idx, k, end, address_range)
+            yield self._read(idx, k, end, address_range, columns)
             k = end
 
     def close(self):

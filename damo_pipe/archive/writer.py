@@ -120,11 +120,81 @@ class ArchiveWriter:
         ti = g.create_dataset(layout.TIME_INDEX, shape=(0,), maxshape=(None,), dtype=np.int64,
                               chunks=(1024,))
         ti.attrs["stride"] = layout.TIME_INDEX_STRIDE
+        self._create_guide_datasets(g)
         self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
         self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
-                              "last_end": None})
+                              "last_end": None, "guide": _new_guide_builder()})
         self._pending.append([])
         return idx
+
+    @staticmethod
+    def _create_guide_datasets(g):
+        """The optional guide summary (filled by close(); covered = -1 until then)."""
+        gg = g.create_group(layout.GUIDE_GROUP)
+        gg.create_dataset(layout.GUIDE_COVERED, data=np.array([-1, 0], np.int64))
+        gg.create_dataset(layout.GUIDE_BOUNDS, data=np.zeros(2, np.uint64))
+        gg.create_dataset(layout.GUIDE_FIRST_MAX_AGE, data=np.zeros(1, np.int64))
+        gg.create_dataset(layout.GUIDE_GAPS, shape=(0, 2), maxshape=(None, 2), dtype=np.uint64,
+                          chunks=(256, 2))
+        gg.create_dataset(layout.GUIDE_HEATS_HI, shape=(0,), maxshape=(None,), dtype=np.int64,
+                          chunks=(256,))
+        gg.create_dataset(layout.GUIDE_HEATS_LO, shape=(0,), maxshape=(None,), dtype=np.uint64,
+                          chunks=(256,))
+
+    def _feed_guide(self, st, chunks):
+        builder = st["guide"]
+        if builder is None:
+            return
+        try:
+            for c in chunks:
+                # bounded pieces keep the builder's temporaries small
+                n, k = c.nr_snapshots, 0
+                offs = c.snapshots.region_offset
+                while k < n:
+                    limit = offs[k] + _GUIDE_PIECE_REGIONS
+                    end = k + max(1, int(np.searchsorted(offs[k:], limit, side="left")))
+                    end = min(end, n)
+                    builder.feed(c if (k == 0 and end == n) else c.slice_snapshots(k, end))
+                    k = end
+        except Exception as e:  # the summary is optional: readers scan instead
+            log.debug("guide summary disabled: %s", e)
+            st["guide"] = None
+
+    def _write_guides(self):
+        """Store every record's guide summary (two steps: values, then ``covered``)."""
+        done = []
+        for st in self._records:
+            builder = st["guide"]
+            summary = builder.summary() if builder is not None else None
+            if summary is None or summary["nr_snapshots"] != st["snapshots"]:
+                continue
+            heats = summary["heats"]
+            if heats is not None and (len(heats) != len(summary["gaps"]) + 1
+                                      or any(not (-(1 << 127) <= h < (1 << 127)) for h in heats)):
+                heats = None
+            gg = st["group"][layout.GUIDE_GROUP]
+            gg[layout.GUIDE_COVERED][:] = [-1, 0]
+            gg[layout.GUIDE_BOUNDS][:] = [summary["lowest_addr"], summary["highest_addr"]]
+            gg[layout.GUIDE_FIRST_MAX_AGE][0] = summary["first_max_age"]
+            gaps = np.array(summary["gaps"], np.uint64).reshape(-1, 2)
+            d = gg[layout.GUIDE_GAPS]
+            d.resize((len(gaps), 2))
+            if len(gaps):
+                d[:] = gaps
+            n = len(heats) if heats is not None else 0
+            for name in (layout.GUIDE_HEATS_HI, layout.GUIDE_HEATS_LO):
+                gg[name].resize((n,))
+            if n:
+                gg[layout.GUIDE_HEATS_HI][:] = np.array([h >> 64 for h in heats], np.int64)
+                gg[layout.GUIDE_HEATS_LO][:] = np.array([h & ((1 << 64) - 1) for h in heats],
+                                                        np.uint64)
+            done.append((gg, [summary["nr_snapshots"], 1 if heats is not None else 0]))
+        if not done:
+            return
+        self._file.flush()
+        for gg, covered in done:
+            gg[layout.GUIDE_COVERED][:] = covered
+        self._file.flush()
 
     def set_first_start(self, record_idx, value_ns):
         """Store the exact deduced start of a record's first snapshot (trace/binary inputs)."""
@@ -153,6 +223,7 @@ class ArchiveWriter:
         self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
+        self._feed_guide(st, chunks)
         g = st["group"]
         snaps, regions = g["snapshots"], g["regions"]
         nr_new_snaps = sum(c.nr_snapshots for c in chunks)
@@ -218,6 +289,7 @@ class ArchiveWriter:
             return
         try:
             self.flush()
+            self._write_guides()
         finally:
             self._file.close()
             self._file = None
@@ -231,6 +303,18 @@ class ArchiveWriter:
     @property
     def nr_records(self):
         return len(self._records)
+
+
+#: regions per piece fed to the guide builder
+_GUIDE_PIECE_REGIONS = 1 << 20
+
+
+def _new_guide_builder():
+    try:
+        from damo_pipe.analyze.heatmap import GuideBuilder
+        return GuideBuilder(with_heats=True)
+    except ImportError:  # pragma: no cover - kernels not built
+        return None
 
 
 def write_records(records, path, *, source_format=None, source_path=None, compression=None,

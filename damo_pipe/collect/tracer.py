@@ -43,9 +43,15 @@ from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableErro
 
 log = logging.getLogger(__name__)
 
-#: the events we enable, in order; the first one is required.
+#: every DAMON event we know, in order; the first one is required.
 DAMON_EVENTS = ("damon_aggregated", "damos_before_apply", "damon_monitor_intervals_tune")
 REQUIRED_EVENT = "damon_aggregated"
+#: enabled by default. damos_before_apply is opt-in: damo-collect's catch-all ``stat``
+#: scheme makes it repeat every damon_aggregated line (twice the volume), and damo's
+#: grammar files its lines under the target's record, splitting every aggregation into
+#: two snapshots (seen on 6.12). When enabled, its lines go to separate records.
+DEFAULT_EVENTS = ("damon_aggregated", "damon_monitor_intervals_tune")
+DAMOS_EVENT = "damos_before_apply"
 
 #: where tracefs lives (first that exists wins); the first one is where we mount it.
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -210,7 +216,7 @@ class TracefsSession:
         self.pid = os.getpid() if pid is None else pid
         self.state_dir = state_dir
         self.check_readers = check_readers
-        self.requested_events = tuple(events) if events else DAMON_EVENTS
+        self.requested_events = tuple(events) if events else DEFAULT_EVENTS
         self.events = []
         self.dir = None            # the tracing directory we use (instance or root)
         self.fd = None
@@ -506,7 +512,7 @@ class PerfSession:
                  extra_record_args=(), start_timeout=1.0):
         self.perf = perf
         self.tracefs_root = tracefs_root
-        self.requested_events = tuple(events) if events else DAMON_EVENTS
+        self.requested_events = tuple(events) if events else DEFAULT_EVENTS
         self.mmap_pages = mmap_pages
         self.extra_record_args = tuple(extra_record_args)
         self.start_timeout = start_timeout
@@ -667,8 +673,12 @@ class TraceStreamer:
     """
 
     def __init__(self, writer, record_keys=None, *, parser=None, flush_interval=1.0,
-                 clock=time.monotonic):
+                 clock=time.monotonic, damos_parser=None):
         self.writer = writer
+        #: a second parser for damos_before_apply lines (None: they are not enabled);
+        #: their chunks go to records keyed ("damos_before_apply", target_idx)
+        self.damos_parser = damos_parser
+        self._line_tail = b""
         self.record_keys = dict(record_keys or {})
         self._by_parser_key = {}
         self.parser = parser if parser is not None else default_parser_factory()
@@ -687,11 +697,13 @@ class TraceStreamer:
         self.lost_events = 0       # from trace_pipe "CPU:N [LOST M EVENTS]" lines
         self._lost_tail = b""
 
-    def _record_idx(self, key, chunk):
-        idx = self._by_parser_key.get(key)
+    def _record_idx(self, key, chunk, source=None):
+        idx = self._by_parser_key.get((source, key))
         if idx is not None:
             return idx
         tid = getattr(chunk, "target_id", None)
+        if source is not None:
+            tid = (source, tid)
         idx = self.record_keys.get(tid)
         if idx is None:
             try:
@@ -702,15 +714,15 @@ class TraceStreamer:
             else:
                 log.info("trace target %r not announced; added archive record %d", tid, idx)
             self.record_keys[tid] = idx
-        self._by_parser_key[key] = idx
+        self._by_parser_key[(source, key)] = idx
         return idx
 
-    def _append(self, items):
+    def _append(self, items, source=None):
         n = 0
         for key, chunk in items:
             if not chunk.nr_snapshots:
                 continue
-            idx = self._record_idx(key, chunk)
+            idx = self._record_idx(key, chunk, source)
             if idx < 0:
                 self.dropped_regions += chunk.nr_regions
                 continue
@@ -736,7 +748,24 @@ class TraceStreamer:
         if b"LOST" in data or b"LOST" in self._lost_tail + data[:8]:
             self._count_lost(data)
         self._lost_tail = data[-32:]
+        if self.damos_parser is not None:
+            return self._feed_split(data)
         return self._append(self.parser.feed(data))
+
+    def _feed_split(self, data, final=False):
+        """Route damos_before_apply lines to their own parser (their own records)."""
+        buf = self._line_tail + data
+        cut = len(buf) if final else buf.rfind(b"\n") + 1
+        self._line_tail = buf[cut:]
+        body = buf[:cut]
+        if DAMOS_EVENT.encode() not in body:
+            return self._append(self.parser.feed(body)) if body else 0
+        lines = body.splitlines(keepends=True)
+        tag = DAMOS_EVENT.encode() + b":"
+        main = b"".join(ln for ln in lines if tag not in ln)
+        damos = b"".join(ln for ln in lines if tag in ln)
+        n = self._append(self.parser.feed(main)) if main else 0
+        return n + self._append(self.damos_parser.feed(damos), DAMOS_EVENT)
 
     def _count_lost(self, data):
         tail = self._lost_tail
@@ -769,7 +798,11 @@ class TraceStreamer:
         if self.finished:
             return 0
         self.finished = True
-        n = self._append(self.parser.finish() or [])
+        n = 0
+        if self.damos_parser is not None:
+            n += self._feed_split(b"", final=True)
+            n += self._append(self.damos_parser.finish() or [], DAMOS_EVENT)
+        n += self._append(self.parser.finish() or [])
         for idx, value in self.first_starts().items():
             self.writer.set_first_start(idx, value)
         self._flush()
@@ -960,11 +993,30 @@ class NullTracerHandle:
         self.stop()
 
 
+def _events_for(events, damos):
+    events = tuple(events) if events else DEFAULT_EVENTS
+    if damos and DAMOS_EVENT not in events:
+        events = events + (DAMOS_EVENT,)
+    return events
+
+
+def _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser):
+    if DAMOS_EVENT in events and damos_parser is None:
+        damos_parser = default_parser_factory()
+    return TraceStreamer(writer, record_keys, parser=parser, flush_interval=flush_interval,
+                         damos_parser=damos_parser if DAMOS_EVENT in events else None)
+
+
 def open_tracefs_tracer(writer, record_keys=None, *, tracefs_root=None, mode="instance",
                         buffer_kb=None, events=None, state_dir=None, flush_interval=1.0,
-                        parser=None, session_cls=TracefsSession):
-    """Open a tracefs session and return a running :class:`TracerHandle`."""
-    streamer = TraceStreamer(writer, record_keys, parser=parser, flush_interval=flush_interval)
+                        parser=None, session_cls=TracefsSession, damos=False,
+                        damos_parser=None):
+    """Open a tracefs session and return a running :class:`TracerHandle`.
+
+    ``damos=True`` also enables damos_before_apply (own records, see TraceStreamer).
+    """
+    events = _events_for(events, damos)
+    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser)
     session = session_cls(tracefs_root, mode=mode, buffer_kb=buffer_kb, events=events,
                           state_dir=state_dir)
     session.open()
@@ -972,9 +1024,11 @@ def open_tracefs_tracer(writer, record_keys=None, *, tracefs_root=None, mode="in
 
 
 def open_perf_tracer(writer, record_keys=None, *, perf="perf", tracefs_root=None, events=None,
-                     mmap_pages=None, flush_interval=1.0, parser=None):
+                     mmap_pages=None, flush_interval=1.0, parser=None, damos=False,
+                     damos_parser=None):
     """Start perf record | perf script and return a running :class:`TracerHandle`."""
-    streamer = TraceStreamer(writer, record_keys, parser=parser, flush_interval=flush_interval)
+    events = _events_for(events, damos)
+    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser)
     session = PerfSession(perf, tracefs_root=tracefs_root, events=events, mmap_pages=mmap_pages)
     session.open()
     return TracerHandle(session, streamer, kind="perf")

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from damo_pipe.model import (SNAPSHOT_DTYPES, Record, RegionColumns, SnapshotColumns)
+from damo_pipe.model import Record, RegionColumns, SnapshotColumns
 
 
 @dataclasses.dataclass
@@ -211,4 +211,4 @@ def collect_records(metas, chunks_iter, first_starts):
 
 
 __all__ = ["SnapBatch", "ChunkAssembler", "build_chunk", "apply_first_start",
-           "collect_records", "SNAPSHOT_DTYPES"]
+           "collect_records"]

@@ -144,6 +144,7 @@ class _Window:
         self.data = b""
         self.pos = 0
         self.base = 0          # absolute offset of data[0]
+        self.lines = 0         # newlines before data[0]
         self.eof = False
 
     def more(self):
@@ -157,6 +158,7 @@ class _Window:
             return False
         if self.pos:
             self.base += self.pos
+            self.lines += self.data.count(b"\n", 0, self.pos)
             self.data = self.data[self.pos:] + chunk
             self.pos = 0
         else:
@@ -164,8 +166,10 @@ class _Window:
         return True
 
     def err(self, msg, at=None):
-        return RecordFormatError(msg, path=self.path,
-                                 offset=self.base + (self.pos if at is None else at))
+        at = self.pos if at is None else at
+        at = max(0, min(at, len(self.data)))
+        return RecordFormatError(msg, path=self.path, offset=self.base + at,
+                                 line=self.lines + self.data.count(b"\n", 0, at) + 1)
 
     def peek(self):
         """Next non-whitespace byte (as int) or None at the end; pos moves onto it."""

@@ -20,9 +20,7 @@ import os
 import tempfile
 import zlib
 
-import numpy as np
-
-from damo_pipe.model import AGE_UNKNOWN, DAMOS_STAT_FIELDS, Record
+from damo_pipe.model import AGE_UNKNOWN, Record
 
 U64_MAX = (1 << 64) - 1
 
@@ -248,45 +246,75 @@ def _record_tail(rec: Record):
     return '        "data_source": %s\n    }' % _js(rec.data_source)
 
 
+class ChunkedRecord:
+    """A record given as its metadata plus a (lazy) iterable of consecutive chunks, so
+    that writers can stream a record of any size."""
+
+    __slots__ = ("meta", "chunks")
+
+    def __init__(self, meta, chunks):
+        self.meta = meta
+        self.chunks = chunks
+
+
+def _head_and_chunks(item):
+    """(metadata record, iterator of chunks) of a writer input item."""
+    if isinstance(item, ChunkedRecord):
+        return item.meta, iter(item.chunks)
+    if isinstance(item, (list, tuple)):
+        if not item:
+            return None, iter(())
+        return item[0], iter(item)
+    return item, iter((item,))
+
+
 def iter_json_text(records, region_values=None):
     """Yield the json text of ``records`` in pieces (joined = damo's json.dumps output).
 
-    ``records`` may be any iterable of Records or of *lists of chunks* of one record
-    (consecutive chunks, so that a huge record is streamed).  ``region_values``: optional
-    callable(record_index, chunk) -> (percent array or None, usec list or None) giving
-    the per-region ``nr_accesses.percent`` / ``age.usec`` that damo's record filter fills
-    in (adjust output, SEMANTICS.md §5 step 1).
+    ``records`` items: Records, lists of consecutive chunks of one record, or
+    :class:`ChunkedRecord` (metadata + lazy chunk iterable: a huge record is streamed).
+    ``region_values``: optional callable(record_index, chunk) -> (percent array or None,
+    usec list or None) giving the per-region ``nr_accesses.percent`` / ``age.usec`` that
+    damo's record filter fills in (adjust output, SEMANTICS.md §5 step 1).
     """
     yield "["
     first_rec = True
     any_rec = False
     for ri, item in enumerate(records):
-        chunks = item if isinstance(item, (list, tuple)) else [item]
-        head_rec = chunks[0] if chunks else None
+        head_rec, chunks = _head_and_chunks(item)
         if head_rec is None:
             continue
         any_rec = True
         yield ("\n" if first_rec else ",\n") + _record_head(head_rec)
         first_rec = False
-        nsnap_total = sum(c.nr_snapshots for c in chunks)
-        if nsnap_total == 0:
+        first = None
+        for c in chunks:
+            if c.nr_snapshots:
+                first = c
+                break
+        if first is None:
             yield '        "snapshots": [],\n'
         else:
             yield '        "snapshots": [\n'
             first_snap = True
-            for c in chunks:
+            for c in _chain_first(first, chunks):
+                if not c.nr_snapshots:
+                    continue
                 pct = us = None
                 if region_values is not None:
                     pct, us = region_values(ri, c)
-                parts = []
+                # one piece per snapshot: memory stays bounded by the largest snapshot
                 for k in range(c.nr_snapshots):
-                    parts.append(_snapshot_text(c, k, pct, us))
-                if parts:
-                    yield ("" if first_snap else ",\n") + ",\n".join(parts)
+                    yield ("" if first_snap else ",\n") + _snapshot_text(c, k, pct, us)
                     first_snap = False
             yield '\n        ],\n'
         yield _record_tail(head_rec)
     yield "\n]" if any_rec else "]"
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
 
 
 def json_text(records, region_values=None):
@@ -300,18 +328,23 @@ _PERF_FMT = "kdamond.x xxxx xxxx %f: damon:damon_aggregated: target_id=%s nr_reg
 
 def iter_perf_script_lines(records):
     """Yield damo's perf_script text, one snapshot's lines at a time (each line ends
-    with a newline).
+    with a newline).  Items as for :func:`iter_json_text`.
 
     The fake snapshot (start=end of the real one, duration the real one's, one region
     0-0 with -1/-1) is appended after single-snapshot records, as damo does.
     """
     for item in records:
-        chunks = item if isinstance(item, (list, tuple)) else [item]
-        if not chunks:
+        head, chunks = _head_and_chunks(item)
+        if head is None:
             continue
-        nsnap = sum(c.nr_snapshots for c in chunks)
-        tid_s = "%s" % chunks[0].target_id
+        tid_s = "%s" % head.target_id
+        nsnap = 0
+        last = None
         for c in chunks:
+            if not c.nr_snapshots:
+                continue
+            nsnap += c.nr_snapshots
+            last = c
             S = c.snapshots
             for k in range(c.nr_snapshots):
                 lo = int(S.region_offset[k])
@@ -326,9 +359,8 @@ def iter_perf_script_lines(records):
                                                 "None" if ages[i] == AGE_UNKNOWN else "%d" % ages[i])
                                    for i in range(n)])
         if nsnap == 1:
-            c = [c for c in chunks if c.nr_snapshots][0]
-            end = int(c.snapshots.end_ns[0])
-            start = c.snapshot_start(0)
+            end = int(last.snapshots.end_ns[0])
+            start = last.snapshot_start(0)
             fake_end = end + (end - start)
             yield _PERF_FMT % (fake_end / 1000000000, tid_s, 1, 0, 0, -1, "-1")
 
@@ -392,6 +424,5 @@ def write_records(records, path, fmt, *, region_values=None, mode=None):
     _atomic_write(path, lambda f: write_stream(pieces, f, fmt), mode)
 
 
-__all__ = ["write_records", "json_text", "perf_script_text", "iter_json_text",
-           "iter_perf_script_lines", "format_nr", "format_sz", "format_time_ns_exact",
-           "DAMOS_STAT_FIELDS", "np"]
+__all__ = ["write_records", "ChunkedRecord", "json_text", "perf_script_text", "iter_json_text",
+           "iter_perf_script_lines", "format_nr", "format_sz", "format_time_ns_exact"]

@@ -135,31 +135,145 @@ def workload(workload_bin):
         w.stop()
 
 
-def collect_cmd(*args):
-    return [sys.executable, "-m", "damo_pipe.collect.cli", *map(str, args)]
+class Forked:
+    """damo-collect's main() in a forked child of this (already warmed-up) process.
+
+    Under TCG a fresh Python that imports numpy and h5py takes 10-60 s; a fork takes
+    milliseconds and runs exactly the same code path as the console script.
+    Popen-like: pid, poll(), wait(timeout), send_signal(), kill(), stdout/stderr text.
+    """
+
+    def __init__(self, args, env):
+        import tempfile
+        self.args = [str(a) for a in args]
+        self._out = tempfile.NamedTemporaryFile(prefix="collect-out-", delete=False)
+        self._err = tempfile.NamedTemporaryFile(prefix="collect-err-", delete=False)
+        self.returncode = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:   # child
+            rc = 1
+            try:
+                for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(s, signal.SIG_DFL)
+                signal.alarm(0)
+                os.setpgid(0, 0)
+                os.environ.clear()
+                os.environ.update(env)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(self._out.fileno(), 1)
+                os.dup2(self._err.fileno(), 2)
+                sys.stdout = open(1, "w", closefd=False)
+                sys.stderr = open(2, "w", closefd=False)
+                import logging
+                logging.root.handlers[:] = []
+                from damo_pipe.collect.cli import main
+                rc = main(self.args)
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else 1
+            except BaseException:   # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                rc = 1
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(rc or 0)
+        self.pid = pid
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def _text(self, f):
+        with open(f.name) as fh:
+            return fh.read()
+
+    @property
+    def stdout(self):
+        return self._text(self._out)
+
+    @property
+    def stderr(self):
+        return self._text(self._err)
+
+    def cleanup(self):
+        for f in (self._out, self._err):
+            f.close()
+            try:
+                os.unlink(f.name)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_imports():
+    """Import everything the CLI needs once, before the first fork."""
+    if _REASON is None:
+        import damo_pipe.archive  # noqa: F401
+        import damo_pipe.collect.cli as cli
+        import damo_pipe.collect.commands._options  # noqa: F401
+        from damo_pipe.archive.layout import compression_kwargs
+        compression_kwargs(None)
+        for _, mod in cli.COMMANDS:
+            __import__("damo_pipe.collect.commands." + mod)
+        try:
+            import damo_pipe.analyze.access  # noqa: F401
+        except ImportError:
+            pass
 
 
 @pytest.fixture
 def collect(env):
-    """Run damo-collect to completion: returns CompletedProcess (text)."""
-    def run(*args, timeout=120, check=True):
-        p = subprocess.run(collect_cmd(*args), env=env, cwd=str(REPO), capture_output=True,
-                           text=True, timeout=timeout)
+    """Run damo-collect to completion (forked): returns an object with returncode/stdout/stderr."""
+    done = []
+
+    def run(*args, timeout=200, check=True):
+        p = Forked(args, env)
+        done.append(p)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            pytest.fail("damo-collect %s did not finish in %d s" % (" ".join(p.args), timeout))
         if check and p.returncode != 0:
-            pytest.fail("damo-collect %s failed (%d): %s" % (" ".join(map(str, args)),
-                                                             p.returncode, p.stderr))
+            pytest.fail("damo-collect %s failed (%d): %s" % (" ".join(p.args), p.returncode,
+                                                             p.stderr))
         return p
-    return run
+    yield run
+    for p in done:
+        p.cleanup()
 
 
 @pytest.fixture
 def collect_bg(env):
-    """Start damo-collect in the background; killed at teardown if still running."""
+    """Start damo-collect in the background (forked); SIGTERM/SIGKILL at teardown if running."""
     procs = []
 
     def start(*args):
-        p = subprocess.Popen(collect_cmd(*args), env=env, cwd=str(REPO), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        p = Forked(args, env)
         procs.append(p)
         return p
     yield start
@@ -167,10 +281,11 @@ def collect_bg(env):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             try:
-                p.wait(30)
+                p.wait(60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        p.cleanup()
 
 
 def committed_snapshots(path):
@@ -191,11 +306,11 @@ class TestTimeout(Exception):
 
 @pytest.fixture(autouse=True)
 def per_test_timeout():
-    """Fail a test that takes longer than 240 s (a hung test must not eat the VM's time)."""
+    """Fail a test that takes longer than 300 s (a hung test must not eat the VM's time)."""
     def expire(signum, frame):
-        raise TestTimeout("test took longer than 240 s")
+        raise TestTimeout("test took longer than 300 s")
     old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(240)
+    signal.alarm(300)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)

@@ -171,6 +171,10 @@ def test_swmr_reader_sees_appends_of_writer_process(tmp_path):
         reader.close()
     finally:
         proc.wait(timeout=60)
+    # the guide summary written by close() matches a scan of what was written
+    with ArchiveReader(path) as r:
+        for i in range(2):
+            assert_guide_matches_scan(r.stored_guide(i), chunk_for(r.records[i], i, 0, 70))
 
 
 @pytest.mark.parametrize("trial", range(6))
@@ -192,6 +196,7 @@ def test_sigkill_mid_append_keeps_every_flushed_snapshot(tmp_path, trial):
             n = r.nr_snapshots(i)
             assert n >= committed
             assert_same_record(chunk_for(r.records[i], i, 0, n), r.load(i))
+            assert r.stored_guide(i) is None      # written only by close()
 
 
 def test_not_hdf5(tmp_path):
@@ -256,3 +261,81 @@ def test_cli_info_describes_archive(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing.h5")]) == 1
     err = capsys.readouterr().err
     assert "missing.h5" in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- guide summary, columns
+def assert_guide_matches_scan(sg, rec):
+    """The stored summary against damo's guide computed by the pure-Python engine."""
+    from damo_pipe.analyze.heatmap import compute_guides
+    g, = compute_guides([rec], engine="python", with_heats=True)
+    assert sg is not None
+    assert (sg["lowest_addr"], sg["highest_addr"], sg["gaps"]) == (g.lowest_addr, g.highest_addr, g.gaps)
+    lo, hi = rec.region_bounds(0)
+    assert sg["first_max_age"] == max(0, int(rec.regions.age[lo:hi].max()) if hi > lo else 0)
+    if sg["heats"] is not None:
+        assert sg["heats"] == [h or 0 for h in g.heats]
+
+
+def _record_with_gaps(nsnap, seed):
+    rng = np.random.default_rng(seed)
+    b = RecordBuilder(Record(target_id=3, intervals=Intervals(5000, 100000, 1000000)))
+    for k in range(nsnap):
+        starts, ends = [], []
+        for base in (0x1000_0000, 0x5000_0000, 0x9000_0000):
+            cuts = np.sort(rng.choice(np.arange(1, 4000), size=6, replace=False)).astype(np.uint64)
+            edges = np.uint64(base) + cuts * np.uint64(4096)
+            starts += list(edges[:-1])
+            ends += list(edges[1:])
+        n = len(starts)
+        b.add_snapshot(k * 100_000_000, (k + 1) * 100_000_000, RegionColumns(
+            np.array(starts, np.uint64), np.array(ends, np.uint64), rng.integers(0, 30, n),
+            rng.integers(0, 50, n), rng.integers(0, 1 << 20, n).astype(np.uint64)))
+    return b.build()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_guide_summary_written_at_close(tmp_path, seed):
+    rec = _record_with_gaps(40 + seed * 13, seed)
+    path = tmp_path / "g.h5"
+    with ArchiveWriter(path) as w:
+        idx = w.add_record(rec.meta())
+        for lo in range(0, rec.nr_snapshots, 7 + seed):   # several batches
+            w.append(idx, rec.slice_snapshots(lo, lo + 7 + seed))
+            if seed % 2:
+                w.flush()
+    with ArchiveReader(path) as r:
+        sg = r.stored_guide(0)
+        assert sg["heats"] is not None
+        assert len(sg["gaps"]) == 2
+        assert_guide_matches_scan(sg, rec)
+
+
+def test_guide_summary_ignored_when_stale_or_absent(tmp_path):
+    rec = _record_with_gaps(20, 9)
+    path = tmp_path / "g.h5"
+    write_records([rec], path)
+    with h5py.File(path, "r+") as f:
+        f["records/000000/guide/covered"][0] = 19     # covers fewer snapshots than stored
+    with ArchiveReader(path) as r:
+        assert r.stored_guide(0) is None
+    with h5py.File(path, "r+") as f:
+        del f["records/000000/guide"]                  # an archive of an older writer
+    with ArchiveReader(path) as r:
+        assert r.stored_guide(0) is None
+        assert_same_record(rec, r.load(0))
+
+
+def test_iter_chunks_reads_only_requested_columns(tmp_path):
+    rec = _record_with_gaps(30, 4)
+    path = tmp_path / "c.h5"
+    write_records([rec], path)
+    with ArchiveReader(path) as r:
+        chunks = list(r.iter_chunks(0, snapshots_per_chunk=8, columns=("nr_accesses",)))
+    assert sum(c.nr_snapshots for c in chunks) == rec.nr_snapshots
+    got_start = np.concatenate([c.regions.start for c in chunks])
+    got_end = np.concatenate([c.regions.end for c in chunks])
+    got_acc = np.concatenate([c.regions.nr_accesses for c in chunks])
+    assert np.array_equal(got_start, rec.regions.start) and np.array_equal(got_end, rec.regions.end)
+    assert np.array_equal(got_acc, rec.regions.nr_accesses)
+    for c in chunks:                       # columns not asked for keep their defaults
+        assert (c.regions.age == AGE_UNKNOWN).all() and not c.regions.sz_filter_passed.any()

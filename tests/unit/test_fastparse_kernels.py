@@ -141,3 +141,41 @@ def test_json_regions_text_matches_json_dumps():
     assert fp.json_regions_text(start[:0], end[:0], acc[:0], age[:0], passed[:0]) == b""
     with pytest.raises(ValueError):
         fp.json_regions_text(start, end[:2], acc, age, passed)
+
+
+def _big_trace(nlines=16000):
+    out = []
+    for k in range(nlines):
+        out.append(b"  kdamond.0  1 [000] %d.%06d: damon:damon_aggregated: target_id=%d nr_regions=4 %d-%d: %d 3\n"
+                   % (100 + k // 8, (k // 8) * 7 % 1000000, (k // 4) % 2, k, k + 1, k % 5))
+    return b"".join(out)
+
+
+def test_trace_scan_two_threads_match_reference():
+    data = _big_trace()
+    assert len(data) > (1 << 20)   # the split path
+    st_a, st_b = trace_text.TraceState(), trace_text.TraceState()
+    ca, ra = trace_text.py_trace_scan(data, st_a, True)
+    cb, rb = fp.trace_scan(data, st_b, True)
+    assert ca == cb == len(data)
+    for f in trace_text.ROW_FIELDS:
+        assert ra[f].tolist() == rb[f].tolist(), f
+    assert st_a.__dict__ == st_b.__dict__
+
+
+@pytest.mark.parametrize("where", [0.25, 0.75])
+@pytest.mark.parametrize("bad", [b"target_id=0 nr_regions=4 x-1: 1 1", b"UNSORTED"])
+def test_trace_scan_two_threads_error_lines(where, bad):
+    lines = _big_trace().split(b"\n")
+    i = int(len(lines) * where)
+    if bad == b"UNSORTED":
+        lines[i] = b"  kdamond.0  1 [000] 1.000000: damon:damon_aggregated: target_id=0 nr_regions=4 0-1: 1 3"
+    else:
+        lines[i] = b"  kdamond.0  1 [000] 999999.000000: damon:damon_aggregated: " + bad
+    data = b"\n".join(lines)
+    errs = []
+    for scan in (trace_text.py_trace_scan, fp.trace_scan):
+        with pytest.raises(trace_text.RecordFormatError) as ei:
+            scan(data, trace_text.TraceState(), True, "x")
+        errs.append(ei.value.line)
+    assert errs[0] == errs[1] == i + 1

@@ -159,3 +159,18 @@ def test_archive_to_damo_formats_equals_direct(tmp_path):
         assert main(["convert_record_format", "--record_file", str(src), "--format", fmt,
                      "--output_file", str(tmp_path / ("direct" + ext))]) == 0
         assert (tmp_path / ("via" + ext)).read_bytes() == (tmp_path / ("direct" + ext)).read_bytes()
+
+
+@pytest.mark.parametrize("ext", [".json", ".perf", ".jsonc"])
+def test_big_inputs_stream_through_an_archive(tmp_path, monkeypatch, ext):
+    from damo_pipe.analyze.commands import convert
+    src = tmp_path / "t.txt"
+    text = trace(7)
+    # a second target with a single snapshot (perf_script writer adds a fake one)
+    text += "kdamond.0 1 [000] 200.000000: damon:damon_aggregated: target_id=5 nr_regions=1 0-4096: 1 2\n"
+    src.write_text(text)
+    assert main(["convert", str(src), str(tmp_path / ("direct" + ext))]) == 0
+    monkeypatch.setattr(convert, "STREAM_VIA_ARCHIVE_BYTES", 10)
+    assert main(["convert", "--chunk_regions", "2", str(src), str(tmp_path / ("via" + ext))]) == 0
+    assert (tmp_path / ("via" + ext)).read_bytes() == (tmp_path / ("direct" + ext)).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["t.txt", "direct" + ext, "via" + ext])

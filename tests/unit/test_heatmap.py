@@ -282,9 +282,9 @@ def test_time_range_reads_only_needed_snapshots():
     seen = []
     orig = src.iter_chunk_range
 
-    def spy(i, lo, hi):
+    def spy(i, lo, hi, **kw):
         seen.append((lo, hi))
-        return orig(i, lo, hi)
+        return orig(i, lo, hi, **kw)
     src.iter_chunk_range = spy
     s = rec.snapshot_start(0)
     t_range = [s + 5_000_000_000, s + 6_000_000_000]      # snapshots ~50..60 of 200
@@ -292,3 +292,123 @@ def test_time_range_reads_only_needed_snapshots():
     lo, hi = seen[0]
     assert 40 <= lo <= 50 and 60 <= hi <= 70
     assert _same(got.heat, ref_heatmap([rec], t_range, [0, 400 * 4096], 10, 10))
+
+
+# ---------------------------------------------------------------- archives
+def _write_archive(tmp_path, recs, name="a.h5"):
+    from damo_pipe.archive import write_records
+    path = tmp_path / name
+    write_records(recs, path)
+    return path
+
+
+def _guide_view(g):
+    return (g.key, g.start_time, g.end_time, g.regions(), [h or 0 for h in (g.heats or [])])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_stored_guide_equals_scan(tmp_path, seed):
+    """The guide summary written at close time gives the guides (and heats) the exact
+    reference scan computes, without reading a region."""
+    rng = random.Random(100 + seed)
+    if seed % 2:
+        recs = [_rand_gappy(rng, rng.randrange(1, 40), zero_ok=seed % 5 == 0)]
+    else:
+        recs = [rand_record(rng, rng.randrange(1, 30), True, float_first=seed % 4 == 0)]
+    path = _write_archive(tmp_path, recs)
+    exact = hm.compute_guides(recs, engine="python", with_heats=True)
+    with hm.RecordSource.open([path]) as src:
+        sg = src.stored_guide(0)
+        assert sg is not None
+        if sg["heats"] is not None:    # None: the one-pass heats gave up (address 0, ...)
+            def no_regions(*a, **kw):
+                raise AssertionError("regions read although the guide is stored")
+            src.iter_chunks = no_regions
+        got = hm.compute_guides(src, engine="cython", with_heats=True)
+        without = hm.compute_guides(src, engine="cython", with_heats=False)
+    assert [_guide_view(g)[:4] for g in without] == [_guide_view(g)[:4] for g in exact]
+    assert [_guide_view(g) for g in got] == [_guide_view(g) for g in exact]
+    assert hm.format_guides(got) == hm.format_guides(exact)
+
+
+def test_stored_guide_not_used_for_shared_keys(tmp_path):
+    """Two records with the same key fold into one guide: the summaries are not
+    composable, so the records are scanned."""
+    rng = random.Random(7)
+    recs = [_rand_gappy(rng, 12), _rand_gappy(rng, 9)]
+    path = _write_archive(tmp_path, recs)
+    exact = hm.compute_guides(recs, engine="python", with_heats=True)
+    with hm.RecordSource.open([path]) as src:
+        got = hm.compute_guides(src, engine="cython", with_heats=True)
+    assert [_guide_view(g) for g in got] == [_guide_view(g) for g in exact]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heatmap_from_archive_equals_reference(tmp_path, seed):
+    rng = random.Random(200 + seed)
+    recs = [rand_record(rng, rng.randrange(5, 40), seed % 2 == 0, float_first=seed == 2)]
+    path = _write_archive(tmp_path, recs)
+    want = hm.compute_heatmaps(recs, resol=(13, 17), engine="python", df_passed=seed == 3)
+    with hm.RecordSource.open([path]) as src:
+        src.snapshots_per_chunk = 3       # several chunks through the prefetch thread
+        got = hm.compute_heatmaps(src, resol=(13, 17), df_passed=seed == 3)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert (a.t_start, a.a_start, a.time_unit, a.addr_unit) == (b.t_start, b.a_start, b.time_unit,
+                                                                     b.addr_unit)
+        assert _same(a.heat, b.heat)
+        assert hm.format_raw(a) == hm.format_raw(b, engine="python")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_raw_text_engines_agree(seed):
+    """The C formatter gives Python's float repr for every value kind."""
+    rng = np.random.default_rng(seed)
+    T, A = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    vals = np.concatenate([rng.normal(0, 1e3, 30), rng.normal(0, 1e-300, 5), [np.nan, np.inf, -np.inf,
+                           0.0, -0.0, 1e16, 1.5e16, 123456789012345678.0, 5e-324, 1.7976931348623157e308,
+                           0.1, 1 / 3, 2.0 ** 70]])
+    if seed % 3 == 2:
+        with np.errstate(over="ignore"):
+            vals = vals[np.isfinite(vals)] * 1e20
+    heat = rng.choice(vals, size=(T, A))
+    t0 = float(rng.integers(0, 10 ** 6)) + (0.40625 if seed % 2 else 0)
+    grid = hm.HeatmapGrid(heat=heat, t_start=t0 if seed % 2 else int(t0), time_unit=7,
+                          a_start=int(rng.integers(0, 2 ** 40)), addr_unit=4096)
+    for abs_t in (False, True):
+        for abs_a in (False, True):
+            want = "\n".join("%s\t%s\t%s" % ((t if abs_t else t - grid.t_start), (a if abs_a else a - grid.a_start),
+                                              "NaN" if h != h else repr(h))
+                             for t, row in zip(grid.pixel_times(), heat.tolist())
+                             for a, h in zip(grid.pixel_addrs(), row))
+            assert hm.format_raw(grid, abs_t, abs_a) == want
+            assert hm.format_raw(grid, abs_t, abs_a, engine="python") == want
+
+
+def test_prefetched_forwards_items_errors_and_stops():
+    from damo_pipe.analyze._chunks import prefetched
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def bad():
+        yield 1
+        raise ValueError("boom")
+    it = prefetched(bad())
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="boom"):
+        next(it)
+    produced = []
+
+    def endless():
+        k = 0
+        while True:
+            produced.append(k)
+            yield k
+            k += 1
+    it = prefetched(endless())
+    assert next(it) == 0
+    it.close()                    # stops and joins the producer
+    n = len(produced)
+    assert n <= 4
+    import time
+    time.sleep(0.05)
+    assert len(produced) == n

@@ -66,7 +66,8 @@ def test_instance_mode_enables_only_damon_events_and_cleans_up(fake, tmp_path):
                                    parser=StandInStreamParser())
     inst = Path(fake.instances_made[0])
     assert inst.name == "damo-pipe-%d" % os.getpid()
-    assert fake.enable_state(inst) == {"damon_aggregated": "1", "damos_before_apply": "1"}
+    # damos_before_apply is opt-in (--trace_damos)
+    assert fake.enable_state(inst) == {"damon_aggregated": "1", "damos_before_apply": "0"}
     assert (inst / "buffer_size_kb").read_text() == "2048"
     # nothing outside the instance changed
     assert fake.snapshot_state() == {**before, **{k: v for k, v in fake.snapshot_state().items()
@@ -98,7 +99,7 @@ def test_toplevel_mode_saves_changes_and_restores(tmp_path, monkeypatch):
     w, keys = new_writer(tmp_path / "a.h5")
     h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
                                    buffer_kb=4096, state_dir=state_dir,
-                                   parser=StandInStreamParser())
+                                   parser=StandInStreamParser(), damos=True)
     assert fake.enable_state() == {"damon_aggregated": "1", "damos_before_apply": "1"}
     assert (fake.root / "tracing_on").read_text() == "1"
     assert (fake.root / "buffer_size_kb").read_text() == "4096"
@@ -181,7 +182,7 @@ def test_permission_error_is_a_collect_error_and_rolls_back(fake, tmp_path, monk
     real_write = tracer._write
 
     def failing(path, value):
-        if path.endswith("damos_before_apply/enable") and value == "1":
+        if path.endswith("damon_aggregated/enable") and value == "1":
             raise PermissionError(13, "Permission denied", path)
         return real_write(path, value)
     monkeypatch.setattr(tracer, "_write", failing)
@@ -458,8 +459,7 @@ def test_perf_streaming_equals_whole_capture(fake, fake_perf, tmp_path, parser_n
     w.close()
     assert s["regions"] == want
     rec_args = (tmp_path / "perf.log.record").read_text()
-    assert rec_args == ("record -a -q --synth=no -e damon:damon_aggregated "
-                        "-e damon:damos_before_apply --no-buffering -o -")
+    assert rec_args == "record -a -q --synth=no -e damon:damon_aggregated --no-buffering -o -"
     assert (tmp_path / "perf.log.script").read_text() == "script -i -"
     assert_archive_matches_reference(tmp_path / "a.h5", ref)
     assert fake.snapshot_state() == before  # perf changes no tracefs file
@@ -502,3 +502,50 @@ def test_lost_events_are_counted_and_skipped(fake, tmp_path, parser_name):
     w.close()
     assert s["lost_events"] == 50
     assert_archive_matches_reference(tmp_path / "a.h5", ref)
+
+
+def with_damos_lines(data):
+    """The capture with, after every snapshot, the damos_before_apply lines a stat scheme
+    matching everything produces (same regions, 10 us later), as a 6.12 kernel does."""
+    out = []
+    snap = []
+    for line in data.decode().splitlines(keepends=True):
+        out.append(line)
+        tok = line.split()
+        i = tok.index("damon_aggregated:")
+        nr = int(tok[i + 2].split("=")[1])
+        snap.append((tok, i))
+        if len(snap) == nr:
+            for tok, i in snap:
+                ts = "%.6f:" % (float(tok[i - 1][:-1]) + 0.00001)
+                out.append("%s %s %s %s damos_before_apply: ctx_idx=0 scheme_idx=0 target_idx=0 "
+                           "nr_regions=%d %s %s %s\n" % (tok[0], tok[1], tok[2], ts, nr,
+                                                       tok[i + 3], tok[i + 4], tok[i + 5]))
+            snap = []
+    return "".join(out).encode()
+
+
+def test_damos_before_apply_goes_to_its_own_record(fake, tmp_path):
+    data = capture("trace_pipe")
+    mixed = with_damos_lines(data)
+    ref = reference_snapshots(data.decode())
+    w, keys = new_writer(tmp_path / "a.h5")
+    keys[("damos_before_apply", 0)] = w.add_record(Record(target_id=0, scheme_idx=0))
+    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, damos=True,
+                                   parser=make_parser("real"))
+    assert h.streamer.damos_parser is not None
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), mixed, piece=999))
+    h.stop()
+    w.close()
+    recs = read_archive_records(tmp_path / "a.h5")
+    assert [r.scheme_idx for r in recs] == [None, 0]
+    # the target's record is exactly the damon_aggregated stream
+    main_path = tmp_path / "only.h5"
+    from damo_pipe.archive import write_records
+    write_records([recs[0]], main_path)
+    assert_archive_matches_reference(main_path, ref)
+    d = recs[1]
+    assert d.nr_snapshots == recs[0].nr_snapshots
+    assert list(d.regions.start) == list(recs[0].regions.start)
+    # 10 us later, give or take the float truncation of int(float(ts) * 1e9)
+    assert all(9990 <= x <= 10010 for x in d.snapshots.end_ns - recs[0].snapshots.end_ns)

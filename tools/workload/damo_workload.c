@@ -3,7 +3,7 @@
  * testing DAMON monitoring (tests/kernel) and making the bundled sample archive.
  *
  *   damo_workload [--mib N] [--mode hwc|phases|pageout] [--duration SECONDS]
- *                 [--phase_sec SECONDS]
+ *                 [--phase_sec SECONDS] [--duty PERCENT]
  *
  * It maps N MiB (default 100) of anonymous memory, writes every page once, prints
  *   ready <start> <end>
@@ -17,6 +17,10 @@
  *   pageout  like hwc, but the cold 60% is written only once: a DAMOS pageout scheme can
  *            reclaim it; prints "rss <kB>" lines on request (SIGUSR1) is not needed, the
  *            test reads /proc/PID/statm.
+ *
+ * --duty (default 30) caps the CPU share: after each round it sleeps so that touching
+ * memory takes about that percentage of the time. On an emulated (TCG) guest a busy
+ * workload would otherwise starve everything else, the monitoring tools included.
  *
  * Stops after --duration seconds (default: run until killed). Writes one byte per 4 KiB
  * page, so the work per round is small and the access pattern is what DAMON samples.
@@ -51,7 +55,7 @@ static void touch(volatile char *p, size_t len, unsigned char v)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--mib N] [--mode hwc|phases|pageout] [--duration S] "
-			"[--phase_sec S]\n", prog);
+			"[--phase_sec S] [--duty PERCENT]\n", prog);
 	exit(2);
 }
 
@@ -59,7 +63,7 @@ int main(int argc, char **argv)
 {
 	size_t mib = 100;
 	const char *mode = "hwc";
-	double duration = -1, phase_sec = 10;
+	double duration = -1, phase_sec = 10, duty = 30;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -70,9 +74,13 @@ int main(int argc, char **argv)
 			duration = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--phase_sec") && i + 1 < argc)
 			phase_sec = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--duty") && i + 1 < argc)
+			duty = atof(argv[++i]);
 		else
 			usage(argv[0]);
 	}
+	if (duty <= 0 || duty > 100)
+		usage(argv[0]);
 	if (mib < 8 || (strcmp(mode, "hwc") && strcmp(mode, "phases") && strcmp(mode, "pageout")))
 		usage(argv[0]);
 
@@ -105,9 +113,11 @@ int main(int argc, char **argv)
 			if (round % 20 == 0)
 				touch(buf + hot, warm, (unsigned char)round);
 		}
-		/* a short pause so that "hot" is not all there is to the CPU */
-		if (round % 4 == 3)
-			usleep(1000);
+		/* pace: touching takes about duty% of the time */
+		double busy = now() - t0 - t;
+		double idle = busy * (100 - duty) / duty;
+		if (idle > 0.0001)
+			usleep((useconds_t)(idle * 1e6));
 	}
 	sink = buf[0];
 	return 0;

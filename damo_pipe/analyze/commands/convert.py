@@ -70,34 +70,45 @@ def _tmp_name(path):
     return tmp
 
 
+#: non-archive inputs larger than this go through a temporary archive when converted to
+#: a damo format, so that memory stays bounded whatever the input size
+STREAM_VIA_ARCHIVE_BYTES = 32 << 20
+
+
 def convert_file(src, dst, fmt, *, input_type=None, compression=None,
-                 chunk_regions=1 << 20, engine="auto"):
+                 chunk_regions=1 << 18, engine="auto"):
     """Convert one file; the output appears only when complete."""
-    from damo_pipe.formats import iter_record_chunks
+    from damo_pipe.formats import detect_format, read_records, write_records
     if fmt == "hdf5":
         return _to_archive(src, dst, input_type, compression, chunk_regions, engine)
-    stream = iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
-                                engine=engine)
-    if stream.format == "hdf5":
-        return _archive_to_damo(src, dst, fmt)
-    from damo_pipe.formats import read_records, write_records
+    in_fmt = input_type or detect_format(src)
+    if in_fmt == "hdf5":
+        return _archive_to_damo(src, dst, fmt, chunk_regions)
+    if in_fmt == "perf_data" or os.path.getsize(src) > STREAM_VIA_ARCHIVE_BYTES:
+        tmp = _tmp_name(dst)
+        try:
+            _to_archive(src, tmp, input_type, "none", chunk_regions, engine)
+            return _archive_to_damo(tmp, dst, fmt, chunk_regions)
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     records = read_records(src, input_type=input_type, engine=engine)
     write_records(records, dst, fmt)
     return len(records)
 
 
-def _archive_to_damo(src, dst, fmt):
-    """Stream an archive record by record into a damo format."""
+def _archive_to_damo(src, dst, fmt, chunk_regions=1 << 18):
+    """Stream an archive record by record, chunk by chunk, into a damo format."""
     from damo_pipe.archive import ArchiveReader
     from damo_pipe.formats import write_records
+    from damo_pipe.formats.writers import ChunkedRecord
     with ArchiveReader(src) as reader:
-        def per_record():
-            for i in range(len(reader)):
-                chunks = list(reader.iter_chunks(i))
-                if not chunks:
-                    chunks = [reader.records[i]]
-                yield chunks
-        write_records(per_record(), dst, fmt)
+        metas = reader.records
+        items = (ChunkedRecord(metas[i], reader.iter_chunks(i, regions_per_chunk=chunk_regions))
+                 for i in range(len(reader)))
+        write_records(items, dst, fmt)
         return len(reader)
 
 

@@ -70,6 +70,10 @@ def add_tracer_options(parser):
                    help="instance (default): a private tracing instance, no conflict with "
                         "other tracing users; toplevel: the global buffer, refused when "
                         "tracing is in use, restored afterwards")
+    g.add_argument("--trace_damos", action="store_true",
+                   help="also record damos_before_apply (regions each DAMOS scheme is about "
+                        "to apply to) into separate records; doubles the trace volume with "
+                        "damo-collect's catch-all stat scheme")
     g.add_argument("--perf", metavar="PATH", default="perf",
                    help="perf executable for --tracer perf (default: perf in PATH)")
     g.add_argument("--perf_mmap_pages", type=int, metavar="N", default=None,
@@ -106,7 +110,9 @@ def _raise_exit(signum, frame):
 def start_tracer(args, writer, record_keys, *, parser=None):
     """Start the tracer chosen by ``args.tracer``; see the module docstring for the loop.
 
-    ``record_keys``: dict trace key (target index) -> archive record index.
+    ``record_keys``: dict trace key (target index) -> archive record index; with
+    ``--trace_damos`` also ("damos_before_apply", target index) -> record index (records
+    not announced are added if the writer still allows it, else dropped and counted).
     ``parser``: an incremental trace parser (default: formats.trace_text.TraceStreamParser).
     """
     kind = getattr(args, "tracer", "none") or "none"
@@ -122,13 +128,15 @@ def start_tracer(args, writer, record_keys, *, parser=None):
                 mode=getattr(args, "tracefs_mode", "instance"),
                 buffer_kb=getattr(args, "trace_buffer_kb", None),
                 state_dir=getattr(args, "tracer_state_dir", None),
-                flush_interval=flush_interval, parser=parser)
+                flush_interval=flush_interval, parser=parser,
+                damos=getattr(args, "trace_damos", False))
         elif kind == "perf":
             handle = _tracer.open_perf_tracer(
                 writer, record_keys, perf=getattr(args, "perf", "perf"),
                 tracefs_root=getattr(args, "tracefs_root", None),
                 mmap_pages=getattr(args, "perf_mmap_pages", None),
-                flush_interval=flush_interval, parser=parser)
+                flush_interval=flush_interval, parser=parser,
+                damos=getattr(args, "trace_damos", False))
         else:
             from damo_pipe.errors import UsageError
             raise UsageError("unknown --tracer %r (choose from %s)" % (kind, ", ".join(TRACERS)))
