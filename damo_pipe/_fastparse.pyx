@@ -849,10 +849,11 @@ cdef int _one_region(const uint8_t* b, Py_ssize_t* pp, Py_ssize_t n, uint64_t* o
                         else:
                             return J_UNUSUAL
                     elif (kid == 3 and k2 == 8) or (kid == 4 and k2 == 9):
+                        # a stated percent / usec is kept by the reference converter
                         vk = _scalar(b, &p, n, &v, False)
                         if vk == V_EOF:
                             return J_MORE
-                        if vk == V_BAD:
+                        if vk != V_NULL:
                             return J_UNUSUAL
                     else:
                         return J_UNUSUAL

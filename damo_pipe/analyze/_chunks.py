@@ -32,7 +32,7 @@ class _MemoryEntry:
         self.record = record
         self.meta = record
 
-    def iter_chunks(self, per_chunk, time_range=None, columns=None):
+    def iter_chunks(self, per_chunk, time_range=None, columns=None, reuse_buffers=0):
         rec = self.record
         n = rec.nr_snapshots
         if n == 0:
@@ -59,7 +59,7 @@ class _ArchiveEntry:
         sg["first_start"] = first if first is not None else int(snaps.start_ns[0])
         return sg
 
-    def iter_chunks(self, per_chunk, time_range=None, columns=None):
+    def iter_chunks(self, per_chunk, time_range=None, columns=None, reuse_buffers=0):
         # bounded by regions (not snapshots) so that huge snapshots stay bounded too
         kwargs = {"snapshots_per_chunk": None, "regions_per_chunk": DEFAULT_REGIONS_PER_CHUNK}
         if per_chunk is not None and per_chunk < DEFAULT_SNAPSHOTS_PER_CHUNK:
@@ -68,6 +68,8 @@ class _ArchiveEntry:
             kwargs["time_range"] = time_range
         if columns is not None:
             kwargs["columns"] = columns
+        if reuse_buffers:
+            kwargs["reuse_buffers"] = reuse_buffers
         for chunk in self.reader.iter_chunks(self.idx, **kwargs):
             if chunk.nr_snapshots:
                 yield chunk
@@ -164,8 +166,12 @@ class RecordSource:
             return entry.record.snapshots
         return entry.reader.snapshot_table(entry.idx)
 
-    def iter_chunk_range(self, idx, lo, hi, columns=None):
-        """Chunks holding exactly snapshots ``lo:hi`` of record idx (archives read only those)."""
+    def iter_chunk_range(self, idx, lo, hi, columns=None, reuse_buffers=0):
+        """Chunks holding exactly snapshots ``lo:hi`` of record idx (archives read only those).
+
+        ``columns``: see :meth:`iter_chunks`. ``reuse_buffers=n``: archives read into n
+        sets of arrays used in turn, so a chunk's arrays are overwritten when the n-th
+        next chunk is read (the caller must be done with it by then)."""
         entry = self._entries[idx]
         if hi <= lo:
             return
@@ -183,7 +189,8 @@ class RecordSource:
             t0 = int(ends[lo])
             t1 = int(starts[hi - 1]) + 1
             got = 0
-            for chunk in entry.iter_chunks(self.snapshots_per_chunk, (t0, t1), columns):
+            for chunk in entry.iter_chunks(self.snapshots_per_chunk, (t0, t1), columns,
+                                           reuse_buffers):
                 got += chunk.nr_snapshots
                 yield chunk
             if got != hi - lo:
@@ -191,7 +198,7 @@ class RecordSource:
                                    % (got, hi - lo))
             return
         k = 0
-        for chunk in entry.iter_chunks(self.snapshots_per_chunk, None, columns):
+        for chunk in entry.iter_chunks(self.snapshots_per_chunk, None, columns, reuse_buffers):
             m = chunk.nr_snapshots
             a, b = max(lo - k, 0), min(hi - k, m)
             if a < b:

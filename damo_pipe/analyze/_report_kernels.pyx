@@ -84,12 +84,6 @@ def heatmap_accumulate(double[:, ::1] heat,
     cdef int64_t da, a_age
     cdef dp_int128 h128
     cdef double cur
-    # per-snapshot values and memos of the last row/column index computations (the
-    # same division on the same operands gives the same result)
-    cdef int64_t i_hi_snap, memo_i_lo = 0, memo_j = 0
-    cdef double memo_st = 0, aggr_div = 1
-    cdef bint has_memo_st = False, has_memo_a = False
-    cdef uint64_t memo_a = 0
     if ptime.shape[0] != T or ptime_next.shape[0] != T or paddr.shape[0] != A:
         raise ValueError("pixel axis arrays do not match the grid")
     if (snap_end.shape[0] != S or snap_start_float.shape[0] != S or region_offset.shape[0] != S
@@ -111,9 +105,6 @@ def heatmap_accumulate(double[:, ::1] heat,
             s_end = snap_end[k]
             r_lo = region_offset[k]
             r_hi = r_lo + nr_regions[k]
-            i_hi_snap = _trunc_index((s_end - t_start) / time_unit)
-            if has_intervals:
-                aggr_div = snap_aggr_us[k] / 1000000.0
             for r in range(r_lo, r_hi):
                 a0 = rstart[r]
                 a1 = rend[r]
@@ -132,26 +123,16 @@ def heatmap_accumulate(double[:, ::1] heat,
                     st = last_end
                     obs_float = False
                 obs = st
-                if not (has_memo_st and st == memo_st):
-                    memo_i_lo = _trunc_index((st - t_start) / time_unit)
-                    memo_st = st
-                    has_memo_st = True
-                i_lo = memo_i_lo
-                i_hi = i_hi_snap
+                i_lo = _trunc_index((st - t_start) / time_unit)
+                i_hi = _trunc_index((s_end - t_start) / time_unit)
                 if i_lo < 0:
                     i_lo = 0
                 if i_hi > T - 1:
                     i_hi = T - 1
                 if i_lo > i_hi:
                     continue
-                if has_memo_a and a0 == memo_a:
-                    j_lo = memo_j
-                else:
-                    j_lo = _col(a0, a_start, addr_unit_d)
+                j_lo = _col(a0, a_start, addr_unit_d)
                 j_hi = _col(a1, a_start, addr_unit_d)
-                memo_a = a1
-                memo_j = j_hi
-                has_memo_a = True
                 if j_lo < 0:
                     j_lo = 0
                 if j_hi > A - 1:
@@ -159,7 +140,7 @@ def heatmap_accumulate(double[:, ::1] heat,
                 if j_lo > j_hi:
                     continue
                 if has_intervals:
-                    v = <double>samples[r] / aggr_div
+                    v = <double>samples[r] / (snap_aggr_us[k] / 1000000.0)
                     if df_passed:
                         v = v * <double>passed[r] / <double>(a1 - a0)
                 elif df_passed:

@@ -24,7 +24,7 @@ import re
 import socket
 import time
 
-from damo_pipe.errors import DamoPipeError, UsageError
+from damo_pipe.errors import DamoPipeError, ReportError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,10 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
         raise UsageError("no input files")
     for item, name in zip(items, unique_names([i.path for i in items])):
         item.name = name
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError("cannot create --out %s (%s)" % (out_dir, e.strerror or e))
 
     results = [None] * len(items)
     todo = []
@@ -420,6 +423,9 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
             client.close()
             if cluster is not None:
                 cluster.close()
-    index = write_index(results, out_dir, title=title)
+    try:
+        index = write_index(results, out_dir, title=title)
+    except OSError as e:
+        raise ReportError("cannot write %s (%s)" % (os.path.join(out_dir, INDEX_FILE), e.strerror or e))
     return BatchResult(results=results, index_path=index, seconds=time.perf_counter() - t0,
                        nr_workers=nr_workers)

@@ -804,6 +804,10 @@ def _needed_snapshots(snaps, t_start, tu, map_end):
     return lo, max(lo, min(hi, n))
 
 
+#: archive chunks read ahead of the pixel kernel
+_PREFETCH_DEPTH = 1
+
+
 def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
                        engine="cython", unit="samples", key=None):
     """Build one HeatmapGrid from the records ``indices`` of ``src`` (in order)."""
@@ -826,10 +830,14 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
         lo, hi = _needed_snapshots(snaps, t_start, tu, map_end)
         if lo > 0:
             last_end = int(snaps.end_ns[lo - 1])
-        chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
         if src.is_streamed(i):
-            # read + decompress the next chunk while the kernel works on this one
-            chunks = prefetched(chunks)
+            # read + decompress the next chunk while the kernel works on this one; the
+            # chunk being used, the one queued and the one being read need 3 buffer sets
+            chunks = prefetched(src.iter_chunk_range(i, lo, hi, columns=columns,
+                                                     reuse_buffers=_PREFETCH_DEPTH + 2),
+                                depth=_PREFETCH_DEPTH)
+        else:
+            chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
         try:
             for chunk in chunks:
                 if acc is not None and not _cython_usable(params, chunk, meta):

@@ -514,7 +514,15 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
     text = render_record_report(records, path, summary, images, max_table_rows=max_table_rows,
                                 access=access_text(records), warnings=warnings)
     tmp_out = os.fspath(output) + ".tmp"
-    with open(tmp_out, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp_out, output)
+    try:
+        with open(tmp_out, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp_out, output)
+    except OSError as e:
+        from damo_pipe.errors import ReportError
+        try:
+            os.unlink(tmp_out)
+        except OSError:
+            pass
+        raise ReportError("cannot write %s (%s)" % (os.fspath(output), e.strerror or e))
     return summary

@@ -27,11 +27,11 @@ _SIZE_UNITS = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "
 _TIME_UNITS = [(3600e9, "h"), (60e9, "min"), (1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1, "ns")]
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure_class():
+    """matplotlib's Figure, used without pyplot: no global figure manager, so drawing is
+    thread-safe (batch runs on Dask threads) and the import is cheaper."""
+    from matplotlib.figure import Figure
+    return Figure
 
 
 def _format_of(path):
@@ -42,20 +42,14 @@ def _format_of(path):
 
 
 def _figure(size):
-    plt = _plt()
     w, h = size or DEFAULT_SIZE
     if w <= 0 or h <= 0:
         raise UsageError("image size must be positive")
-    fig = plt.figure(figsize=(w / DPI, h / DPI), dpi=DPI)
-    return plt, fig
+    return _figure_class()(figsize=(w / DPI, h / DPI), dpi=DPI, layout="tight")
 
 
-def _save(plt, fig, path):
-    fmt = _format_of(path)
-    try:
-        fig.savefig(path, format=fmt, dpi=DPI)
-    finally:
-        plt.close(fig)
+def _save(fig, path):
+    fig.savefig(path, format=_format_of(path), dpi=DPI)
 
 
 def size_unit(span_bytes):
@@ -86,7 +80,7 @@ def _human_time(ns):
 # ---------------------------------------------------------------------------
 def save_heatmap_image(grid, path, title=None, abs_addr=False, abs_time=False, size=None):
     """Draw a HeatmapGrid: time on x, address on y, heat as colour (untouched = gray)."""
-    plt, fig = _figure(size)
+    fig = _figure(size)
     _format_of(path)
     from matplotlib import colors as mcolors
     heat = np.asarray(grid.heat, dtype=np.float64)
@@ -109,7 +103,8 @@ def save_heatmap_image(grid, path, title=None, abs_addr=False, abs_time=False, s
         adiv, aname = size_unit(aspan)
         y0, y1 = 0.0, aspan / adiv
         ylabel = "address offset (%s from 0x%x)" % (aname, int(grid.a_start))
-    cmap = plt.get_cmap("inferno").with_extremes(bad="#d0d0d0")
+    from matplotlib import colormaps
+    cmap = colormaps["inferno"].with_extremes(bad="#d0d0d0")
     masked = np.ma.masked_invalid(heat.T)
     valid = heat[~np.isnan(heat)]
     vmin = float(valid.min()) if valid.size else 0.0
@@ -142,8 +137,7 @@ def save_heatmap_image(grid, path, title=None, abs_addr=False, abs_time=False, s
     if valid.size == 0:
         ax.text(0.5, 0.5, "no access data in this range", transform=ax.transAxes,
                 ha="center", va="center")
-    fig.tight_layout()
-    _save(plt, fig, path)
+    _save(fig, path)
 
 
 def _series(x, y):
@@ -155,7 +149,7 @@ def _series(x, y):
 
 def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None):
     """WSS distribution: percentile (x) vs working set size (y)."""
-    plt, fig = _figure(size)
+    fig = _figure(size)
     _format_of(path)
     ax = fig.add_subplot(1, 1, 1)
     series = _series(percentiles, wss_bytes)
@@ -178,13 +172,12 @@ def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None):
     if any(label is not None for label, _, _ in series) and drawn:
         ax.legend()
     ax.set_title(title or "working set size distribution")
-    fig.tight_layout()
-    _save(plt, fig, path)
+    _save(fig, path)
 
 
 def save_wss_over_time(times_ns, wss_bytes, path, title=None, size=None):
     """WSS over time: seconds since the first window (x) vs working set size (y)."""
-    plt, fig = _figure(size)
+    fig = _figure(size)
     _format_of(path)
     ax = fig.add_subplot(1, 1, 1)
     series = _series(times_ns, wss_bytes)
@@ -211,5 +204,4 @@ def save_wss_over_time(times_ns, wss_bytes, path, title=None, size=None):
     if any(label is not None for label, _, _ in series) and drawn:
         ax.legend()
     ax.set_title(title or "working set size over time")
-    fig.tight_layout()
-    _save(plt, fig, path)
+    _save(fig, path)

@@ -210,7 +210,7 @@ class ArchiveReader:
         hi = int(np.searchsorted(s.start_ns, t1, side="left"))
         return lo, max(lo, hi)
 
-    def _read(self, idx, lo, hi, address_range=None, columns=None):
+    def _read(self, idx, lo, hi, address_range=None, columns=None, buffers=None):
         h = self._handles[idx]
         g = h.region_ds
         snaps = h.snapshots.take(lo, hi)
@@ -226,7 +226,13 @@ class ArchiveReader:
         cols = {}
         for n in names:
             d = g[n]
-            out = np.empty(r_hi - r_lo, d.dtype)
+            if buffers is None:
+                out = np.empty(r_hi - r_lo, d.dtype)
+            else:
+                buf = buffers.get(n)
+                if buf is None or len(buf) < r_hi - r_lo or buf.dtype != d.dtype:
+                    buf = buffers[n] = np.empty(r_hi - r_lo, d.dtype)
+                out = buf[:r_hi - r_lo]
             if r_hi > r_lo:
                 d.read_direct(out, np.s_[r_lo:r_hi])
             cols[n] = out
@@ -254,12 +260,19 @@ class ArchiveReader:
         return self._read(idx, lo, hi, address_range)
 
     def iter_chunks(self, idx, snapshots_per_chunk=None, regions_per_chunk=1 << 20,
-                    time_range=None, address_range=None, columns=None):
+                    time_range=None, address_range=None, columns=None, reuse_buffers=0):
         """Yield the record as consecutive Record chunks of bounded size.
 
         ``columns``: names of the region columns to read (``start`` and ``end`` are always
         read); the others are left at their defaults (zeros, age -1, no probe hits).
-        ``None`` reads every column."""
+        ``None`` reads every column.
+
+        ``reuse_buffers=n`` (n > 0) reads the region columns into n sets of arrays used
+        in turn instead of new arrays (fewer page faults): a chunk's arrays are then
+        overwritten when the n-th next chunk is read, so the caller must be done with a
+        chunk by then."""
+        ring = [{} for _ in range(reuse_buffers)] if reuse_buffers else None
+        nr = 0
         lo, hi = self.snapshot_range(idx, time_range)
         snaps = self._handles[idx].snapshots
         k = lo
@@ -270,7 +283,9 @@ class ArchiveReader:
                 limit = snaps.region_offset[k] + regions_per_chunk
                 ends = snaps.region_offset[k:hi] + snaps.nr_regions[k:hi]
                 end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
-            yield self._read(idx, k, end, address_range, columns)
+            yield self._read(idx, k, end, address_range, columns,
+                             ring[nr % len(ring)] if ring else None)
+            nr += 1
             k = end
 
     def close(self):

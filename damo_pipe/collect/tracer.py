@@ -778,7 +778,11 @@ class TraceStreamer:
                         "or reader too slow; try a larger --trace_buffer_kb)", self.lost_events)
 
     def maybe_flush(self, force=False):
+        """Flush the writer when ``flush_interval`` passed (None: only when forced,
+        for callers that flush the shared writer themselves)."""
         now = self.clock()
+        if self.flush_interval is None and not force:
+            return False
         if self.dirty and (force or now - self._last_flush >= self.flush_interval):
             self._flush()
             self._last_flush = now

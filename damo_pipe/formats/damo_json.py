@@ -61,6 +61,7 @@ def _regions(regions, where):
     probe_offsets = [0]
     probe_hits = []
     any_probe = False
+    usec = pct = None          # stated age.usec / nr_accesses.percent (NaN = null)
     for i, r in enumerate(regions):
         try:
             start[i] = text_to_bytes(r["start"])
@@ -71,6 +72,14 @@ def _regions(regions, where):
                 a = r["age"]
                 if a.get("aggr_intervals") is not None:
                     age[i] = text_to_nr(a["aggr_intervals"])
+                if acc.get("percent") is not None:
+                    if pct is None:
+                        pct = np.full(n, np.nan)
+                    pct[i] = float(text_to_percent(acc["percent"]))
+                if a.get("usec") is not None:
+                    if usec is None:
+                        usec = np.full(n, np.nan)
+                    usec[i] = float(text_to_us(a["usec"]))
             if r.get("sz_filter_passed") is not None:
                 passed[i] = text_to_bytes(r["sz_filter_passed"])
             hits = r.get("probe_hits") or []
@@ -85,7 +94,8 @@ def _regions(regions, where):
     if any_probe:
         po = np.array(probe_offsets, np.int64)
         ph = np.array(probe_hits, np.int64)
-    return RegionColumns(start, end, nr, age, passed, po, ph)
+    return RegionColumns(start, end, nr, age, passed, po, ph, age_usec=usec,
+                         nr_accesses_percent=pct)
 
 
 def _damos_stats(d):

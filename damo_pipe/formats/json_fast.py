@@ -259,6 +259,7 @@ class _Acc:
 
     def __init__(self, meta, cap=None):
         self.meta = meta
+        self.u = self.pc = None   # stated age.usec / nr_accesses.percent, NaN = null
         self._alloc(cap or REGION_CAP)
         self.count = 0
         self.start_ns, self.end_ns, self.nr, self.tb = [], [], [], []
@@ -267,6 +268,8 @@ class _Acc:
 
     def _alloc(self, cap):
         self.cap = cap
+        self.u = None if self.u is None else np.full(cap, np.nan)
+        self.pc = None if self.pc is None else np.full(cap, np.nan)
         self.s = np.empty(cap, np.uint64)
         self.e = np.empty(cap, np.uint64)
         self.a = np.empty(cap, np.int64)
@@ -277,10 +280,11 @@ class _Acc:
         if self.count + need <= self.cap:
             return
         n = self.count
-        old = (self.s, self.e, self.a, self.g, self.p)
+        old = (self.s, self.e, self.a, self.g, self.p, self.u, self.pc)
         self._alloc(max(self.cap * 2, n + need))
-        for dst, src in zip((self.s, self.e, self.a, self.g, self.p), old):
-            dst[:n] = src[:n]
+        for dst, src in zip((self.s, self.e, self.a, self.g, self.p, self.u, self.pc), old):
+            if dst is not None:
+                dst[:n] = src[:n]
 
     def add_rows(self, regs: RegionColumns):
         k = len(regs)
@@ -291,6 +295,14 @@ class _Acc:
         self.a[n:n + k] = regs.nr_accesses
         self.g[n:n + k] = regs.age
         self.p[n:n + k] = regs.sz_filter_passed
+        if regs.age_usec is not None:
+            if self.u is None:
+                self.u = np.full(self.cap, np.nan)
+            self.u[n:n + k] = regs.age_usec
+        if regs.nr_accesses_percent is not None:
+            if self.pc is None:
+                self.pc = np.full(self.cap, np.nan)
+            self.pc[n:n + k] = regs.nr_accesses_percent
         if regs.probe_offset is not None:
             for i in range(k):
                 h = regs.probe_hits_of(i)
@@ -320,7 +332,9 @@ class _Acc:
             po = np.zeros(n + 1, np.int64)
             np.cumsum(counts, out=po[1:])
             ph = np.array(flat, np.int64)
-        regions = RegionColumns(self.s[:n], self.e[:n], self.a[:n], self.g[:n], self.p[:n], po, ph)
+        regions = RegionColumns(self.s[:n], self.e[:n], self.a[:n], self.g[:n], self.p[:n], po, ph,
+                                age_usec=None if self.u is None else self.u[:n],
+                                nr_accesses_percent=None if self.pc is None else self.pc[:n])
         tb = np.zeros(ns, np.uint64)
         missing = np.array([t is None for t in self.tb], bool)
         if (~missing).any():
@@ -344,6 +358,7 @@ class _Acc:
         rec = dataclasses.replace(meta, snapshots=SnapshotColumns(**cols), regions=regions,
                                   first_start_ns=None)
         # start afresh; the chunk owns the old arrays
+        self.u = self.pc = None
         self._alloc(REGION_CAP)
         self.count = 0
         self.start_ns, self.end_ns, self.nr, self.tb = [], [], [], []
@@ -396,6 +411,9 @@ def _parse_snapshot(w, acc, where):
             if k == "regions":
                 acc.count = lo  # a repeated key replaces the earlier list
                 acc.hits = {r: h for r, h in acc.hits.items() if r < lo}
+                for col in (acc.u, acc.pc):
+                    if col is not None:
+                        col[lo:] = np.nan
                 if w.peek() == 0x5B:
                     _parse_regions(w, acc, where)
                     have_regions = True
@@ -414,6 +432,9 @@ def _parse_snapshot(w, acc, where):
     try:
         if not have_regions:
             acc.count = lo
+            for col in (acc.u, acc.pc):
+                if col is not None:
+                    col[lo:] = np.nan
             acc.add_rows(damo_json._regions(vals["regions"], where))
         tb = vals.get("total_bytes")
         start_ns = damo_json._int_ns(vals["start_time"])

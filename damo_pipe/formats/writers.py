@@ -20,6 +20,8 @@ import os
 import tempfile
 import zlib
 
+import numpy as np
+
 from damo_pipe.model import AGE_UNKNOWN, Record
 
 U64_MAX = (1 << 64) - 1
@@ -143,10 +145,19 @@ def _sz_texts(passed):
     return [("%d B" % v) if v <= 1024 else format_sz(v) for v in vals]
 
 
-def _fast_regions(R, lo, hi, percent, usec):
-    """Cython formatter for the common case (no percent/usec/probe hits), else None."""
-    if percent is not None or usec is not None:
+def _stated(col, lo, hi):
+    """Stated values of rows lo:hi as a list (None = null), or None when all null."""
+    if col is None:
         return None
+    part = col[lo:hi]
+    if np.isnan(part).all():
+        return None
+    return [None if v != v else (int(v) if float(v).is_integer() else float(v))
+            for v in part.tolist()]
+
+
+def _fast_regions(R, lo, hi):
+    """Cython formatter for the common case (no percent/usec/probe hits), else None."""
     if R.probe_offset is not None and R.probe_offset[hi] != R.probe_offset[lo]:
         return None
     try:
@@ -161,35 +172,50 @@ def _fast_regions(R, lo, hi, percent, usec):
                              R.age[lo:hi], passed, sz_texts).decode("ascii")
 
 
+def _rel(values, lo, hi):
+    if values is None:
+        return None
+    part = values[lo:hi]
+    return part.tolist() if hasattr(part, "tolist") else list(part)
+
+
 def _region_lines(rec: Record, lo, hi, percent=None, usec=None):
-    """Text of regions lo:hi (each an indented object, joined with ',\\n')."""
+    """Text of regions lo:hi (each an indented object, joined with ',\\n').
+
+    ``percent`` / ``usec``: per-region values indexed like the record's rows (from
+    ``region_values``); when both are None the values the source stated (damo JSON
+    ``nr_accesses.percent`` / ``age.usec``, kept in the optional region columns) are
+    written."""
     R = rec.regions
     n = hi - lo
     if n <= 0:
         return ""
-    fast = _fast_regions(R, lo, hi, percent, usec)
-    if fast is not None:
-        return fast
+    if percent is None and usec is None:
+        pcts_v = _stated(R.nr_accesses_percent, lo, hi)
+        usecs_v = _stated(R.age_usec, lo, hi)
+    else:
+        pcts_v = _rel(percent, lo, hi)
+        usecs_v = _rel(usec, lo, hi)
+    if pcts_v is None and usecs_v is None:
+        fast = _fast_regions(R, lo, hi)
+        if fast is not None:
+            return fast
     starts = [format(v, ",") for v in R.start[lo:hi].tolist()]
     ends = [format(v, ",") for v in R.end[lo:hi].tolist()]
     accs = R.nr_accesses[lo:hi].tolist()
     ages = ['"%s"' % format(a, ",") if a != AGE_UNKNOWN else "null"
             for a in R.age[lo:hi].tolist()]
     szs = _sz_texts(R.sz_filter_passed[lo:hi])
-    if percent is None:
+    if pcts_v is None:
         pcts = ["null"] * n
     else:
-        pcts = ["null" if v is None else _js(v) for v in
-                (percent[lo:hi].tolist() if hasattr(percent, "tolist") else percent[lo:hi])]
-    if usec is None:
+        pcts = ["null" if v is None or (isinstance(v, float) and math.isnan(v)) else _js(v)
+                for v in pcts_v]
+    if usecs_v is None:
         usecs = ["null"] * n
     else:
-        usecs = []
-        for v in (usec[lo:hi].tolist() if hasattr(usec, "tolist") else usec[lo:hi]):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                usecs.append("null")
-            else:
-                usecs.append(_js(format_time_us_exact(v)))
+        usecs = ["null" if v is None or (isinstance(v, float) and math.isnan(v))
+                 else _js(format_time_us_exact(v)) for v in usecs_v]
     if R.probe_offset is None:
         hits = ["[]"] * n
     else:

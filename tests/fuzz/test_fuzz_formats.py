@@ -25,8 +25,13 @@ def outcome(fn):
         return "error"
     return [(r.target_id, r.snapshots.end_ns.tolist(), r.snapshots.start_ns.tolist(),
              r.regions.start.tolist(), r.regions.end.tolist(), r.regions.nr_accesses.tolist(),
-             r.regions.age.tolist(), r.regions.sz_filter_passed.tolist(), r.first_start_ns)
+             r.regions.age.tolist(), r.regions.sz_filter_passed.tolist(), r.first_start_ns,
+             _opt(r.regions.age_usec), _opt(r.regions.nr_accesses_percent))
             for r in recs]
+
+
+def _opt(col):
+    return None if col is None else [None if v != v else v for v in col.tolist()]
 
 
 def both(tmp_path, data, fmt):

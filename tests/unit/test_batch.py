@@ -248,3 +248,16 @@ def test_task_machinery_failure_is_reported_not_raised(tmp_path, monkeypatch, pl
     assert res.results[0]["error"] == "MemoryError: worker ran out of memory"
     assert sorted(r["name"] for r in seen) == ["boom.json", "good.json"]
     assert "MemoryError: worker ran out of memory" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_batch_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "r.json").write_text("[]")
+    assert main(["batch", str(tmp_path / "r.json"), "--out", str(tmp_path / "f")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_batch_no_input_at_all(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no input files" in capsys.readouterr().err

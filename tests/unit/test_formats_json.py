@@ -187,3 +187,30 @@ def test_streaming_small_windows_equal_reference(tmp_path, monkeypatch):
     got = np.concatenate([c.regions.start for c in parts[0]])
     assert got.tolist() == ref[0].regions.start.tolist()
     assert st.records[1].data_source == "damon_stat"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stated_usec_and_percent(tmp_path, engine):
+    """damo_stat records state ages only in µs; adjust output states percent/usec."""
+    regs = [{"start": "0", "end": "4096", "nr_accesses": {"samples": 10, "percent": None},
+             "age": {"usec": "19000000", "aggr_intervals": None}},
+            region("4,096", "8,192", 3, "2", usec=None),
+            {"start": "8192", "end": "12288", "nr_accesses": {"samples": 1, "percent": 50},
+             "age": {"usec": "1 s 500 ms", "aggr_intervals": "3"}}]
+    p = write(tmp_path, [record([snapshot("1", "2", regs)])])
+    r = read_records(p, engine=engine)[0]
+    assert r.regions.age.tolist() == [-1, 2, 3]
+    u = r.regions.age_usec.tolist()
+    assert u[0] == 19000000 and np.isnan(u[1]) and u[2] == 1500000
+    pc = r.regions.nr_accesses_percent.tolist()
+    assert np.isnan(pc[0]) and np.isnan(pc[1]) and pc[2] == 50
+    # written back as damo would: usec human-readable, percent as the number
+    from damo_pipe.formats import write_records
+    write_records([r], tmp_path / "o.json", "json")
+    out = json.loads((tmp_path / "o.json").read_text())[0]["snapshots"][0]["regions"]
+    assert [x["age"]["usec"] for x in out] == ["19 s", None, "1 s 500 ms"]
+    assert [x["nr_accesses"]["percent"] for x in out] == [None, None, 50]
+    # no stated values: column absent
+    p2 = write(tmp_path, [record([snapshot("1", "2", [region("0", "1")])])], name="n.data")
+    r2 = read_records(p2, engine=engine)[0]
+    assert r2.regions.age_usec is None and r2.regions.nr_accesses_percent is None

@@ -119,3 +119,12 @@ def test_record_report_bad_input(tmp_path, capsys):
     assert main(["report", "html", str(p), "-o", str(tmp_path / "x.html")]) != 0
     assert "bad.json" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_record_report_unwritable_output(tmp_path, capsys, plotting):
+    p = tmp_path / "rec.json"
+    make_damo_json(p, 2, 3, seed=1)
+    rc = main(["report", "html", str(p), "-o", str(tmp_path / "no" / "such" / "dir.html")])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "dir.html" in err and "Traceback" not in err

@@ -549,3 +549,18 @@ def test_damos_before_apply_goes_to_its_own_record(fake, tmp_path):
     assert list(d.regions.start) == list(recs[0].regions.start)
     # 10 us later, give or take the float truncation of int(float(ts) * 1e9)
     assert all(9990 <= x <= 10010 for x in d.snapshots.end_ns - recs[0].snapshots.end_ns)
+
+
+def test_flush_false_leaves_flushing_to_the_caller(fake, tmp_path):
+    p = argparse.ArgumentParser()
+    record_trace.add_tracer_options(p)
+    args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", str(fake.root)])
+    args.flush_interval = 0.001
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser(), flush=False)
+    run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), capture("trace_pipe"),
+                                  piece=500))
+    assert h.streamer.flushes == 0 and h.streamer.snapshots_out == 30
+    h.stop()
+    assert h.streamer.flushes == 1
+    w.close()
