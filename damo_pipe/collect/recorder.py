@@ -52,9 +52,17 @@ class Snapshot:
 
 def take_snapshot(session: KdamondSession, engine="auto") -> Snapshot:
     """One aggregation interval's regions of every target (refreshes tried regions)."""
-    session.update_tried_regions()
-    end_ns = time.time_ns()
-    (start, end, nr, age, passed), total = session.read_tried_regions(engine=engine)
+    for attempt in range(3):
+        session.update_tried_regions()
+        end_ns = time.time_ns()
+        try:
+            (start, end, nr, age, passed), total = session.read_tried_regions(engine=engine)
+            break
+        except CollectError:
+            # the kernel rebuilt tried_regions under us (an update cut short by a
+            # signal, or a concurrent reader's update): ask again
+            if attempt == 2:
+                raise
     bounds = split_targets(start, session.spec.nr_targets)
     per_target = [RegionColumns(start[a:b], end[a:b], nr[a:b], age[a:b], passed[a:b])
                   for a, b in bounds]
@@ -262,6 +270,8 @@ def record_loop(session: KdamondSession, recorder: ArchiveRecorder, *, timeout=N
         try:
             recorder.step()
         except CollectError:
+            if should_stop():
+                return "stopped"
             if not session.is_running():
                 return "kdamond stopped"
             raise

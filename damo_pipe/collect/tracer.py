@@ -57,6 +57,9 @@ DAMOS_EVENT = "damos_before_apply"
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 INSTANCE_PREFIX = "damo-pipe-"
+
+#: same switch as damo_pipe.collect.sysfs: refuse the real tracefs when set
+NO_REAL_ENV = "DAMO_PIPE_NO_REAL_SYSFS"
 STATE_FILE_PREFIX = "tracefs-toplevel-"
 
 #: default directory for the crash-recovery file of top-level mode
@@ -100,7 +103,12 @@ def find_tracefs(root=None, mount=True):
     """Path of a usable tracefs; ``root`` overrides discovery (fake trees in tests).
 
     Mounts tracefs at /sys/kernel/tracing when no candidate is usable and ``mount``.
+    Refused when DAMO_PIPE_NO_REAL_SYSFS is set and no ``root`` is given (test hosts
+    whose DAMON is not ours must never get their tracepoints enabled).
     """
+    if root is None and os.environ.get(NO_REAL_ENV):
+        raise DamonUnavailableError("the real tracefs is disabled here (%s is set); use "
+                                    "--tracefs_root" % NO_REAL_ENV)
     if root is not None:
         root = os.fspath(root)
         if not is_tracefs(root):
@@ -558,6 +566,8 @@ class PerfSession:
 
     def open(self):
         import tempfile
+        if self.tracefs_root is None and os.environ.get(NO_REAL_ENV):
+            find_tracefs(None)   # raises: the real kernel's tracepoints are off limits here
         exe = self._resolve_perf()
         self.events = self._pick_events()
         self._record_err = tempfile.TemporaryFile()
@@ -881,12 +891,14 @@ class TracerHandle:
             self.source.got_data = True
             n = self.streamer.feed(data)
         if eof and isinstance(self.source, PerfSession):
+            # perf script's stdout closed while we did not stop it: perf died
             self._eof = True
-            rc = self.source.record.poll() if self.source.record else None
-            if rc not in (None, 0):
-                msg = self.source._stderr_tail(self.source._record_err)
-                raise ExternalToolError("perf record exited unexpectedly (exit %s)%s"
-                                        % (rc, ": " + msg if msg else ""))
+            src = self.source
+            rc = src.record.poll() if src.record else None
+            msgs = [m for m in (src._stderr_tail(src._record_err),
+                                src._stderr_tail(src._script_err)) if m]
+            raise ExternalToolError("perf ended unexpectedly (perf record exit %s)%s"
+                                    % (rc, ": " + "; ".join(msgs) if msgs else ""))
         self.streamer.maybe_flush()
         return n
 

@@ -144,7 +144,6 @@ class _Window:
         self.data = b""
         self.pos = 0
         self.base = 0          # absolute offset of data[0]
-        self.lines = 0         # newlines before data[0]
         self.eof = False
 
     def more(self):
@@ -158,7 +157,6 @@ class _Window:
             return False
         if self.pos:
             self.base += self.pos
-            self.lines += self.data.count(b"\n", 0, self.pos)
             self.data = self.data[self.pos:] + chunk
             self.pos = 0
         else:
@@ -166,10 +164,10 @@ class _Window:
         return True
 
     def err(self, msg, at=None):
+        # the offset in the (decompressed) text; line numbers would need a newline count
+        # over everything inflated, which costs as much as the scan itself
         at = self.pos if at is None else at
-        at = max(0, min(at, len(self.data)))
-        return RecordFormatError(msg, path=self.path, offset=self.base + at,
-                                 line=self.lines + self.data.count(b"\n", 0, at) + 1)
+        return RecordFormatError(msg, path=self.path, offset=self.base + at)
 
     def peek(self):
         """Next non-whitespace byte (as int) or None at the end; pos moves onto it."""
@@ -260,7 +258,8 @@ class _Acc:
     def __init__(self, meta, cap=None):
         self.meta = meta
         self.u = self.pc = None   # stated age.usec / nr_accesses.percent, NaN = null
-        self._alloc(cap or REGION_CAP)
+        self.cap0 = cap or REGION_CAP
+        self._alloc(self.cap0)
         self.count = 0
         self.start_ns, self.end_ns, self.nr, self.tb = [], [], [], []
         self.siv, self.stats = [], []
@@ -359,7 +358,7 @@ class _Acc:
                                   first_start_ns=None)
         # start afresh; the chunk owns the old arrays
         self.u = self.pc = None
-        self._alloc(REGION_CAP)
+        self._alloc(self.cap0)
         self.count = 0
         self.start_ns, self.end_ns, self.nr, self.tb = [], [], [], []
         self.siv, self.stats = [], []
@@ -518,7 +517,8 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                             meta = _meta_from({**d, "target_id": d.get("target_id")},
                                               where, path)
                             records[ri] = meta
-                            acc = _Acc(meta, min(REGION_CAP, max(1, chunk_regions)))
+                            # np.empty: untouched capacity costs no memory
+                            acc = _Acc(meta, max(1, min(1 << 20, chunk_regions)))
                             w.pos += 1
                             si = 0
                             if w.peek() == 0x5D:

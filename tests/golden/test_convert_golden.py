@@ -176,3 +176,21 @@ def test_hostile_truncations_of_fixtures(shared_dir, tmp_path):
                 except RecordFormatError as e:
                     assert str(p) in str(e)
                     assert e.offset is not None or e.line is not None or fmt == "json_compressed"
+
+
+def _opt(col):
+    return None if col is None else [None if v != v else v for v in col.tolist()]
+
+
+@pytest.mark.xfail(reason="the archive does not store the optional age_usec / "
+                          "nr_accesses_percent region columns yet (lead: archive layout)",
+                   strict=False)
+def test_hdf5_roundtrip_stated_columns(damo_fixtures, tmp_path):
+    from damo_pipe.analyze.commands.convert import convert_file
+    src = damo_fixtures / "inputs" / "damonstat.jsonc"
+    orig = read_records(src)[0]
+    assert orig.regions.age_usec is not None
+    convert_file(src, tmp_path / "a.h5", "hdf5")
+    back = read_records(tmp_path / "a.h5")[0]
+    assert _opt(back.regions.age_usec) == _opt(orig.regions.age_usec)
+    assert _opt(back.regions.nr_accesses_percent) == _opt(orig.regions.nr_accesses_percent)

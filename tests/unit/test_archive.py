@@ -339,3 +339,24 @@ def test_iter_chunks_reads_only_requested_columns(tmp_path):
     assert np.array_equal(got_acc, rec.regions.nr_accesses)
     for c in chunks:                       # columns not asked for keep their defaults
         assert (c.regions.age == AGE_UNKNOWN).all() and not c.regions.sz_filter_passed.any()
+
+
+def test_iter_chunks_reuse_buffers_ring(tmp_path):
+    """With reuse_buffers=n, chunk k's arrays stay intact until chunk k + n is read."""
+    rec = _record_with_gaps(40, 5)
+    path = tmp_path / "c.h5"
+    write_records([rec], path)
+    n = 3
+    with ArchiveReader(path) as r:
+        want = [(c.regions.start.copy(), c.regions.age.copy())
+                for c in r.iter_chunks(0, snapshots_per_chunk=4)]
+        it = r.iter_chunks(0, snapshots_per_chunk=4, reuse_buffers=n,
+                           columns=("start", "end", "age"))
+        window = []
+        for k, c in enumerate(it):
+            window.append((k, c))
+            window = window[-n:]
+            for j, old in window:      # the last n chunks are all still valid
+                assert np.array_equal(old.regions.start, want[j][0])
+                assert np.array_equal(old.regions.age, want[j][1])
+        assert k == len(want) - 1

@@ -508,3 +508,23 @@ def test_missing_pid_is_a_usage_error(fake, capsys):
     assert cli(fake, "record", "-o", "/dev/null", "--target_pid", "999999999") == 2
     assert "no process with pid 999999999" in capsys.readouterr().err
     assert fake.commands == []
+
+
+def test_snapshot_retries_when_tried_regions_change_under_it(fake, tree, owner):
+    from damo_pipe.collect.recorder import take_snapshot
+
+    s = KdamondSession.create(tree, owner, MonitoringSpec(ops="paddr", regions=[[(0, 1 << 30)]]))
+    real = s.read_tried_regions
+    calls = []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CollectError("cannot read 11/start")
+        return real(*a, **kw)
+
+    s.read_tried_regions = flaky
+    snap = take_snapshot(s)
+    assert len(calls) == 2 and len(snap.per_target[0]) == 40
+    assert [c for c in fake.commands if c[1] == "update_schemes_tried_regions"].__len__() == 2
+    s.stop()

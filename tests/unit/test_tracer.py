@@ -39,6 +39,21 @@ def capture(name):
     return p.read_bytes()
 
 
+@pytest.fixture(autouse=True)
+def no_real_tracefs(monkeypatch):
+    """Belt and braces: nothing here may reach the host's real tracefs."""
+    monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
+
+
+def test_real_tracefs_is_refused_when_disabled(tmp_path):
+    w, keys = new_writer(tmp_path / "a.h5")
+    for fn in (tracer.open_tracefs_tracer, tracer.open_perf_tracer):
+        with pytest.raises(DamonUnavailableError, match="real tracefs is disabled"):
+            fn(w, keys, parser=StandInStreamParser())
+    assert tracer.cleanup_stale_tracing(state_dir=tmp_path) == []
+    w.close()
+
+
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
     return FakeTracefs(tmp_path / "tracing").install(monkeypatch)
@@ -564,3 +579,22 @@ def test_flush_false_leaves_flushing_to_the_caller(fake, tmp_path):
     h.stop()
     assert h.streamer.flushes == 1
     w.close()
+
+
+def test_perf_dying_mid_recording_is_an_error(fake, fake_perf, tmp_path, monkeypatch):
+    # fake perf record exits (status 0, no SIGINT) after writing its data: unexpected
+    short = tmp_path / "perf-short"
+    short.write_text(FAKE_PERF.format(python=sys.executable).replace(
+        "while True:\n        time.sleep(0.1)", "sys.stderr.write('perf: out of memory\\\\n')"))
+    short.chmod(0o755)
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_perf_tracer(w, keys, perf=str(short), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    with pytest.raises(ExternalToolError, match="perf ended unexpectedly.*out of memory"):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            h.poll()
+            h.wait(0.05)
+    h.stop()
+    w.close()
+    assert read_archive_records(tmp_path / "a.h5")[0].nr_snapshots == 30
