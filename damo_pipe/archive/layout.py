@@ -38,6 +38,13 @@ SNAPSHOT_COLUMNS.update({
     for f in DAMOS_STAT_FIELDS
 })
 
+#: optional float64 region columns (NaN = null), created only when a source states them
+#: (damo JSON ``age.usec`` / ``nr_accesses.percent``, e.g. DAMON_STAT records)
+OPTIONAL_REGION_COLUMNS = {
+    "age_usec": (np.float64, "us as stated by the source (NaN = derive from age)"),
+    "nr_accesses_percent": (np.float64, "% as stated by the source (NaN = derive from nr_accesses)"),
+}
+
 PROBE_HITS = "probe_hits"          # ragged: probe_count per region, values here
 COMMITTED = "committed"            # int64[3]: snapshots, regions, probe hits made durable
 FIRST_START = "first_start_ns"     # float64[1]: deduced exact first start, NaN = none

@@ -244,8 +244,13 @@ class ArchiveReader:
             po = np.zeros(len(probe_count) + 1, np.int64)
             np.cumsum(probe_count, out=po[1:])
             ph = g[layout.PROBE_HITS][p_lo:p_lo + int(po[-1])]
+        optional = {}
+        if columns is None:
+            for n in layout.OPTIONAL_REGION_COLUMNS:
+                if n in h.group["regions"]:
+                    optional[n] = h.group["regions"][n][r_lo:r_hi]
         regions = RegionColumns(cols["start"], cols["end"], cols.get("nr_accesses"),
-                                cols.get("age"), cols.get("sz_filter_passed"), po, ph)
+                                cols.get("age"), cols.get("sz_filter_passed"), po, ph, **optional)
         snaps.region_offset = snaps.region_offset - r_lo
         rec = Record(**{**h.meta.__dict__, "snapshots": snaps, "regions": regions,
                         "first_start_ns": h.first_start_ns if lo == 0 else None})
@@ -308,8 +313,10 @@ def select_address_range(rec: Record, start, end) -> Record:
         if len(rec.regions) else np.zeros(rec.nr_snapshots, np.int64)
     counts = np.where(rec.snapshots.nr_regions == 0, 0, counts)
     idx = np.nonzero(keep)[0]
+    optional = {n: None if getattr(rec.regions, n) is None else getattr(rec.regions, n)[idx]
+                for n in layout.OPTIONAL_REGION_COLUMNS}
     regions = RegionColumns(rec.regions.start[idx], rec.regions.end[idx], rec.regions.nr_accesses[idx],
-                            rec.regions.age[idx], rec.regions.sz_filter_passed[idx])
+                            rec.regions.age[idx], rec.regions.sz_filter_passed[idx], **optional)
     snaps = rec.snapshots.take(0, rec.nr_snapshots)
     snaps.nr_regions = counts
     snaps.region_offset = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) \

@@ -197,9 +197,18 @@ class ArchiveWriter:
         self._file.flush()
 
     def set_first_start(self, record_idx, value_ns):
-        """Store the exact deduced start of a record's first snapshot (trace/binary inputs)."""
-        self._records[record_idx]["group"][layout.FIRST_START][0] = (
-            np.nan if value_ns is None else float(value_ns))
+        """Store the exact deduced start of a record's first snapshot (trace/binary inputs)
+        and its truncation as ``start_ns[0]`` (now, or when snapshot 0 is written)."""
+        st = self._records[record_idx]
+        st["group"][layout.FIRST_START][0] = np.nan if value_ns is None else float(value_ns)
+        st["first_start"] = value_ns
+        self._apply_first_start(st)
+
+    @staticmethod
+    def _apply_first_start(st):
+        value = st.get("first_start")
+        if value is not None and st["snapshots"]:
+            st["group"]["snapshots"]["start_ns"][0] = int(value)
 
     # -- data ------------------------------------------------------------------
     def append(self, record_idx, chunk: Record):
@@ -239,6 +248,22 @@ class ArchiveWriter:
             else:
                 parts = [getattr(c.regions, name) for c in chunks]
             d[r0:r0 + nr_new_regions] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        for name, (dtype, units) in layout.OPTIONAL_REGION_COLUMNS.items():
+            if name not in regions:
+                if all(getattr(c.regions, name) is None for c in chunks):
+                    continue
+                if self._swmr_started and r0:
+                    raise ArchiveError("column %r cannot be added to a SWMR archive after "
+                                       "appending started" % name, path=self.path)
+                d = regions.create_dataset(name, shape=(r0,), maxshape=(None,), dtype=dtype,
+                                           chunks=(layout.REGION_CHUNK_ROWS,), fillvalue=np.nan,
+                                           **self._compression)
+                d.attrs["units"] = units
+            d = regions[name]
+            d.resize((r0 + nr_new_regions,))
+            d[r0:r0 + nr_new_regions] = np.concatenate(
+                [np.full(c.nr_regions, np.nan) if getattr(c.regions, name) is None
+                 else getattr(c.regions, name) for c in chunks])
         hits = [c.regions.probe_hits for c in chunks if c.regions.probe_hits is not None]
         if hits:
             hits = np.concatenate(hits)
@@ -273,6 +298,8 @@ class ArchiveWriter:
             ti[n0:] = end_ns[picks - s0]
         st["snapshots"] = s0 + nr_new_snaps
         st["regions"] = r0 + nr_new_regions
+        if s0 == 0:
+            self._apply_first_start(st)
 
     def flush(self):
         """Make every appended snapshot durable (two-step commit)."""

@@ -19,7 +19,6 @@ CASE_RE = r"^acc\.|snapshot_|access_raw"
 
 #: cases whose input needs a model column not stored yet (age.usec given without
 #: aggr_intervals: damon_stat records; see docs/compat/access.md)
-NEEDS_AGE_USEC = {"acc.damonstat.default", "acc.damonstat.recency-percentiles"}
 
 
 def _single_access_cases():
@@ -28,11 +27,7 @@ def _single_access_cases():
         cmd = row["command"]
         if "&&" in cmd or "|" in cmd or not cmd.startswith("damo report access"):
             continue
-        marks = []
-        if row["case"] in NEEDS_AGE_USEC:
-            marks.append(pytest.mark.xfail(reason="needs a per-region age.usec column",
-                                           strict=False))
-        out.append(pytest.param(row, id=row["case"], marks=marks))
+        out.append(pytest.param(row, id=row["case"]))
     return out
 
 

@@ -182,9 +182,6 @@ def _opt(col):
     return None if col is None else [None if v != v else v for v in col.tolist()]
 
 
-@pytest.mark.xfail(reason="the archive does not store the optional age_usec / "
-                          "nr_accesses_percent region columns yet (lead: archive layout)",
-                   strict=False)
 def test_hdf5_roundtrip_stated_columns(damo_fixtures, tmp_path):
     from damo_pipe.analyze.commands.convert import convert_file
     src = damo_fixtures / "inputs" / "damonstat.jsonc"

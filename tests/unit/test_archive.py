@@ -81,7 +81,10 @@ def records(draw):
         b.add_snapshot(t, t + d, regions, total_bytes=draw(st.none() | u64),
                        sample_interval_us=draw(st.none() | st.floats(1, 1e6)), damos_stats=stats)
         t += d
-    return b.build()
+    rec = b.build()
+    if rec.first_start_ns is not None and rec.nr_snapshots:
+        rec.snapshots.start_ns[0] = int(rec.first_start_ns)  # the model's contract
+    return rec
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
