@@ -17,8 +17,6 @@ from tests.golden.conftest import DAMO_FIXTURES, load_cases, require_shared
 
 CASE_RE = r"^acc\.|snapshot_|access_raw"
 
-#: cases whose input needs a model column not stored yet (age.usec given without
-#: aggr_intervals: damon_stat records; see docs/compat/access.md)
 
 
 def _single_access_cases():
