@@ -53,10 +53,20 @@ def main(path, mode):
         print("committed %d" % k, flush=True)
         if mode == "swmr" and k >= 70:
             w.close()
-            print("closed", flush=True)
             return
-        if mode == "swmr":
-            time.sleep(0.05)
+        if mode == "swmr":  # lock-step: wait until the reader acknowledged this commit
+            ack = path + ".ack"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with open(ack) as f:
+                        if f.read().strip() == str(k):
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            else:
+                raise SystemExit("reader did not acknowledge commit %d" % k)
 
 
 if __name__ == "__main__":
