@@ -10,12 +10,12 @@ import logging
 import os
 import platform
 import socket
-import tempfile
 import time
 
 import numpy as np
 
 from damo_pipe import __version__
+from damo_pipe._atomic import atomic_output
 from damo_pipe.archive import layout
 from damo_pipe.errors import ArchiveError
 from damo_pipe.model import DAMOS_STAT_FIELDS, Record
@@ -347,24 +347,13 @@ def _new_guide_builder():
 def write_records(records, path, *, source_format=None, source_path=None, compression=None,
                   provenance=None):
     """Write whole records to a new archive atomically (temporary file, then rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    os.close(fd)
     prov = dict(provenance or {})
     prov.setdefault("source_format", source_format)
     prov.setdefault("source_path", None if source_path is None else os.path.abspath(source_path))
-    try:
-        with ArchiveWriter(tmp, compression=compression, provenance=prov) as w:
-            for rec in records:
-                idx = w.add_record(rec)
-                w.append(idx, rec)
-                if rec.first_start_ns is not None:
-                    w.set_first_start(idx, rec.first_start_ns)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as tmp, ArchiveWriter(tmp, compression=compression,
+                                                   provenance=prov) as w:
+        for rec in records:
+            idx = w.add_record(rec)
+            w.append(idx, rec)
+            if rec.first_start_ns is not None:
+                w.set_first_start(idx, rec.first_start_ns)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zlib
 
 import numpy as np
 
+from damo_pipe._atomic import atomic_output
 from damo_pipe.model import AGE_UNKNOWN, Record
 
 U64_MAX = (1 << 64) - 1
@@ -401,25 +401,8 @@ FORMATS = ("json", "json_compressed", "perf_script")
 
 
 def _atomic_write(path, write_fn, mode=None):
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path, mode) as tmp, open(tmp, "wb") as f:
+        write_fn(f)
 
 
 def write_stream(pieces_iter, f, fmt):

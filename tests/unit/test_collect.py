@@ -528,3 +528,28 @@ def test_snapshot_retries_when_tried_regions_change_under_it(fake, tree, owner):
     assert len(calls) == 2 and len(snap.per_target[0]) == 40
     assert [c for c in fake.commands if c[1] == "update_schemes_tried_regions"].__len__() == 2
     s.stop()
+
+
+def test_empty_tried_regions_are_retried_then_skipped(fake, tree, owner, tmp_path):
+    from damo_pipe.archive import read_archive_records
+    from damo_pipe.collect.recorder import ArchiveRecorder
+
+    s = KdamondSession.create(tree, owner, MonitoringSpec(ops="paddr", regions=[[(0, 1 << 30)]]))
+    real = s.read_tried_regions
+    empty = [3]
+
+    def sometimes_empty(*a, **kw):
+        cols, total = real(*a, **kw)
+        if empty[0] > 0:
+            empty[0] -= 1
+            return tuple(c[:0] for c in cols), 0
+        return cols, total
+
+    s.read_tried_regions = sometimes_empty
+    rec = ArchiveRecorder(s, tmp_path / "e.h5")
+    rec.step()          # 3 empty answers in a row: nothing appended
+    rec.step()          # regions again
+    rec.close()
+    s.stop()
+    r = read_archive_records(tmp_path / "e.h5")[0]
+    assert r.nr_snapshots == 1 and r.snapshots.nr_regions[0] == 40

@@ -3,6 +3,8 @@ import logging
 import os
 import sys
 
+from damo_pipe._atomic import atomic_output
+
 HELP = "convert record files between formats (HDF5 archive, json, json_compressed, perf_script)"
 
 DESCRIPTION = """\
@@ -117,9 +119,8 @@ def _to_archive(src, dst, input_type, compression, chunk_regions, engine):
     from damo_pipe.formats import iter_record_chunks
     stream = iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
                                 engine=engine)
-    tmp = _tmp_name(dst)
     added = []   # metadata written per archive record
-    try:
+    with atomic_output(dst) as tmp:
         prov = {"source_format": stream.format, "source_path": os.path.abspath(src)}
         with ArchiveWriter(tmp, compression=compression, provenance=prov) as w:
             for ri, chunk in stream:
@@ -135,16 +136,6 @@ def _to_archive(src, dst, input_type, compression, chunk_regions, engine):
             for ri, fs in stream.first_starts.items():
                 w.set_first_start(ri, fs)
         _patch_archive(tmp, stream, added)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return len(added)
 
 
