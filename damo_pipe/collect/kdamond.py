@@ -482,7 +482,14 @@ class KdamondSession:
                     raise DamonBusyError("kdamond %d is no longer ours (%s): leaving it alone"
                                          % (self.idx, describe_kdamond(t, self.idx)))
                 if t.read_opt(self.kd + "/state") == "on":
-                    t.write_state(self.kd, "off")
+                    try:
+                        t.write_state(self.kd, "off")
+                    except CollectError:
+                        # it may have stopped by itself meanwhile (its targets exited):
+                        # the kernel then refuses "off" (EPERM); fine once it reads off
+                        t._wait(lambda: t.read_opt(self.kd + "/state") == "off",
+                                "kdamond %d to turn off" % self.idx, timeout=10)
+                    t.close_cached()
                 if nr == self.idx + 1 and self.nr_kdamonds_before == 0 and self.idx == 0:
                     t.write_nr("kdamonds", 0)
         except DamonBusyError:

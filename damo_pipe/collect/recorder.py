@@ -225,6 +225,7 @@ class ArchiveRecorder:
         if self.writer is None:
             return
         try:
+            self._record_footprints()   # the state at the end, too
             self.flush()
         finally:
             self.writer.close()

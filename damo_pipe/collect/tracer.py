@@ -643,6 +643,10 @@ class PerfSession:
             self.script.stdout.close()
         self.fd = None
         script_rc = None if self.script is None else self.script.returncode
+        log.info("perf record exit %s, perf script exit %s; perf record stderr: %r; perf "
+                 "script stderr: %r", None if self.record is None else self.record.returncode,
+                 script_rc, self._stderr_tail(self._record_err, 500),
+                 self._stderr_tail(self._script_err, 500))
         if script_rc not in (None, 0) and script_rc != -signal.SIGTERM:
             script_msg = self._stderr_tail(self._script_err)
             record_msg = self._stderr_tail(self._record_err)
