@@ -62,6 +62,8 @@ GUIDE_HEATS_HI = "heats_hi"          # int64[n + 1]: heats per contiguous region
 GUIDE_HEATS_LO = "heats_lo"          # uint64[n + 1]: low 64 bits (value = hi * 2**64 + lo)
 
 REGION_CHUNK_ROWS = 1 << 16
+#: SWMR (live recording) archives: smaller chunks, as each flush rewrites the last chunk
+SWMR_REGION_CHUNK_ROWS = 1 << 12
 SNAPSHOT_CHUNK_ROWS = 1 << 12
 
 #: compression choices (name -> h5py dataset keyword arguments factory)

@@ -65,11 +65,18 @@ class ArchiveWriter:
     later), then :meth:`append` chunks and :meth:`flush` as often as durability needs.
     """
 
-    def __init__(self, path, *, swmr=False, compression=None, provenance=None):
+    def __init__(self, path, *, swmr=False, compression=None, provenance=None,
+                 chunk_rows=None, compact_on_close=True):
+        """``chunk_rows``: rows per region-column chunk; SWMR archives default to smaller
+        chunks because every flush rewrites the last, partly filled chunk of each column
+        and HDF5 does not reuse the space it leaves (docs/format.md, "Crash safety")."""
         import h5py
 
         self.path = os.fspath(path)
         self.swmr = swmr
+        self._chunk_rows = chunk_rows or (layout.SWMR_REGION_CHUNK_ROWS if swmr
+                                          else layout.REGION_CHUNK_ROWS)
+        self._compact_on_close = compact_on_close
         self._compression = layout.compression_kwargs(compression)
         self._compression_name = compression or layout.DEFAULT_COMPRESSION
         try:
@@ -110,7 +117,7 @@ class ArchiveWriter:
         snaps["nr_regions"].attrs["sample_dimension"] = "region"
         for name, (dtype, units) in layout.REGION_COLUMNS.items():
             d = regions.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                       chunks=(layout.REGION_CHUNK_ROWS,), **self._compression)
+                                       chunks=(self._chunk_rows,), **self._compression)
             d.attrs["units"] = units
         regions.create_dataset(layout.PROBE_HITS, shape=(0,), maxshape=(None,), dtype=np.int64,
                                chunks=(4096,), **self._compression)
@@ -256,7 +263,7 @@ class ArchiveWriter:
                     raise ArchiveError("column %r cannot be added to a SWMR archive after "
                                        "appending started" % name, path=self.path)
                 d = regions.create_dataset(name, shape=(r0,), maxshape=(None,), dtype=dtype,
-                                           chunks=(layout.REGION_CHUNK_ROWS,), fillvalue=np.nan,
+                                           chunks=(self._chunk_rows,), fillvalue=np.nan,
                                            **self._compression)
                 d.attrs["units"] = units
             d = regions[name]
@@ -312,6 +319,8 @@ class ArchiveWriter:
         self._file.flush()
 
     def close(self):
+        """Flush, store the guide summaries and close; a SWMR archive is then compacted
+        (see :func:`compact`) unless ``compact_on_close`` was False."""
         if self._file is None:
             return
         try:
@@ -320,6 +329,8 @@ class ArchiveWriter:
         finally:
             self._file.close()
             self._file = None
+        if self.swmr and self._compact_on_close:
+            compact(self.path)
 
     def __enter__(self):
         return self
@@ -357,3 +368,18 @@ def write_records(records, path, *, source_format=None, source_path=None, compre
             w.append(idx, rec)
             if rec.first_start_ns is not None:
                 w.set_first_start(idx, rec.first_start_ns)
+
+
+def compact(path):
+    """Rewrite a closed archive into a fresh file (atomically) to drop the space that
+    repeated SWMR flushes left behind. Dataset layout, filters and attributes are kept."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (filters needed to copy compressed chunks)
+
+    path = os.fspath(path)
+    with atomic_output(path, mode=os.stat(path).st_mode & 0o7777) as tmp:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w", libver=("v110", "latest")) as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            for name in src:
+                src.copy(src[name], dst, name=name)
