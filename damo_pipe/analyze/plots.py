@@ -72,7 +72,17 @@ def _human_sz(b):
     return format_sz(b)
 
 
+#: timestamps beyond this are wall-clock (epoch) times, not seconds since boot
+_EPOCH_THRESHOLD_NS = 10 * 365 * 24 * 3600 * 10 ** 9
+
+
 def _human_time(ns):
+    """A time for axis labels: an UTC date for wall-clock stamps (collector archives),
+    damo's duration text for trace clocks (seconds since boot) and spans."""
+    if ns >= _EPOCH_THRESHOLD_NS:
+        import datetime
+        t = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
+        return t.strftime("%Y-%m-%d %H:%M:%S UTC")
     from damo_pipe.analyze.damo_format import format_time_ns
     return format_time_ns(ns)
 
