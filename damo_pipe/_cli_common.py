@@ -35,8 +35,11 @@ class DashAwareParser(argparse.ArgumentParser):
         return arg
 
 
-def add_common_options(parser):
-    parser.add_argument("-v", "--verbose", action="count", default=0,
+def add_common_options(parser, top_level=False):
+    """``-v`` on the program and on every subcommand; a subcommand's copy does not reset
+    a count given before the subcommand name."""
+    parser.add_argument("-v", "--verbose", action="count",
+                        default=0 if top_level else argparse.SUPPRESS,
                         help="log progress (-vv for debug detail) on stderr")
 
 
@@ -45,7 +48,7 @@ def build_parser(prog, description, commands, package):
     parser = DashAwareParser(prog=prog, description=description,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
-    add_common_options(parser)
+    add_common_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=DashAwareParser)
     for name, modname in commands:
         module = importlib.import_module("%s.%s" % (package, modname))
@@ -63,10 +66,8 @@ def run_main(parser, argv):
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its message
         return e.code if isinstance(e.code, int) else 2
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(name)s: %(levelname)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+    logging.getLogger("damo_pipe").setLevel(logging.WARNING - 10 * min(args.verbose, 2))
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return 2

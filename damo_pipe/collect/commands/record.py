@@ -139,7 +139,7 @@ def run(args):
                 on_open=add_trace_records)
             if tracer_kind != "none":
                 from damo_pipe.collect.commands import record_trace
-                tracer = record_trace.start_tracer(args, recorder.writer, trace_keys)
+                tracer = record_trace.start_tracer(args, recorder.writer, trace_keys, flush=False)
 
             def should_stop():
                 if tracer is not None:
