@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m pytest benchmarks/bench_archive.py --benchmark-only \
          --benchmark-columns=min,mean
-Figures: docs/performance/archive.md. Besides the wall-clock timings of pytest-benchmark,
+Figures: docs/performance.md. Besides the wall-clock timings of pytest-benchmark,
 ``extra_info`` holds the best CPU time of the process (user + system, Blosc threads
 included) over the rounds, which is what matters on a loaded machine.
 

@@ -12,7 +12,7 @@
 * wss (default options) and adjust (1 s windows) on 100 snapshots x 10,000 regions, and
   the pure-Python quadratic merge on a smaller input.
 
-Figures are recorded in docs/performance/reports.md.
+Figures are recorded in docs/performance.md.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tracer streaming throughput and CPU cost (docs/performance/tracer.md).
+"""Tracer streaming throughput and CPU cost (docs/performance.md).
 
 Synthetic ``trace_pipe`` text (kernel 6.12 line format, 1000 regions per snapshot, two
 targets) is written by a separate feeder process into the FIFO ``trace_pipe`` of a fake

@@ -9,7 +9,7 @@ record chunks, applying damo's post-processing (FORMATS.md §0):
 * a trailing *fake snapshot* (one region 0-0, nr_accesses -1, age -1) is dropped;
 * ``total_bytes`` is the sum of region sizes.
 
-Deviation (docs/compat/readers.md): damo stops the deduction at the first record
+Deviation (docs/compat.md): damo stops the deduction at the first record
 with fewer than two snapshots (``break``); we deduce it for every record.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ are skipped; ``ts_idx = 2 if tokens[2].endswith(':') else 3``; the event is
 ``tokens[ts_idx+1][:-1]`` without a ``damon:`` prefix; ``fields = tokens[ts_idx+2:]``.
 ``damon_aggregated`` takes 5 fields (4 = no age), ``damos_before_apply`` 7
 (target := target_idx); everything else is ignored.  Timestamps are
-``int(float(ts) * 1e9)``.  Deviations from damo (see docs/compat/readers.md): lines
+``int(float(ts) * 1e9)``.  Deviations from damo (see docs/compat.md): lines
 without an event token (``CPU 1 is empty``) are skipped instead of crashing; an age
 written as ``None`` (damo's own perf_script writer) reads as unknown; each target has
 its own open snapshot (damo has one global flag, which misgroups interleaved targets).
