@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from damo_pipe.analyze._chunks import RecordSource, normalized_idx, prefetched
+from damo_pipe._prefetch import prefetched
+from damo_pipe.analyze._chunks import RecordSource, normalized_idx
 from damo_pipe.errors import ReportError, UsageError
 
 ENGINES = ("cython", "python")

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import queue
 import re
-import threading
 import zlib
 
 import numpy as np
 
+from damo_pipe._prefetch import prefetched
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import damo_json
 from damo_pipe.model import DAMOS_STAT_FIELDS, Record, RegionColumns, SnapshotColumns
@@ -87,50 +86,9 @@ def _inflate_chunks(path):
                                 path=path)
 
 
-_END = object()
-
-
 def _threaded(gen, depth=4):
     """Run a chunk generator in a helper thread (bounded queue); re-raise its errors."""
-    q = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item):
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work():
-        try:
-            for item in gen:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as e:  # forwarded to the consumer
-            put(e)
-        finally:
-            try:
-                gen.close()
-            except Exception:
-                pass
-
-    t = threading.Thread(target=work, name="damo-pipe-inflate", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=1)
+    return prefetched(gen, depth)
 
 
 # ---------------------------------------------------------------- window

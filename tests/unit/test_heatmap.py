@@ -386,7 +386,7 @@ def test_raw_text_engines_agree(seed):
 
 
 def test_prefetched_forwards_items_errors_and_stops():
-    from damo_pipe.analyze._chunks import prefetched
+    from damo_pipe._prefetch import prefetched
     assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
 
     def bad():
