@@ -21,6 +21,24 @@ import numpy as np
 
 from damo_pipe.errors import CollectError, DamonUnavailableError
 
+#: DAMON's sysfs show/store functions take the sysfs lock with mutex_trylock and answer
+#: EBUSY while a kdamond (ours or another) holds it; such reads and writes are retried
+#: for this long before the error is reported.
+EBUSY_RETRY_SECONDS = 2.0
+
+
+def _retrying_ebusy(read):
+    deadline = time.monotonic() + EBUSY_RETRY_SECONDS
+    delay = 0.001
+    while True:
+        try:
+            return read()
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
 #: where the kernel exposes DAMON's sysfs interface
 DEFAULT_ADMIN = "/sys/kernel/mm/damon/admin"
 
@@ -99,7 +117,7 @@ class SysfsTree:
         except PermissionError:
             raise DamonUnavailableError("cannot read %s: permission denied (not root?)" % p) from None
         try:
-            data = os.read(fd, 65536)
+            data = _retrying_ebusy(lambda: os.pread(fd, 65536, 0))
         except OSError as e:
             raise CollectError("reading %s failed: %s" % (p, os.strerror(e.errno))) from None
         finally:
@@ -123,7 +141,7 @@ class SysfsTree:
                                             % self.path(rel)) from None
             self._fds[rel] = fd
         try:
-            data = os.pread(fd, 4096, 0)
+            data = _retrying_ebusy(lambda: os.pread(fd, 4096, 0))
         except OSError as e:
             self._fds.pop(rel, None)
             os.close(fd)
@@ -158,7 +176,7 @@ class SysfsTree:
         except PermissionError:
             raise DamonUnavailableError("cannot write %s: permission denied (not root?)" % p) from None
         try:
-            os.write(fd, data)
+            _retrying_ebusy(lambda: os.write(fd, data))
         except OSError as e:
             hint = {errno.EBUSY: " (kdamond busy: running or owned by another user)",
                     errno.EINVAL: " (value rejected by the kernel)",
