@@ -198,6 +198,18 @@ class _Window:
             self.pos = p + len(text[:end].encode("utf-8", "surrogateescape"))
             return obj
 
+    def closes(self, close, where):
+        """After a member: True if ``close`` (b"]" or b"}") ends the container, False
+        after a ``,``; anything else is an error naming ``where``."""
+        c = self.peek()
+        self.pos += 1
+        if c == 0x2C:
+            return False
+        if c == close[0]:
+            return True
+        raise self.err("invalid JSON: expected ',' or '%s' %s" % (close.decode(), where),
+                       at=self.pos - 1)
+
     def key(self):
         c = self.peek()
         if c != 0x22:
@@ -379,13 +391,8 @@ def _parse_snapshot(w, acc, where):
                     have_regions = False
             else:
                 vals[k] = w.value()
-            c = w.peek()
-            w.pos += 1
-            if c == 0x2C:
-                continue
-            if c == 0x7D:
+            if w.closes(b"}", "in " + where):
                 break
-            raise w.err("invalid JSON: expected ',' or '}' in %s" % where, at=w.pos - 1)
     try:
         if not have_regions:
             acc.count = lo
@@ -487,23 +494,12 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                                     si += 1
                                     if acc.count >= chunk_regions:
                                         yield ri, acc.chunk(meta)
-                                    c = w.peek()
-                                    w.pos += 1
-                                    if c == 0x2C:
-                                        continue
-                                    if c == 0x5D:
+                                    if w.closes(b"]", "in snapshots"):
                                         break
-                                    raise w.err("invalid JSON: expected ',' or ']' in snapshots",
-                                                at=w.pos - 1)
                         else:
                             d[k] = w.value()
-                        c = w.peek()
-                        w.pos += 1
-                        if c == 0x2C:
-                            continue
-                        if c == 0x7D:
+                        if w.closes(b"}", "in " + where):
                             break
-                        raise w.err("invalid JSON: expected ',' or '}' in %s" % where, at=w.pos - 1)
                 if "target_id" not in d and not have_snapshots:
                     raise RecordFormatError("%s: bad or missing field (KeyError: 'target_id')"
                                             % where, path=path)
@@ -526,13 +522,8 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                     if acc is not None and acc.nr_snapshots:
                         yield ri, acc.chunk(final_meta)
                 ri += 1
-                c = w.peek()
-                w.pos += 1
-                if c == 0x2C:
-                    continue
-                if c == 0x5D:
+                if w.closes(b"]", "between records"):
                     break
-                raise w.err("invalid JSON: expected ',' or ']' between records", at=w.pos - 1)
         if w.peek() is not None:
             raise w.err("invalid JSON: extra data after the records")
     except UnicodeDecodeError as e:
