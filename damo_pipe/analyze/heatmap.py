@@ -125,33 +125,15 @@ class Guide:
         order = sorted(range(len(regs)), key=density, reverse=True)
         return order[0]
 
-    def format(self):
-        lines = []
-        if self.kdamond_idx is not None:
-            lines.append("kdamond_idx: %s" % self.kdamond_idx)
-        if self.context_idx is not None:
-            lines.append("context_idx: %s" % self.context_idx)
-        if self.scheme_idx is not None:
-            lines.append("scheme_idx: %s" % self.scheme_idx)
-        if self.target_id is not None:
-            lines.append("target_id: %s" % self.target_id)
-        lines.append("time: [%d, %d) (%d)" % (self.start_time, self.end_time,
-                                             self.end_time - self.start_time))
-        for idx, (s, e) in enumerate(self.regions()):
-            lines.append("region\t%2d: [%d, %d) (%d)" % (idx, s, e, e - s))
-        return "\n".join(lines)
-
-    def format_human(self):
-        from damo_pipe.analyze.damo_format import format_sz, format_time_ns
-        lines = []
-        if self.kdamond_idx is not None:
-            lines.append("kdamond_idx: %s" % self.kdamond_idx)
-        if self.context_idx is not None:
-            lines.append("context_idx: %s" % self.context_idx)
-        if self.scheme_idx is not None:
-            lines.append("scheme_idx: %s" % self.scheme_idx)
-        if self.target_id is not None:
-            lines.append("target_id: %s" % self.target_id)
+    def format(self, human=False):
+        """damo's ``--guide`` text (``--guide_human``: times and sizes in human units)."""
+        if human:
+            from damo_pipe.analyze.damo_format import format_sz, format_time_ns
+        else:
+            format_sz = format_time_ns = lambda v: "%d" % v
+        lines = ["%s: %s" % (name, getattr(self, name))
+                 for name in ("kdamond_idx", "context_idx", "scheme_idx", "target_id")
+                 if getattr(self, name) is not None]
         lines.append("time: [%s, %s) (%s)" % (
             format_time_ns(self.start_time), format_time_ns(self.end_time),
             format_time_ns(self.end_time - self.start_time)))
@@ -529,7 +511,7 @@ def _add_guide_heats(src, guides, engine):
 
 
 def format_guides(guides, human=False):
-    return "\n".join(g.format_human() if human else g.format() for g in guides)
+    return "\n".join(g.format(human) for g in guides)
 
 
 # ---------------------------------------------------------------------------
