@@ -142,6 +142,15 @@ cdef inline double _py_floordiv(double vx, double wx) noexcept nogil:
     return floordiv
 
 
+cdef inline dp_i128 _weighted_heat(dp_i128 sz, int64_t pc, int64_t usec, int64_t ws,
+                                   int64_t wa, int64_t wg) noexcept nogil:
+    """temperature(region of size ``sz``, full weights) * sz, exact in 128 bits."""
+    cdef dp_i128 t = sz * ws + <dp_i128>(pc * wa) + <dp_i128>(usec * wg)
+    if not pc > 0:
+        t = -t
+    return t * sz
+
+
 def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
                    const int64_t[::1] percents, const int64_t[::1] usecs,
                    int64_t ws, int64_t wa, int64_t wg, int width, int static,
@@ -157,7 +166,7 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
     """
     cdef Py_ssize_t n = starts.shape[0], cap = px_start.shape[0], i, cur = 0, m = 0
     cdef double u, p, q, sz_d, t_d, heat_d, temp, newp, prev_p
-    cdef dp_i128 heat_i, t_i, sz_i, span_i = 0
+    cdef dp_i128 heat_i, t_i, span_i = 0
     cdef bint p_int, heat_float, void, sorted_ends = True, found
     cdef int64_t pc
     cdef uint64_t rs, re, last_end
@@ -213,28 +222,23 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
                 void = False
                 pc = percents[i]
                 if p <= <double>rs and <double>re <= q:
-                    sz_i = <dp_i128>re - <dp_i128>rs
-                    t_i = sz_i * ws + <dp_i128>(pc * wa) + <dp_i128>(usecs[i] * wg)
-                    if not pc > 0:
-                        t_i = -t_i
+                    t_i = _weighted_heat(<dp_i128>re - <dp_i128>rs, pc, usecs[i], ws, wa, wg)
                     if heat_float:
-                        heat_d += <double>(t_i * sz_i)
+                        heat_d += <double>t_i
                     else:
-                        heat_i += t_i * sz_i
+                        heat_i += t_i
                     i += 1
                     continue
                 if <double>rs <= p and q <= <double>re:
                     sz_d = q - p
                 elif <double>rs < p:
                     if p_int:
-                        sz_i = <dp_i128>re - <dp_i128>(<uint64_t>p)
-                        t_i = sz_i * ws + <dp_i128>(pc * wa) + <dp_i128>(usecs[i] * wg)
-                        if not pc > 0:
-                            t_i = -t_i
+                        t_i = _weighted_heat(<dp_i128>re - <dp_i128>(<uint64_t>p), pc, usecs[i],
+                                             ws, wa, wg)
                         if heat_float:
-                            heat_d += <double>(t_i * sz_i)
+                            heat_d += <double>t_i
                         else:
-                            heat_i += t_i * sz_i
+                            heat_i += t_i
                         i += 1
                         continue
                     sz_d = <double>re - p
