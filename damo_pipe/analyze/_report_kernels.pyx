@@ -462,6 +462,16 @@ cdef class RegionMerger:
         self.cap = cap
         return 0
 
+    cdef int _push_part(self, Py_ssize_t *top, uint64_t lo, uint64_t hi, uint64_t passed,
+                        uint64_t whole) except -1 nogil:
+        """Push the uncovered part [lo, hi) of a region of size ``whole`` whose
+        ``passed`` bytes scale as damo's ``int(passed / size * new_size)``."""
+        cdef int64_t part_passed = 0
+        if passed != 0:
+            part_passed = <int64_t>(<uint64_t>((<double>passed / <double>whole)
+                                               * <double>(hi - lo)))
+        return self._push(top, <int64_t>lo, <int64_t>hi, part_passed, -1, -1)
+
     cdef int _push(self, Py_ssize_t *top, int64_t a, int64_t b, int64_t c, int64_t d,
                    int64_t e) except -1 nogil:
         cdef Py_ssize_t need = (top[0] + 1) * 5
@@ -517,9 +527,8 @@ cdef class RegionMerger:
                   uint64_t passed) except -1 nogil:
         cdef Py_ssize_t top = 0, lo, hi, p, pivot_pos
         cdef int64_t *fr
-        cdef uint64_t ps, pe, pp, bs, be, new_sz
+        cdef uint64_t ps, pe, pp, bs, be
         cdef Py_ssize_t best
-        cdef double ratio
         # frame: start, end, passed, lo, hi; the sorted range is recomputed for every
         # part because pieces appended meanwhile shift sorted positions
         self._push(&top, <int64_t>xs, <int64_t>xe, <int64_t>passed, -1, -1)
@@ -556,21 +565,9 @@ cdef class RegionMerger:
             be = self.b_end[best]
             # right part first on the stack so that the left part is processed first
             if be < pe:
-                new_sz = pe - be
-                if pp == 0:
-                    self._push(&top, <int64_t>be, <int64_t>pe, 0, -1, -1)
-                else:
-                    ratio = <double>pp / <double>(pe - ps)
-                    self._push(&top, <int64_t>be, <int64_t>pe, <int64_t>(<uint64_t>(ratio * <double>new_sz)),
-                               -1, -1)
+                self._push_part(&top, be, pe, pp, pe - ps)
             if ps < bs:
-                new_sz = bs - ps
-                if pp == 0:
-                    self._push(&top, <int64_t>ps, <int64_t>bs, 0, -1, -1)
-                else:
-                    ratio = <double>pp / <double>(pe - ps)
-                    self._push(&top, <int64_t>ps, <int64_t>bs, <int64_t>(<uint64_t>(ratio * <double>new_sz)),
-                               -1, -1)
+                self._push_part(&top, ps, bs, pp, pe - ps)
         return 0
 
     def add_snapshot(self, const uint64_t[::1] start, const uint64_t[::1] end,
