@@ -84,43 +84,30 @@ def read_tried_regions(bytes dirpath, long n, bint with_filter_passed=False):
     cdef int rc = 0
     cdef long bad_i = -1
     cdef int bad_field = -1
-    cdef uint64_t v
     dfd = c_open(cpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if dfd < 0:
         raise OSError(errno, "cannot open directory %s" % dirpath.decode(errors="replace"))
+    cdef const char *names[5]
+    names[:] = [b"start", b"end", b"nr_accesses", b"age", b"sz_filter_passed"]
+    cdef int nr_fields = 5 if with_filter_passed else 4
+    cdef int f
+    cdef uint64_t vals[5]
     with nogil:
         for i in range(n):
-            rc = _read_u64(dfd, i, b"start", &v)
-            if rc != 0:
-                bad_i = i
-                bad_field = 0
-                break
-            start[i] = v
-            rc = _read_u64(dfd, i, b"end", &v)
-            if rc != 0:
-                bad_i = i
-                bad_field = 1
-                break
-            end[i] = v
-            rc = _read_u64(dfd, i, b"nr_accesses", &v)
-            if rc != 0:
-                bad_i = i
-                bad_field = 2
-                break
-            nr[i] = <int64_t>v
-            rc = _read_u64(dfd, i, b"age", &v)
-            if rc != 0:
-                bad_i = i
-                bad_field = 3
-                break
-            age[i] = <int64_t>v
-            if with_filter_passed:
-                rc = _read_u64(dfd, i, b"sz_filter_passed", &v)
+            for f in range(nr_fields):
+                rc = _read_u64(dfd, i, names[f], &vals[f])
                 if rc != 0:
                     bad_i = i
-                    bad_field = 4
+                    bad_field = f
                     break
-                passed[i] = v
+            if rc != 0:
+                break
+            start[i] = vals[0]
+            end[i] = vals[1]
+            nr[i] = <int64_t>vals[2]
+            age[i] = <int64_t>vals[3]
+            if with_filter_passed:
+                passed[i] = vals[4]
         close(dfd)
     if rc != 0:
         field = ("start", "end", "nr_accesses", "age", "sz_filter_passed")[bad_field]
