@@ -508,12 +508,26 @@ def _set_pdeathsig(sig):
     return fn
 
 
+#: perf record's workload: tell us (fd ``{fd}``) that perf has enabled its events, then
+#: wait for EOF on stdin. perf starts the workload only once its events are on, and ends
+#: the recording (with a complete final flush) when the workload exits.
+#: (dash redirects only single-digit fds, hence /proc/self/fd.)
+PERF_GATE_SCRIPT = "printf R >/proc/self/fd/{fd}; exec cat >/dev/null"
+
+
 class PerfSession:
-    """``perf record -a -e damon:… -o - | perf script -i -``; ``open()`` returns the
-    non-blocking read end of ``perf script``'s stdout.
+    """``perf record -a -e damon:… -o - -- GATE | perf script -i -``; ``open()`` returns
+    the non-blocking read end of ``perf script``'s stdout.
+
+    GATE (:data:`PERF_GATE_SCRIPT`) is a tiny workload: perf runs it only after its events
+    are enabled, so its "R" tells when recording really started (perf's start-up takes
+    well under a second on hardware, but 30-60 s in a TCG VM, and a perf record stopped
+    by SIGINT before that point records nothing). Closing GATE's stdin ends the recording
+    the way perf likes best: workload exit, final flush, exit 0.
 
     Enabling tracepoints through perf_event_open changes no tracefs file, so nothing has
-    to be restored. Children get SIGINT/SIGTERM when this process dies (PDEATHSIG).
+    to be restored. Children get SIGINT/SIGTERM when this process dies (PDEATHSIG), and
+    GATE sees EOF then too.
     """
 
     def __init__(self, perf="perf", *, tracefs_root=None, events=None, mmap_pages=None,
@@ -529,6 +543,10 @@ class PerfSession:
         self.fd = None
         self._record_err = self._script_err = None
         self.got_data = False
+        self._ready_fd = None
+        self.ready = False
+        self._started_at = None
+        self.startup_seconds = None
 
     def _resolve_perf(self):
         exe = self.perf if os.sep in self.perf else shutil.which(self.perf)
@@ -548,12 +566,13 @@ class PerfSession:
                                     "tracepoint (%s/events/damon)" % (REQUIRED_EVENT, root))
         return [ev for ev in self.requested_events if ev in avail]
 
-    def record_command(self, exe):
+    def record_command(self, exe, ready_fd=3):
         """``--synth=no``: no synthesis of every process's maps at start (slow, useless
         for tracepoints; comm then prints as ``:PID``, which the grammar accepts).
         Without ``mmap_pages``: ``--no-buffering`` (wake perf per event: data flows
         within a second; otherwise perf waits for half of its mmap buffer, which at DAMON's
-        usual rates means minutes). With ``mmap_pages``: ``-m N`` and default wakeups."""
+        usual rates means minutes). With ``mmap_pages``: ``-m N`` and default wakeups.
+        The workload is the start/stop gate (class docstring) writing to ``ready_fd``."""
         cmd = [exe, "record", "-a", "-q", "--synth=no"]
         for ev in self.events:
             cmd += ["-e", "damon:" + ev]
@@ -562,6 +581,7 @@ class PerfSession:
         else:
             cmd += ["--no-buffering"]
         cmd += list(self.extra_record_args) + ["-o", "-"]
+        cmd += ["--", "/bin/sh", "-c", PERF_GATE_SCRIPT.format(fd=ready_fd)]
         return cmd
 
     def open(self):
@@ -572,16 +592,24 @@ class PerfSession:
         self.events = self._pick_events()
         self._record_err = tempfile.TemporaryFile()
         self._script_err = tempfile.TemporaryFile()
+        ready_r, ready_w = os.pipe()
         try:
+            self._started_at = time.monotonic()
             self.record = subprocess.Popen(
-                self.record_command(exe), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=self._record_err, preexec_fn=_set_pdeathsig(signal.SIGINT))
+                self.record_command(exe, ready_w), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._record_err, pass_fds=(ready_w,),
+                preexec_fn=_set_pdeathsig(signal.SIGINT))
             self.script = subprocess.Popen(
                 [exe, "script", "-i", "-"], stdin=self.record.stdout, stdout=subprocess.PIPE,
                 stderr=self._script_err, preexec_fn=_set_pdeathsig(signal.SIGTERM))
         except OSError as e:
+            os.close(ready_r)
             self.close()
             raise ExternalToolError("cannot run %s: %s" % (exe, e))
+        finally:
+            os.close(ready_w)
+        self._ready_fd = ready_r
+        os.set_blocking(ready_r, False)
         self.record.stdout.close()
         self.fd = self.script.stdout.fileno()
         os.set_blocking(self.fd, False)
@@ -600,8 +628,38 @@ class PerfSession:
                 pass
             raise ExternalToolError("perf record failed (exit %s)%s" % (
                 rc, ": " + msg if msg else ""))
-        log.info("perf recording %s", ", ".join("damon:" + e for e in self.events))
+        log.info("perf starting for %s", ", ".join("damon:" + e for e in self.events))
+        self.check_ready()
         return self.fd
+
+    def check_ready(self):
+        """Non-blocking: True once perf has enabled its events (the gate said "R")."""
+        if self.ready or self._ready_fd is None:
+            return self.ready
+        try:
+            data = os.read(self._ready_fd, 16)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if data.startswith(b"R"):
+            self.ready = True
+            self.startup_seconds = time.monotonic() - self._started_at
+            log.info("perf is recording %s (start-up took %.1f s)",
+                     ", ".join("damon:" + e for e in self.events), self.startup_seconds)
+        os.close(self._ready_fd)   # "R" or EOF: perf died before starting the gate
+        self._ready_fd = None
+        return self.ready
+
+    def wait_ready(self, timeout):
+        """Block up to ``timeout`` s until perf has enabled its events; returns ready."""
+        deadline = time.monotonic() + timeout
+        while not self.check_ready() and self._ready_fd is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([self._ready_fd], [], [], min(left, 0.5))
+        return self.ready
 
     @staticmethod
     def _stderr_tail(f, limit=2000):
@@ -615,8 +673,19 @@ class PerfSession:
         return data[-limit:].decode(errors="replace").strip()
 
     def disable_events(self):
-        """Stop perf record (SIGINT makes it write its trailer and exit)."""
-        if self.record is not None and self.record.poll() is None:
+        """End the recording: close the gate's stdin once perf is recording (clean exit,
+        final flush); before that, SIGINT (nothing was recorded yet)."""
+        if self.record is None or self.record.poll() is not None:
+            return []
+        self.check_ready()
+        if self.record.stdin is not None and not self.record.stdin.closed:
+            try:
+                self.record.stdin.close()
+            except OSError:
+                pass
+        if not self.ready:
+            log.warning("perf was stopped before it started recording (start-up took more "
+                        "than %.0f s): no trace data", time.monotonic() - self._started_at)
             try:
                 self.record.send_signal(signal.SIGINT)
             except ProcessLookupError:
@@ -662,6 +731,9 @@ class PerfSession:
             if f is not None:
                 f.close()
         self._record_err = self._script_err = None
+        if self._ready_fd is not None:
+            os.close(self._ready_fd)
+            self._ready_fd = None
         self.record = self.script = None
         if errors:
             raise ExternalToolError("; ".join(errors))
@@ -890,6 +962,8 @@ class TracerHandle:
         if self.stopped or self._eof or self.source.fd is None:
             return 0
         n = 0
+        if isinstance(self.source, PerfSession):
+            self.source.check_ready()
         data, eof = read_available(self.source.fd, self._buf)
         if data:
             self.source.got_data = True

@@ -105,13 +105,7 @@ def trace_snapshots(path):
         return 0
 
 
-PERF_XFAIL = pytest.mark.xfail(strict=False, reason=(
-    "since 2026-11-29 13:25 perf records no damon event inside the VM through damo-collect "
-    "(perf record exits on SIGINT, perf script exits 0 with no output, no stderr; 4 runs); "
-    "it passed at 13:17 with the same perf flags; cause not found yet"))
-
-
-@pytest.mark.parametrize("kind", ["tracefs", pytest.param("perf", marks=PERF_XFAIL)])
+@pytest.mark.parametrize("kind", ["tracefs", "perf"])
 def test_record_with_tracer_agrees_with_sysfs_and_restores(kind, workload, collect_bg,
                                                           tmp_path):
     before = tracefs_state()
@@ -120,13 +114,14 @@ def test_record_with_tracer_agrees_with_sysfs_and_restores(kind, workload, colle
     args = ("record", "-v", "-o", out, "--target_pid", w.pid, "--tracer", kind,
             "--flush_interval", "2")
     p = collect_bg(*args)
-    # perf starts slowly under TCG and delivers late: wait for 8 sysfs snapshots, then
-    # up to 90 s for trace data to show up live, then stop (stop drains everything perf
-    # still holds; the checks below run on the drained archive)
+    # perf record's start-up walks /lib/modules over 9p: 30-90 s under TCG before its
+    # events are on (on hardware: well under a second). Wait for 8 sysfs snapshots, then
+    # up to 240 s for 8 trace snapshots to show up live, then stop (stop drains
+    # everything perf still holds; the checks below run on the drained archive)
     wait_for(lambda: sysfs_snapshots(out) >= 8 or p.poll() is not None, 120,
              "8 sysfs snapshots")
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 90 and trace_snapshots(out) < 8 and p.poll() is None:
+    while time.monotonic() - t0 < 240 and trace_snapshots(out) < 8 and p.poll() is None:
         time.sleep(0.5)
     print(kind, "live trace snapshots before stop:", trace_snapshots(out),
           "after %.0f s" % (time.monotonic() - t0))

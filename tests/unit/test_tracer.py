@@ -431,12 +431,19 @@ if sys.argv[1] == "record":
     if os.environ.get("FAKE_PERF_FAIL"):
         sys.stderr.write("event syntax error: 'damon:damon_aggregated'\\n  unknown tracepoint\\n")
         sys.exit(129)
-    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+    # like perf: SIGINT ends the recording (re-raised: exit -2); the workload starts once
+    # the events are on (after FAKE_PERF_START_DELAY s) with stdout -> stderr; its exit
+    # ends the recording with exit 0
+    signal.signal(signal.SIGINT, lambda *a: (signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                             os.kill(os.getpid(), signal.SIGINT)))
+    time.sleep(float(os.environ.get("FAKE_PERF_START_DELAY", "0")))
+    import subprocess
+    gate = subprocess.Popen(sys.argv[sys.argv.index("--") + 1:], stdout=2, close_fds=False)
     data = open(os.environ["FAKE_PERF_DATA"], "rb").read()
     for i in range(0, len(data), 1500):
         os.write(1, data[i:i + 1500])
         time.sleep(0.001)
-    while True:
+    while gate.poll() is None:
         time.sleep(0.1)
 elif sys.argv[1] == "script":
     while True:
@@ -474,10 +481,39 @@ def test_perf_streaming_equals_whole_capture(fake, fake_perf, tmp_path, parser_n
     w.close()
     assert s["regions"] == want
     rec_args = (tmp_path / "perf.log.record").read_text()
-    assert rec_args == "record -a -q --synth=no -e damon:damon_aggregated --no-buffering -o -"
+    prefix = "record -a -q --synth=no -e damon:damon_aggregated --no-buffering -o - -- /bin/sh -c "
+    assert rec_args.startswith(prefix), rec_args
+    assert h.source.ready and h.source.startup_seconds < 20
     assert (tmp_path / "perf.log.script").read_text() == "script -i -"
     assert_archive_matches_reference(tmp_path / "a.h5", ref)
     assert fake.snapshot_state() == before  # perf changes no tracefs file
+
+
+def test_perf_stop_before_it_started_recording(fake, fake_perf, tmp_path, monkeypatch, caplog):
+    # perf's start-up (30-60 s under TCG) not over: SIGINT, a warning, no trace data, no error
+    monkeypatch.setenv("FAKE_PERF_START_DELAY", "30")
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    assert not h.source.ready
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger="damo_pipe"):
+        s = h.stop()
+    w.close()
+    assert time.monotonic() - t0 < 10
+    assert s["regions"] == 0
+    assert "stopped before it started recording" in caplog.text
+
+
+def test_perf_gate_ends_recording_cleanly(fake, fake_perf, tmp_path):
+    w, keys = new_writer(tmp_path / "a.h5")
+    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+                                parser=StandInStreamParser())
+    assert h.source.wait_ready(20)
+    record = h.source.record
+    h.stop()
+    w.close()
+    assert record.returncode == 0   # the gate's exit ended perf record, not a signal
 
 
 def test_perf_missing_or_failing(fake, fake_perf, tmp_path, monkeypatch):
@@ -585,7 +621,8 @@ def test_perf_dying_mid_recording_is_an_error(fake, fake_perf, tmp_path, monkeyp
     # fake perf record exits (status 0, no SIGINT) after writing its data: unexpected
     short = tmp_path / "perf-short"
     short.write_text(FAKE_PERF.format(python=sys.executable).replace(
-        "while True:\n        time.sleep(0.1)", "sys.stderr.write('perf: out of memory\\\\n')"))
+        "while gate.poll() is None:\n        time.sleep(0.1)",
+        "sys.stderr.write('perf: out of memory\\\\n')"))
     short.chmod(0o755)
     w, keys = new_writer(tmp_path / "a.h5")
     h = tracer.open_perf_tracer(w, keys, perf=str(short), tracefs_root=fake.root,
