@@ -11,16 +11,10 @@ All arrays are checked for length in the Python-level wrappers before the unchec
 nogil loops run.
 """
 from libc.math cimport isnan
-from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int *ptype) except NULL
-    int Py_DTSF_ADD_DOT_0
-    void PyMem_Free(void *p)
 
 cdef extern from *:
     """
@@ -29,6 +23,8 @@ cdef extern from *:
     ctypedef long long dp_int128
 
 import numpy as np
+
+include "_ryu.pxi"
 
 cdef double BIG_INDEX = 4.0e18
 
@@ -84,6 +80,13 @@ def heatmap_accumulate(double[:, ::1] heat,
     cdef int64_t da, a_age
     cdef dp_int128 h128
     cdef double cur
+    # memos of pure functions (same operands -> same double, so results are unchanged):
+    # the row of the previous st (clamped regions all share st = last_end) and the
+    # column of the previous region's end (contiguous regions: next start == that end)
+    cdef double memo_st = 0, aggr_s = 1
+    cdef int64_t memo_ilo = 0, memo_col = 0, s_ihi
+    cdef bint memo_st_ok = False, memo_col_ok = False
+    cdef uint64_t memo_addr = 0
     if ptime.shape[0] != T or ptime_next.shape[0] != T or paddr.shape[0] != A:
         raise ValueError("pixel axis arrays do not match the grid")
     if (snap_end.shape[0] != S or snap_start_float.shape[0] != S or region_offset.shape[0] != S
@@ -105,6 +108,9 @@ def heatmap_accumulate(double[:, ::1] heat,
             s_end = snap_end[k]
             r_lo = region_offset[k]
             r_hi = r_lo + nr_regions[k]
+            s_ihi = _trunc_index((s_end - t_start) / time_unit)
+            if has_intervals:
+                aggr_s = snap_aggr_us[k] / 1000000.0
             for r in range(r_lo, r_hi):
                 a0 = rstart[r]
                 a1 = rend[r]
@@ -123,16 +129,26 @@ def heatmap_accumulate(double[:, ::1] heat,
                     st = last_end
                     obs_float = False
                 obs = st
-                i_lo = _trunc_index((st - t_start) / time_unit)
-                i_hi = _trunc_index((s_end - t_start) / time_unit)
+                if not (memo_st_ok and st == memo_st):
+                    memo_st = st
+                    memo_ilo = _trunc_index((st - t_start) / time_unit)
+                    memo_st_ok = True
+                i_lo = memo_ilo
+                i_hi = s_ihi
                 if i_lo < 0:
                     i_lo = 0
                 if i_hi > T - 1:
                     i_hi = T - 1
                 if i_lo > i_hi:
                     continue
-                j_lo = _col(a0, a_start, addr_unit_d)
+                if memo_col_ok and a0 == memo_addr:
+                    j_lo = memo_col
+                else:
+                    j_lo = _col(a0, a_start, addr_unit_d)
                 j_hi = _col(a1, a_start, addr_unit_d)
+                memo_addr = a1
+                memo_col = j_hi
+                memo_col_ok = True
                 if j_lo < 0:
                     j_lo = 0
                 if j_hi > A - 1:
@@ -140,7 +156,7 @@ def heatmap_accumulate(double[:, ::1] heat,
                 if j_lo > j_hi:
                     continue
                 if has_intervals:
-                    v = <double>samples[r] / (snap_aggr_us[k] / 1000000.0)
+                    v = <double>samples[r] / aggr_s
                     if df_passed:
                         v = v * <double>passed[r] / <double>(a1 - a0)
                 elif df_passed:
@@ -186,17 +202,17 @@ def heatmap_accumulate(double[:, ::1] heat,
 def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
     """``--output raw`` text: line (i, j) is ``tcol[i] + acol[j] + repr(heat[i, j])``
     (``NaN`` for NaN), lines joined by ``\\n`` with no trailing one. ``tcol``/``acol``
-    are bytes prefixes (with their tab). Floats are formatted by the function behind
-    Python's ``float.__repr__`` (shortest round-trip, ``.0`` added), so the text is
-    the same as ``repr``'s."""
+    are bytes prefixes (with their tab). Floats are formatted by the Ryu formatter of
+    _ryu.pxi, which prints exactly what ``repr`` prints (shortest round-trip, ``.0``
+    added), without the GIL."""
     cdef Py_ssize_t T = heat.shape[0], A = heat.shape[1]
-    cdef Py_ssize_t i, j, n, pos = 0, cap, tmax = 0, amax = 0
+    cdef Py_ssize_t i, j, pos = 0, cap, tmax = 0, amax = 0, nb
     cdef bytes b
     cdef char *buf
-    cdef char *num
-    cdef const char *tp
-    cdef const char *ap
-    cdef Py_ssize_t tl, al
+    cdef const char **tp
+    cdef const char **ap
+    cdef Py_ssize_t *tl
+    cdef Py_ssize_t *al
     cdef double x
     if len(tcol) != T or len(acol) != A:
         raise ValueError("axis label lists do not match the grid")
@@ -207,39 +223,45 @@ def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
     # repr of a double is at most 24 characters; one newline per line
     cap = T * A * (tmax + amax + 32) + 1
     buf = <char *>malloc(cap)
-    if buf == NULL:
-        raise MemoryError()
+    tp = <const char **>malloc((T + 1) * sizeof(char *))
+    ap = <const char **>malloc((A + 1) * sizeof(char *))
+    tl = <Py_ssize_t *>malloc((T + 1) * sizeof(Py_ssize_t))
+    al = <Py_ssize_t *>malloc((A + 1) * sizeof(Py_ssize_t))
     try:
+        if buf == NULL or tp == NULL or ap == NULL or tl == NULL or al == NULL:
+            raise MemoryError()
+        # the label lists keep their bytes alive while the nogil loop reads them
         for i in range(T):
             b = tcol[i]
-            tp = PyBytes_AS_STRING(b)
-            tl = PyBytes_GET_SIZE(b)
-            for j in range(A):
-                if i or j:
-                    buf[pos] = 10
-                    pos += 1
-                memcpy(buf + pos, tp, tl)
-                pos += tl
-                b = acol[j]
-                al = PyBytes_GET_SIZE(b)
-                memcpy(buf + pos, PyBytes_AS_STRING(b), al)
-                pos += al
-                x = heat[i, j]
-                if isnan(x):
-                    memcpy(buf + pos, b"NaN", 3)
-                    pos += 3
-                else:
-                    num = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-                    n = strlen(num)
-                    if n > 31:
-                        PyMem_Free(num)
-                        raise ValueError("float repr longer than expected")
-                    memcpy(buf + pos, num, n)
-                    PyMem_Free(num)
-                    pos += n
+            tp[i] = PyBytes_AS_STRING(b)
+            tl[i] = PyBytes_GET_SIZE(b)
+        for j in range(A):
+            b = acol[j]
+            ap[j] = PyBytes_AS_STRING(b)
+            al[j] = PyBytes_GET_SIZE(b)
+        with nogil:
+            for i in range(T):
+                for j in range(A):
+                    if i or j:
+                        buf[pos] = 10
+                        pos += 1
+                    memcpy(buf + pos, tp[i], tl[i])
+                    pos += tl[i]
+                    memcpy(buf + pos, ap[j], al[j])
+                    pos += al[j]
+                    x = heat[i, j]
+                    if isnan(x):
+                        memcpy(buf + pos, b"NaN", 3)
+                        pos += 3
+                    else:
+                        pos += _write_float_repr(x, buf + pos)
         return PyBytes_FromStringAndSize(buf, pos)
     finally:
         free(buf)
+        free(tp)
+        free(ap)
+        free(tl)
+        free(al)
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``damo-analyze``: reports, conversion and batch analysis of DAMON records."""
 import sys
 
-from damo_pipe._cli_common import build_parser, run_main
+from damo_pipe._cli_common import build_parser, run_main, single_threaded_blas
 
 DESCRIPTION = """\
 Analyse DAMON records: any damon.data flavour written by damo, or a damo-pipe HDF5 archive.
@@ -32,6 +32,7 @@ def available_commands():
 
 
 def main(argv=None) -> int:
+    single_threaded_blas()
     parser = build_parser("damo-analyze", DESCRIPTION, available_commands(),
                           "damo_pipe.analyze.commands")
     return run_main(parser, argv)

@@ -930,22 +930,32 @@ def compute_heatmaps(records, resol=(500, 500), time_range=None, address_ranges=
 # ---------------------------------------------------------------------------
 def format_raw(grid, abs_time=False, abs_addr=False, engine="cython"):
     """``--output raw`` text of one map (lines joined by newlines, no trailing one)."""
-    times = grid.pixel_times()
-    addrs = grid.pixel_addrs()
-    t0, a0 = grid.t_start, grid.a_start
-    tcol = ["%s\t" % ((t if abs_time else t - t0),) for t in times]
-    acol = ["%s\t" % ((a if abs_addr else a - a0),) for a in addrs]
     if engine != "python":
-        from damo_pipe.analyze import _report_kernels as K
-        heat = np.ascontiguousarray(grid.heat, np.float64).reshape(len(tcol), len(acol))
-        return K.format_raw_text(heat, [t.encode("ascii") for t in tcol],
-                                 [a.encode("ascii") for a in acol]).decode("ascii")
+        return format_raw_bytes(grid, abs_time, abs_addr).decode("ascii")
+    tcol, acol = _raw_labels(grid, abs_time, abs_addr)
     rows = []
     for i, row in enumerate(grid.heat.tolist()):
         prefix = tcol[i]
         heats = ["NaN" if h != h else repr(h) for h in row]
         rows.append("\n".join([prefix + a + h for a, h in zip(acol, heats)]))
     return "\n".join(rows)
+
+
+def _raw_labels(grid, abs_time, abs_addr):
+    t0, a0 = grid.t_start, grid.a_start
+    tcol = ["%s\t" % ((t if abs_time else t - t0),) for t in grid.pixel_times()]
+    acol = ["%s\t" % ((a if abs_addr else a - a0),) for a in grid.pixel_addrs()]
+    return tcol, acol
+
+
+def format_raw_bytes(grid, abs_time=False, abs_addr=False):
+    """:func:`format_raw` as ASCII bytes, straight from the Cython formatter (the CLI
+    writes them to stdout's buffer without a str round trip)."""
+    from damo_pipe.analyze import _report_kernels as K
+    tcol, acol = _raw_labels(grid, abs_time, abs_addr)
+    heat = np.ascontiguousarray(grid.heat, np.float64).reshape(len(tcol), len(acol))
+    return K.format_raw_text(heat, [t.encode("ascii") for t in tcol],
+                             [a.encode("ascii") for a in acol])
 
 
 COLORSETS = {

@@ -1,7 +1,7 @@
 """``damo-collect``: run DAMON monitoring and record it into an HDF5 archive."""
 import sys
 
-from damo_pipe._cli_common import build_parser, run_main
+from damo_pipe._cli_common import build_parser, run_main, single_threaded_blas
 
 DESCRIPTION = """\
 Drive DAMON through sysfs (and optionally its tracepoints) and append snapshots to an
@@ -29,6 +29,7 @@ def available_commands():
 
 
 def main(argv=None) -> int:
+    single_threaded_blas()
     parser = build_parser("damo-collect", DESCRIPTION, available_commands(),
                           "damo_pipe.collect.commands")
     return run_main(parser, argv)

@@ -109,8 +109,14 @@ def run(args):
             save_heatmap_image(grid, path, abs_addr=args.abs_addr, abs_time=args.abs_time)
         return 0
     for grid in grids:
-        if out == "raw":
-            write(hm.format_raw(grid, args.abs_time, args.abs_addr) + "\n")
+        buffer = getattr(sys.stdout, "buffer", None)
+        if out == "raw" and args.engine != "python" and buffer is not None:
+            sys.stdout.flush()
+            buffer.write(hm.format_raw_bytes(grid, args.abs_time, args.abs_addr))
+            buffer.write(b"\n")
+            buffer.flush()
+        elif out == "raw":
+            write(hm.format_raw(grid, args.abs_time, args.abs_addr, engine=args.engine) + "\n")
         else:
             text = hm.format_ascii(grid, args.stdout_colorset, args.stdout_skip_colorset_example)
             if text is not None:
