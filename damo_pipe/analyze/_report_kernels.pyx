@@ -62,13 +62,20 @@ def heatmap_accumulate(double[:, ::1] heat,
                        double t_start, double time_unit, bint tu_float,
                        uint64_t a_start, uint64_t addr_unit, uint64_t a_map_end,
                        double pts, bint df_passed,
-                       bint has_last, double last_end):
+                       bint has_last, double last_end,
+                       Py_ssize_t row_lo=0, Py_ssize_t row_hi=-1):
     """Add the heats of one chunk of snapshots to ``heat`` (T x A, NaN = untouched).
 
     ``ptime[i]`` = pixel row i's time, ``ptime_next[i]`` = ptime[i] + time_unit,
     ``paddr[j]`` = column j's address. Times are doubles holding damo's values
     exactly (integers below 2**53 or the float first start). Returns the new
     ``(has_last, last_end)`` carried to the next chunk/record.
+
+    ``row_lo``/``row_hi``: only update rows [row_lo, row_hi) (default: all). Calls on
+    disjoint bands may run in parallel threads: each pixel still receives its updates
+    in snapshot/region order, so the result is the same as one call. A snapshot is
+    skipped whole when it ends before the band or, with ``last``, when the previous
+    snapshot's end (which bounds every region's start from below) is past the band.
     """
     cdef Py_ssize_t T = heat.shape[0], A = heat.shape[1]
     cdef Py_ssize_t S = snap_start.shape[0], R = rstart.shape[0]
@@ -101,6 +108,10 @@ def heatmap_accumulate(double[:, ::1] heat,
             raise ValueError("snapshot %d references regions outside the chunk" % k)
     if pts == 0:
         raise ZeroDivisionError("pixel area is zero")
+    if row_hi < 0 or row_hi > T:
+        row_hi = T
+    if row_lo < 0:
+        row_lo = 0
 
     with nogil:
         for k in range(S):
@@ -109,6 +120,11 @@ def heatmap_accumulate(double[:, ::1] heat,
             r_lo = region_offset[k]
             r_hi = r_lo + nr_regions[k]
             s_ihi = _trunc_index((s_end - t_start) / time_unit)
+            if s_ihi < row_lo or (has_last and
+                                  _trunc_index((last_end - t_start) / time_unit) >= row_hi):
+                has_last = True
+                last_end = s_end
+                continue
             if has_intervals:
                 aggr_s = snap_aggr_us[k] / 1000000.0
             for r in range(r_lo, r_hi):
@@ -135,10 +151,10 @@ def heatmap_accumulate(double[:, ::1] heat,
                     memo_st_ok = True
                 i_lo = memo_ilo
                 i_hi = s_ihi
-                if i_lo < 0:
-                    i_lo = 0
-                if i_hi > T - 1:
-                    i_hi = T - 1
+                if i_lo < row_lo:
+                    i_lo = row_lo
+                if i_hi > row_hi - 1:
+                    i_hi = row_hi - 1
                 if i_lo > i_hi:
                     continue
                 if memo_col_ok and a0 == memo_addr:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Optional
 
 import numpy as np
@@ -707,8 +708,20 @@ def _times_exact(*values):
     return True
 
 
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class _CythonAccumulator:
-    def __init__(self, grid_params, df_passed):
+    #: chunks smaller than this run in one thread (thread hand-off would cost more)
+    PARALLEL_MIN_REGIONS = 1 << 16
+
+    def __init__(self, grid_params, df_passed, parallel=None):
+        self.parallel = (_cpus() > 1) if parallel is None else parallel
+        self._executor = None
         T, A, t_start, tu, a_start, au = grid_params
         self.T, self.A = T, A
         self.t_start, self.tu, self.a_start, self.au = t_start, tu, a_start, au
@@ -737,17 +750,45 @@ class _CythonAccumulator:
         else:
             aggr_us = np.zeros(0)
             aggr_ns = 0
-        has_last, last = K.heatmap_accumulate(
-            self.heat, self.ptime, self.ptime_next, self.paddr,
-            starts, snaps.end_ns.astype(np.float64), start_float,
-            snaps.region_offset, snaps.nr_regions,
-            chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses,
-            chunk.regions.age, chunk.regions.sz_filter_passed, aggr_us,
-            iv is not None, float(aggr_ns), isinstance(aggr_ns, float),
-            float(self.t_start), float(self.tu), isinstance(self.tu, float),
-            self.a_start, self.au, self.a_map_end, self.pts, self.df_passed,
-            last_end is not None, float(last_end) if last_end is not None else 0.0)
+        ends = snaps.end_ns.astype(np.float64)
+        args = (self.heat, self.ptime, self.ptime_next, self.paddr,
+                starts, ends, start_float,
+                snaps.region_offset, snaps.nr_regions,
+                chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses,
+                chunk.regions.age, chunk.regions.sz_filter_passed, aggr_us,
+                iv is not None, float(aggr_ns), isinstance(aggr_ns, float),
+                float(self.t_start), float(self.tu), isinstance(self.tu, float),
+                self.a_start, self.au, self.a_map_end, self.pts, self.df_passed,
+                last_end is not None, float(last_end) if last_end is not None else 0.0)
+        split = self._band_split(ends, chunk.nr_regions)
+        if split is None:
+            has_last, last = K.heatmap_accumulate(*args)
+        else:
+            # two disjoint row bands, one in the helper thread: same pixels, same order
+            upper = self._pool().submit(K.heatmap_accumulate, *args, split, self.T)
+            has_last, last = K.heatmap_accumulate(*args, 0, split)
+            upper.result()
         return int(last) if has_last else None
+
+    def _band_split(self, ends, nr_regions):
+        """Row splitting this chunk's rows in two halves of its snapshots, or None when
+        one thread is enough (small chunk, one CPU, or the chunk covers one row)."""
+        if nr_regions < self.PARALLEL_MIN_REGIONS or not self.parallel or len(ends) < 2:
+            return None
+        mid = float(ends[len(ends) // 2])
+        row = int((mid - float(self.t_start)) / float(self.tu))
+        return row if 0 < row < self.T else None
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="heatmap-band")
+        return self._executor
+
+    def close(self):
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
 
 
 def _cython_usable(grid_params, chunk, meta):
@@ -788,7 +829,7 @@ def _needed_snapshots(snaps, t_start, tu, map_end):
 
 
 #: archive chunks read ahead of the pixel kernel
-_PREFETCH_DEPTH = 1
+_PREFETCH_DEPTH = 2
 
 
 def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
@@ -804,41 +845,46 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
     if engine == "cython":
         acc = _CythonAccumulator(params, df_passed)
     last_end = None
-    for i in indices:
-        meta = src.metas[i]
-        snaps = src.snapshot_table(i)
-        n = len(snaps)
-        if n == 0:
-            continue
-        lo, hi = _needed_snapshots(snaps, t_start, tu, map_end)
-        if lo > 0:
-            last_end = int(snaps.end_ns[lo - 1])
-        if src.is_streamed(i):
-            # read + decompress the next chunk while the kernel works on this one; the
-            # chunk being used, the one queued and the one being read need 3 buffer sets
-            chunks = prefetched(src.iter_chunk_range(i, lo, hi, columns=columns,
-                                                     reuse_buffers=_PREFETCH_DEPTH + 2),
-                                depth=_PREFETCH_DEPTH)
-        else:
-            chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
-        try:
-            for chunk in chunks:
-                if acc is not None and not _cython_usable(params, chunk, meta):
-                    # values beyond exact double range: continue with the exact reference engine
-                    heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]
-                    acc = None
-                if acc is not None:
-                    last_end = acc.add(meta, chunk, last_end)
-                else:
-                    if heat_py is None:
-                        heat_py = [[None] * A for _ in range(T)]
-                    last_end = _accumulate_py(heat_py, pts, params, meta, chunk, last_end, df_passed)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        # damo's `last` is the record's final snapshot even when the tail was not read
-        last_end = int(snaps.end_ns[n - 1])
+    kernel_owner = acc   # holds the band thread; closed even when we switch engines
+    try:
+        for i in indices:
+            meta = src.metas[i]
+            snaps = src.snapshot_table(i)
+            n = len(snaps)
+            if n == 0:
+                continue
+            lo, hi = _needed_snapshots(snaps, t_start, tu, map_end)
+            if lo > 0:
+                last_end = int(snaps.end_ns[lo - 1])
+            if src.is_streamed(i):
+                # read + decompress the next chunk while the kernel works on this one; the
+                # chunk being used, the one queued and the one being read need 3 buffer sets
+                chunks = prefetched(src.iter_chunk_range(i, lo, hi, columns=columns,
+                                                         reuse_buffers=_PREFETCH_DEPTH + 2),
+                                    depth=_PREFETCH_DEPTH)
+            else:
+                chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
+            try:
+                for chunk in chunks:
+                    if acc is not None and not _cython_usable(params, chunk, meta):
+                        # values beyond exact double range: continue with the exact reference engine
+                        heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]
+                        acc = None
+                    if acc is not None:
+                        last_end = acc.add(meta, chunk, last_end)
+                    else:
+                        if heat_py is None:
+                            heat_py = [[None] * A for _ in range(T)]
+                        last_end = _accumulate_py(heat_py, pts, params, meta, chunk, last_end, df_passed)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            # damo's `last` is the record's final snapshot even when the tail was not read
+            last_end = int(snaps.end_ns[n - 1])
+    finally:
+        if kernel_owner is not None:
+            kernel_owner.close()
     if acc is not None:
         heat = acc.heat
     else:

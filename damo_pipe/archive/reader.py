@@ -119,10 +119,15 @@ class _RecordHandle:
 class ArchiveReader:
     """Open an archive for reading (works while a SWMR writer appends)."""
 
+    #: decompress Blosc columns ourselves, in parallel (False: always h5py's read_direct)
+    direct_chunks = True
+
     def __init__(self, path):
         import h5py
         import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4/Zstd filters)
 
+        self._blosc = None
+        self._file = None
         self.path = os.fspath(path)
         try:
             with open(self.path, "rb") as f:
@@ -224,6 +229,7 @@ class ArchiveReader:
         else:
             names = [n for n in layout.REGION_COLUMNS if n in columns or n in ("start", "end")]
         cols = {}
+        jobs = []
         for n in names:
             d = g[n]
             if buffers is None:
@@ -234,8 +240,13 @@ class ArchiveReader:
                     buf = buffers[n] = np.empty(r_hi - r_lo, d.dtype)
                 out = buf[:r_hi - r_lo]
             if r_hi > r_lo:
-                d.read_direct(out, np.s_[r_lo:r_hi])
+                jobs.append((d, r_lo, r_hi, out))
             cols[n] = out
+        direct = self._direct_reader()
+        if not (direct is not None and all(direct.usable(j[0]) for j in jobs)
+                and direct.read_many(jobs)):
+            for d, lo, hi, out in jobs:
+                d.read_direct(out, np.s_[lo:hi])
         probe_count = cols.pop("probe_count", None)
         po = ph = None
         if h.nr_probe_hits and probe_count is not None:
@@ -257,6 +268,20 @@ class ArchiveReader:
         if address_range is not None:
             rec = select_address_range(rec, *address_range)
         return rec
+
+    def _direct_reader(self):
+        """Parallel Blosc chunk decompression (archive/_blosc_direct.py), or None for
+        files a SWMR writer may still change (a cached boundary chunk could go stale)."""
+        if self.swmr or not self.direct_chunks:
+            return None
+        if self._blosc is None:
+            from damo_pipe.archive._blosc_direct import BloscColumns
+            try:
+                cpus = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                cpus = os.cpu_count() or 1
+            self._blosc = BloscColumns(workers=min(2, cpus))
+        return self._blosc
 
     def load(self, idx, time_range=None, address_range=None) -> Record:
         """One record (optionally only snapshots overlapping a time range and regions
@@ -294,6 +319,9 @@ class ArchiveReader:
             k = end
 
     def close(self):
+        if self._blosc is not None:
+            self._blosc.close()
+            self._blosc = None
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -36,7 +36,7 @@ def prepare_parser(parser):
                            description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
         add_common_options(p)
-        module.prepare_parser(p)
+        p.defer(module.prepare_parser)
         p.set_defaults(_run=module.run)
 
 

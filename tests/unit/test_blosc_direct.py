@@ -1,0 +1,139 @@
+"""Direct Blosc chunk reads (archive/_blosc_direct.py) return exactly what h5py's
+``read_direct`` returns, and fall back to it whenever they cannot be sure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from damo_pipe.archive import ArchiveWriter, write_records
+from damo_pipe.archive import _blosc_direct
+from damo_pipe.archive.reader import ArchiveReader
+from damo_pipe.model import Intervals, IntervalsGoal, Record, RecordBuilder, RegionColumns
+
+COLUMNS = ("start", "end", "nr_accesses", "age", "sz_filter_passed")
+
+
+def _record(nsnap, seed, per=(1, 700)):
+    rng = np.random.default_rng(seed)
+    b = RecordBuilder(Record(target_id=0, kdamond_idx=0, context_idx=0,
+                             intervals=Intervals(5000, 100000, 1000000, IntervalsGoal())))
+    t = 10 ** 12
+    for _ in range(nsnap):
+        n = int(rng.integers(*per))
+        sizes = rng.integers(1, 2048, n).astype(np.uint64) * 4096
+        ends = np.uint64(0x7F00_0000_0000) + np.cumsum(sizes, dtype=np.uint64)
+        b.add_snapshot(t, t + 100_000_000, RegionColumns(
+            ends - sizes, ends, rng.integers(0, 21, n), rng.integers(-1, 500, n),
+            rng.integers(0, 1 << 40, n).astype(np.uint64)))
+        t += 100_000_000
+    return b.build()
+
+
+def _compare(path, ranges):
+    fast = ArchiveReader(path)
+    slow = ArchiveReader(path)
+    slow.direct_chunks = False
+    try:
+        for lo, hi in ranges:
+            a, b = fast._read(0, lo, hi), slow._read(0, lo, hi)
+            for n in COLUMNS:
+                assert np.array_equal(getattr(a.regions, n), getattr(b.regions, n)), (lo, hi, n)
+        return fast
+    finally:
+        fast.close()
+        slow.close()
+
+
+def _ranges(nsnap, rng):
+    out = [(0, nsnap), (0, 1), (nsnap - 1, nsnap)]
+    for _ in range(25):
+        lo = int(rng.integers(0, nsnap))
+        out.append((lo, int(rng.integers(lo + 1, nsnap + 1))))
+    # consecutive chunks: the cached boundary chunk is reused
+    out += [(k, min(nsnap, k + 37)) for k in range(0, nsnap, 37)]
+    return out
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "gzip", "none"])
+def test_same_columns_as_read_direct(tmp_path, compression):
+    rec = _record(400, 1)
+    path = tmp_path / "a.h5"
+    write_records([rec], path, compression=compression)
+    with ArchiveReader(path) as r:
+        used = all(r._direct_reader().usable(r._handles[0].region_ds[n]) for n in COLUMNS)
+    assert used == (compression in ("lz4", "zstd"))
+    _compare(path, _ranges(400, np.random.default_rng(2)))
+
+
+def test_small_chunks_many_per_read(tmp_path):
+    rec = _record(300, 3)
+    path = tmp_path / "a.h5"
+    w = ArchiveWriter(path, chunk_rows=512)
+    idx = w.add_record(rec)
+    w.append(idx, rec)
+    w.close()
+    _compare(path, _ranges(300, np.random.default_rng(4)))
+
+
+def test_chunk_stored_without_filter_is_copied(tmp_path, monkeypatch):
+    """HDF5 stores a chunk as is (filter mask bit set) when the optional filter fails."""
+    rec = _record(200, 5)
+    path = tmp_path / "a.h5"
+    write_records([rec], path, compression="lz4")
+    real = ArchiveReader(path)
+    raw_of = {}
+    for n in COLUMNS:
+        d = real._handles[0].region_ds[n]
+        full = d[:]
+        c = d.chunks[0]
+        padded = np.zeros(((len(full) + c - 1) // c) * c, full.dtype)
+        padded[:len(full)] = full
+        raw_of[d.id.id] = (c, padded)
+    real.close()
+
+    class Unfiltered:
+        def __init__(self, dsid):
+            self.id = dsid.id
+
+        def read_direct_chunk(self, offsets):
+            c, padded = raw_of[self.id]
+            return 1, padded[offsets[0]:offsets[0] + c].tobytes()
+
+    orig_run = _blosc_direct.BloscColumns._run
+
+    def run(self, task):
+        d = task[0]
+
+        class D:
+            id = Unfiltered(d.id)
+        return orig_run(self, (D,) + task[1:])
+    monkeypatch.setattr(_blosc_direct.BloscColumns, "_run", run)
+    _compare(path, _ranges(200, np.random.default_rng(6)))
+
+
+def test_failures_fall_back_to_read_direct(tmp_path, monkeypatch):
+    rec = _record(200, 7)
+    path = tmp_path / "a.h5"
+    write_records([rec], path, compression="lz4")
+
+    def broken(self, task):
+        raise _blosc_direct._Failed("simulated")
+    monkeypatch.setattr(_blosc_direct.BloscColumns, "_run", broken)
+    _compare(path, _ranges(200, np.random.default_rng(8)))
+    monkeypatch.undo()
+    monkeypatch.setattr(_blosc_direct, "_load_blosc", lambda: None)
+    _compare(path, [(0, 200), (10, 20)])
+    with ArchiveReader(path) as r:
+        assert not r._direct_reader().usable(r._handles[0].region_ds["start"])
+
+
+def test_swmr_files_use_read_direct(tmp_path):
+    """A file a SWMR writer may still extend: its last chunk can change under a cached
+    copy, so the direct path is off (a second process opens it; here the rule)."""
+    rec = _record(50, 9)
+    path = tmp_path / "a.h5"
+    write_records([rec], path, compression="lz4")
+    with ArchiveReader(path) as r:
+        assert r._direct_reader() is not None
+        r.swmr = True
+        assert r._direct_reader() is None
