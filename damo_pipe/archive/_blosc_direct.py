@@ -102,24 +102,26 @@ class BloscColumns:
     def read_many(self, jobs):
         """``jobs``: list of (dataset, lo, hi, out). Returns False (nothing promised
         about ``out``) when the caller must read them the normal way."""
-        tasks = []
+        groups = []     # one task list per column: one hand-off per column, not per chunk
         try:
             for d, lo, hi, out in jobs:
-                tasks += self._plan(d, lo, hi, out)
+                tasks = self._plan(d, lo, hi, out)
+                if tasks:
+                    groups.append(tasks)
         except _Failed:
             return False
-        if not tasks:
+        if not groups:
             return True
         try:
-            if self.workers == 1 or len(tasks) == 1:
-                for t in tasks:
-                    self._run(t)
+            if self.workers == 1 or len(groups) == 1:
+                for tasks in groups:
+                    self._run_all(tasks)
             else:
                 if self._pool is None:
                     from concurrent.futures import ThreadPoolExecutor
                     self._pool = ThreadPoolExecutor(self.workers,
                                                     thread_name_prefix="blosc-read")
-                for f in [self._pool.submit(self._run, t) for t in tasks]:
+                for f in [self._pool.submit(self._run_all, t) for t in groups]:
                     f.result()
         except _Failed:
             self._tail.clear()
@@ -144,6 +146,10 @@ class BloscColumns:
             whole = (a == c_lo and b == c_lo + csize)
             tasks.append((d, key, c, csize, dest, a - c_lo, whole, c == (hi - 1) // csize))
         return tasks
+
+    def _run_all(self, tasks):
+        for t in tasks:
+            self._run(t)
 
     def _run(self, task):
         d, key, c, csize, dest, off, whole, last = task
