@@ -25,15 +25,49 @@ BLOSC_FILTER_ID = 32001
 _INTERNAL_THREADS = 1
 
 
+def _blosc_plugin_path():
+    """hdf5plugin's Blosc filter library, found without importing hdf5plugin (its import
+    loads and registers a dozen filter libraries: ~30 ms per command)."""
+    import importlib.util
+    spec = importlib.util.find_spec("hdf5plugin")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "plugins", "libh5blosc.so")
+    return path if os.path.exists(path) else None
+
+
+def register_blosc_filter():
+    """Make HDF5's Blosc filter (id 32001: the archive's lz4/zstd compressions)
+    available, as hdf5plugin does for it, or by importing hdf5plugin when that fails.
+    Idempotent (HDF5's filter table is process-wide)."""
+    import h5py
+    if h5py.h5z.filter_avail(BLOSC_FILTER_ID):
+        return
+    try:
+        path = _blosc_plugin_path()
+        if path is None:
+            raise OSError("libh5blosc.so not found")
+        lib = ctypes.CDLL(path)
+        init = getattr(lib, "init_filter", None)
+        if init is not None:
+            init.argtypes = [ctypes.c_char_p]
+            init.restype = ctypes.c_int
+            if init(h5py.h5z.__file__.encode()) < 0:
+                raise OSError("init_filter failed")
+        lib.H5PLget_plugin_info.restype = ctypes.c_void_p
+        h5py.h5z.register_filter(lib.H5PLget_plugin_info())
+    except Exception:   # noqa: BLE001 - any doubt: the full registration
+        import hdf5plugin  # noqa: F401
+    if not h5py.h5z.filter_avail(BLOSC_FILTER_ID):
+        import hdf5plugin  # noqa: F401,F811
+
+
 def _load_blosc():
     """``blosc_decompress_ctx`` and ``blosc_cbuffer_sizes`` from hdf5plugin, or None."""
     try:
-        import importlib.util
-        spec = importlib.util.find_spec("hdf5plugin")
-        if spec is None or not spec.submodule_search_locations:
+        path = _blosc_plugin_path()
+        if path is None:
             return None
-        path = os.path.join(list(spec.submodule_search_locations)[0], "plugins",
-                            "libh5blosc.so")
         lib = ctypes.CDLL(path)
         dec = lib.blosc_decompress_ctx
         dec.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -124,8 +124,9 @@ class ArchiveReader:
 
     def __init__(self, path):
         import h5py
-        import hdf5plugin  # noqa: F401  (registers the Blosc/LZ4/Zstd filters)
 
+        from damo_pipe.archive._blosc_direct import register_blosc_filter
+        register_blosc_filter()   # the archive's lz4/zstd (Blosc) compressions
         self._blosc = None
         self._file = None
         self.path = os.fspath(path)

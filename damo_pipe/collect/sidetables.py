@@ -59,6 +59,8 @@ def read_side_table(path_or_file, name):
     """dict column -> numpy array of the committed rows, or None when the table is absent."""
     import h5py
 
+    from damo_pipe.archive._blosc_direct import register_blosc_filter
+    register_blosc_filter()
     own = not isinstance(path_or_file, h5py.File)
     f = h5py.File(path_or_file, "r", swmr=True) if own else path_or_file
     try:

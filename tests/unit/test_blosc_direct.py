@@ -137,3 +137,31 @@ def test_swmr_files_use_read_direct(tmp_path):
         assert r._direct_reader() is not None
         r.swmr = True
         assert r._direct_reader() is None
+
+
+def test_reader_registers_only_the_blosc_filter(tmp_path):
+    """A fresh process reads lz4/zstd archives without importing hdf5plugin (whose import
+    loads a dozen filter libraries), through HDF5's filter and through the direct path."""
+    import subprocess
+    import sys
+    rec = _record(120, 11)
+    want = {}
+    for comp in ("lz4", "zstd"):
+        path = tmp_path / (comp + ".h5")
+        write_records([rec], path, compression=comp)
+        want[comp] = str(path)
+    code = (
+        "import sys, numpy as np\n"
+        "from damo_pipe.archive.reader import ArchiveReader\n"
+        "out = []\n"
+        "for p in sys.argv[1:]:\n"
+        "    for direct in (True, False):\n"
+        "        r = ArchiveReader(p); r.direct_chunks = direct\n"
+        "        rec = r.load(0); r.close()\n"
+        "        out.append(int(rec.regions.start.sum() % 1000003) + int(rec.regions.age.sum()))\n"
+        "print('hdf5plugin' in sys.modules, *out)\n")
+    res = subprocess.run([sys.executable, "-c", code, want["lz4"], want["zstd"]],
+                         capture_output=True, text=True, check=True)
+    got = res.stdout.split()
+    expect = str(int(rec.regions.start.sum() % 1000003) + int(rec.regions.age.sum()))
+    assert got == ["False"] + [expect] * 4, (got, res.stderr)

@@ -149,7 +149,9 @@ def _patch_archive(path, stream, added):
         return
     import h5py
     from damo_pipe.archive import layout
+    from damo_pipe.archive._blosc_direct import register_blosc_filter
     from damo_pipe.archive.writer import write_record_meta
+    register_blosc_filter()
     with h5py.File(path, "r+") as f:
         g = f[layout.RECORDS_GROUP]
         for ri, fs in fixes_start.items():
