@@ -84,6 +84,7 @@ class ArchiveWriter:
         except OSError as e:
             raise ArchiveError("cannot create archive (%s)" % e, path=self.path)
         self._records = []
+        self._tables = []   # SideTables, committed with the records
         self._pending = []  # per record: list of chunks not yet written
         self._swmr_started = False
         a = self._file.attrs
@@ -100,6 +101,32 @@ class ArchiveWriter:
         self._file.create_group(layout.RECORDS_GROUP)
 
     # -- structure -------------------------------------------------------------
+    def add_side_table(self, name, columns, attrs=None):
+        """A time-series table ``/collect/<name>`` (docs/format.md) beside the records:
+        ``columns`` maps column names to numpy dtypes. Rows queued with
+        ``table.append(**row)`` become durable at the next :meth:`flush`, with the same
+        two-step commit as the records. Like records, tables must be added before
+        appending starts in SWMR mode."""
+        from damo_pipe.archive.sidetables import SideTable
+        self._check_structure_open("a side table")
+        table = SideTable(self._file, name, columns, self._compression, attrs)
+        self._tables.append(table)
+        return table
+
+    def set_side_attrs(self, **attrs):
+        """Attributes of the ``/collect`` group (JSON strings, numbers), before SWMR
+        appending starts."""
+        from damo_pipe.archive.sidetables import GROUP
+        self._check_structure_open("attributes")
+        g = self._file.require_group(GROUP)
+        for k, v in attrs.items():
+            g.attrs[k] = v
+
+    def _check_structure_open(self, what):
+        if self._swmr_started:
+            raise ArchiveError("cannot add %s after appending started in SWMR mode" % what,
+                               path=self.path)
+
     def add_record(self, meta: Record) -> int:
         if self._swmr_started:
             raise ArchiveError("cannot add a record after appending started in SWMR mode",
@@ -313,9 +340,13 @@ class ArchiveWriter:
         for i in range(len(self._records)):
             self._write_pending(i)
         self._start_swmr()
+        for t in self._tables:
+            t.write_pending()
         self._file.flush()
         for st in self._records:
             st["group"][layout.COMMITTED][:] = [st["snapshots"], st["regions"], st["probe_hits"]]
+        for t in self._tables:
+            t.commit()
         self._file.flush()
 
     def close(self):

@@ -19,7 +19,6 @@ import numpy as np
 
 from damo_pipe.collect import footprints as fp
 from damo_pipe.collect.kdamond import KdamondSession, split_targets
-from damo_pipe.collect.sidetables import SideTable
 from damo_pipe.errors import CollectError
 from damo_pipe.model import (DAMOS_STAT_FIELDS, Intervals, Record, RecordBuilder, RegionColumns)
 
@@ -122,7 +121,6 @@ class ArchiveRecorder:
 
     def _open(self):
         from damo_pipe.archive import ArchiveWriter
-        from damo_pipe.archive.layout import compression_kwargs
 
         path = rotated_name(self.base_path, self._rotation)
         prov = dict(self.provenance)
@@ -133,24 +131,20 @@ class ArchiveRecorder:
         if self.on_open is not None:
             self.on_open(self.writer)
         # side tables must exist before SWMR starts (at the first flush)
-        h5 = self.writer._file
-        ck = compression_kwargs(self.compression)
         import json
-        self.t_stats = SideTable(h5, "damos_stats", DAMOS_STATS_COLUMNS, ck, attrs={
+        w = self.writer
+        self.t_stats = w.add_side_table("damos_stats", DAMOS_STATS_COLUMNS, attrs={
             "schemes_json": json.dumps([s.to_dict() for s in self.session.spec.schemes]
                                        + [{"action": "stat", "note": "damo-collect snapshots"}]),
             "stat_scheme_idx": self.session.stat_scheme_idx})
-        self.t_foot = SideTable(h5, "footprints", fp.FOOTPRINT_COLUMNS, ck)
-        self.t_mem = SideTable(h5, "meminfo", fp.MEMINFO_COLUMNS, ck)
-        h5.require_group("collect").attrs["spec_json"] = json.dumps(self.session.spec.to_dict())
-        h5.require_group("collect").attrs["features_json"] = json.dumps(self.session.features.to_dict())
+        self.t_foot = w.add_side_table("footprints", fp.FOOTPRINT_COLUMNS)
+        self.t_mem = w.add_side_table("meminfo", fp.MEMINFO_COLUMNS)
+        w.set_side_attrs(spec_json=json.dumps(self.session.spec.to_dict()),
+                         features_json=json.dumps(self.session.features.to_dict()))
         self.paths.append(path)
         self._opened = time.monotonic()
         self._last_flush = time.monotonic()
-        self.writer.flush()   # an empty but valid archive exists from now on
-        for t in (self.t_stats, self.t_foot, self.t_mem):
-            t.commit()
-        self.writer._file.flush()
+        w.flush()   # an empty but valid archive (side tables included) exists from now on
 
     # -- per snapshot -------------------------------------------------------------------
     def step(self):
@@ -207,13 +201,7 @@ class ArchiveRecorder:
             self.flush()
 
     def flush(self):
-        tables = (self.t_stats, self.t_foot, self.t_mem)
-        for t in tables:
-            t.write_pending()
-        self.writer.flush()
-        for t in tables:
-            t.commit()
-        self.writer._file.flush()
+        self.writer.flush()   # records and side tables, two-step commit
         self._last_flush = time.monotonic()
 
     def rotate(self):

@@ -193,7 +193,7 @@ def zram_swap():
 
 
 def test_damos_pageout_shrinks_cold_rss(workload, collect_bg, zram_swap, tmp_path):
-    from damo_pipe.collect.sidetables import read_side_table
+    from damo_pipe.archive.sidetables import read_side_table
     w = workload("--mib", "80", "--mode", "pageout")
     rss0 = w.rss()
     assert rss0 > 60 * MiB

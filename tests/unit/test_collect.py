@@ -306,7 +306,7 @@ def _heat(rec, fake_areas):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_record_paddr_in_process(fake, tree, tmp_path, engine):
     from damo_pipe.archive import read_archive_records
-    from damo_pipe.collect.sidetables import read_side_table
+    from damo_pipe.archive.sidetables import read_side_table
 
     out = tmp_path / "p.h5"
     rc = cli(fake, "record", "--ops", "paddr", "--regions", "1M-1025M", "-o", out, "--timeout", "1",
@@ -337,7 +337,7 @@ def test_record_paddr_in_process(fake, tree, tmp_path, engine):
 
 def test_record_command_until_target_exit(fake, tree, tmp_path):
     from damo_pipe.archive import read_archive_records
-    from damo_pipe.collect.sidetables import read_side_table
+    from damo_pipe.archive.sidetables import read_side_table
 
     out = tmp_path / "c.h5"
     t0 = time.monotonic()

@@ -6,8 +6,9 @@ equal-length 1-D extensible datasets (one per column) plus a ``committed`` row c
 that is advanced only after the rows were flushed (the archive's two-step commit,
 HDF5-CRASH-FACTS.md); readers trust ``min(committed, dataset lengths)``.
 
-Created through the writer's h5py file before SWMR mode starts. (Temporary home until
-the archive writer gets a public ``append_table`` API.)
+Made by :meth:`ArchiveWriter.add_side_table` before SWMR appending starts, filled with
+:meth:`SideTable.append`, written and committed by :meth:`ArchiveWriter.flush` together
+with the records. Read back with :func:`read_side_table`.
 """
 from __future__ import annotations
 
