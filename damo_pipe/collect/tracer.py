@@ -521,7 +521,7 @@ class PerfSession:
 
     GATE (:data:`PERF_GATE_SCRIPT`) is a tiny workload: perf runs it only after its events
     are enabled, so its "R" tells when recording really started (perf's start-up takes
-    well under a second on hardware, but 30-60 s in a TCG VM, and a perf record stopped
+    well under a second on hardware, 30-120 s in a TCG VM, and a perf record stopped
     by SIGINT before that point records nothing). Closing GATE's stdin ends the recording
     the way perf likes best: workload exit, final flush, exit 0.
 
