@@ -49,21 +49,23 @@ def read_record_meta(group) -> Record:
 class _RecordHandle:
     """State of one record group: committed sizes and its snapshot table."""
 
-    def __init__(self, group):
+    def __init__(self, group, swmr=False):
         self.group = group
+        self.swmr = swmr
         self.meta = read_record_meta(group)
         self.refresh()
 
     def refresh(self):
         g = self.group
-        datasets = [g[layout.COMMITTED]] + [g["snapshots"][n] for n in layout.SNAPSHOT_COLUMNS] + \
-            [g["regions"][n] for n in layout.REGION_COLUMNS] + [g["regions"][layout.PROBE_HITS],
-                                                               g[layout.FIRST_START], g[layout.TIME_INDEX]]
-        for d in datasets:
-            try:
-                d.refresh()
-            except (AttributeError, ValueError, OSError):
-                pass  # not opened in SWMR mode
+        if self.swmr:
+            datasets = [g[layout.COMMITTED]] + [g["snapshots"][n] for n in layout.SNAPSHOT_COLUMNS] + \
+                [g["regions"][n] for n in layout.REGION_COLUMNS] + [g["regions"][layout.PROBE_HITS],
+                                                                   g[layout.FIRST_START], g[layout.TIME_INDEX]]
+            for d in datasets:
+                try:
+                    d.refresh()
+                except (AttributeError, ValueError, OSError):
+                    pass
         committed = g[layout.COMMITTED][:]
         nr_snaps = int(min([committed[0]] + [g["snapshots"][n].shape[0] for n in layout.SNAPSHOT_COLUMNS]))
         nr_regions = int(min([committed[1]] + [g["regions"][n].shape[0] for n in layout.REGION_COLUMNS]))
@@ -162,7 +164,7 @@ class ArchiveReader:
                 raise ArchiveError("unsupported archive format_version %d (this damo-pipe reads %d)"
                                    % (version, layout.FORMAT_VERSION), path=self.path)
             group = self._file[layout.RECORDS_GROUP]
-            self._handles = [_RecordHandle(group[name]) for name in sorted(group)]
+            self._handles = [_RecordHandle(group[name], self.swmr) for name in sorted(group)]
         except ArchiveError:
             self._file.close()
             raise
