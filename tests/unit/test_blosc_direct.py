@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from damo_pipe.archive import ArchiveWriter, write_records
-from damo_pipe.archive import _blosc_direct
+from damo_pipe.archive import _blosc_direct, layout
 from damo_pipe.archive.reader import ArchiveReader
 from damo_pipe.model import Intervals, IntervalsGoal, Record, RecordBuilder, RegionColumns
 
@@ -29,19 +29,28 @@ def _record(nsnap, seed, per=(1, 700)):
     return b.build()
 
 
-def _compare(path, ranges):
+def _compare(path, ranges, expect_direct=None):
+    """Columns of the direct path == read_direct's; ``expect_direct``: whether every
+    read must have gone through the direct path (True) or none (False)."""
     fast = ArchiveReader(path)
     slow = ArchiveReader(path)
     slow.direct_chunks = False
+    outcomes = []
+    direct = fast._direct_reader()
+    real = direct.read_many
+    direct.read_many = lambda jobs: outcomes.append(real(jobs)) or outcomes[-1]
     try:
         for lo, hi in ranges:
             a, b = fast._read(0, lo, hi), slow._read(0, lo, hi)
             for n in COLUMNS:
                 assert np.array_equal(getattr(a.regions, n), getattr(b.regions, n)), (lo, hi, n)
-        return fast
     finally:
         fast.close()
         slow.close()
+    if expect_direct is True:
+        assert outcomes and all(outcomes), outcomes
+    elif expect_direct is False:
+        assert not any(outcomes), outcomes
 
 
 def _ranges(nsnap, rng):
@@ -62,7 +71,7 @@ def test_same_columns_as_read_direct(tmp_path, compression):
     with ArchiveReader(path) as r:
         used = all(r._direct_reader().usable(r._handles[0].region_ds[n]) for n in COLUMNS)
     assert used == (compression in ("lz4", "zstd"))
-    _compare(path, _ranges(400, np.random.default_rng(2)))
+    _compare(path, _ranges(400, np.random.default_rng(2)), expect_direct=used)
 
 
 def test_small_chunks_many_per_read(tmp_path):
@@ -72,7 +81,7 @@ def test_small_chunks_many_per_read(tmp_path):
     idx = w.add_record(rec)
     w.append(idx, rec)
     w.close()
-    _compare(path, _ranges(300, np.random.default_rng(4)))
+    _compare(path, _ranges(300, np.random.default_rng(4)), expect_direct=True)
 
 
 def test_chunk_stored_without_filter_is_copied(tmp_path, monkeypatch):
@@ -82,22 +91,27 @@ def test_chunk_stored_without_filter_is_copied(tmp_path, monkeypatch):
     write_records([rec], path, compression="lz4")
     real = ArchiveReader(path)
     raw_of = {}
-    for n in COLUMNS:
+    for n in layout.REGION_COLUMNS:
         d = real._handles[0].region_ds[n]
         full = d[:]
         c = d.chunks[0]
         padded = np.zeros(((len(full) + c - 1) // c) * c, full.dtype)
         padded[:len(full)] = full
-        raw_of[d.id.id] = (c, padded)
+        raw_of[d.name] = (c, padded)
     real.close()
 
     class Unfiltered:
-        def __init__(self, dsid):
-            self.id = dsid.id
+        def __init__(self, name):
+            self.name = name
 
-        def read_direct_chunk(self, offsets):
-            c, padded = raw_of[self.id]
-            return 1, padded[offsets[0]:offsets[0] + c].tobytes()
+        def read_direct_chunk(self, offsets, out=None):
+            c, padded = raw_of[self.name]
+            data = padded[offsets[0]:offsets[0] + c].tobytes()
+            calls.append(out is not None)
+            if out is None:
+                return 1, data
+            out[:len(data)] = np.frombuffer(data, np.uint8)
+            return 1, memoryview(out)[:len(data)]
 
     orig_run = _blosc_direct.BloscColumns._run
 
@@ -105,10 +119,15 @@ def test_chunk_stored_without_filter_is_copied(tmp_path, monkeypatch):
         d = task[0]
 
         class D:
-            id = Unfiltered(d.id)
+            id = Unfiltered(d.name)
         return orig_run(self, (D,) + task[1:])
+    calls = []
     monkeypatch.setattr(_blosc_direct.BloscColumns, "_run", run)
-    _compare(path, _ranges(200, np.random.default_rng(6)))
+    _compare(path, _ranges(200, np.random.default_rng(6)), expect_direct=True)
+    assert calls and all(calls)   # the direct path ran, reading into its own buffer
+    with ArchiveReader(path) as r:
+        assert r._direct_reader().read_many(
+            [(r._handles[0].region_ds["start"], 0, 10, np.empty(10, np.uint64))])
 
 
 def test_failures_fall_back_to_read_direct(tmp_path, monkeypatch):
@@ -119,7 +138,7 @@ def test_failures_fall_back_to_read_direct(tmp_path, monkeypatch):
     def broken(self, task):
         raise _blosc_direct._Failed("simulated")
     monkeypatch.setattr(_blosc_direct.BloscColumns, "_run", broken)
-    _compare(path, _ranges(200, np.random.default_rng(8)))
+    _compare(path, _ranges(200, np.random.default_rng(8)), expect_direct=False)
     monkeypatch.undo()
     monkeypatch.setattr(_blosc_direct, "_load_blosc", lambda: None)
     _compare(path, [(0, 200), (10, 20)])
