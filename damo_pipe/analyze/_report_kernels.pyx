@@ -15,6 +15,8 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_Resize)
 
 cdef extern from *:
     """
@@ -222,7 +224,8 @@ def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
     _ryu.pxi, which prints exactly what ``repr`` prints (shortest round-trip, ``.0``
     added), without the GIL."""
     cdef Py_ssize_t T = heat.shape[0], A = heat.shape[1]
-    cdef Py_ssize_t i, j, pos = 0, cap, tmax = 0, amax = 0, nb
+    cdef Py_ssize_t i, j, pos = 0, cap, tmax = 0, amax = 0
+    cdef bytearray out
     cdef bytes b
     cdef char *buf
     cdef const char **tp
@@ -238,13 +241,15 @@ def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
         amax = max(amax, PyBytes_GET_SIZE(b))
     # repr of a double is at most 24 characters; one newline per line
     cap = T * A * (tmax + amax + 32) + 1
-    buf = <char *>malloc(cap)
+    # the text is written straight into the bytearray returned (shrunk at the end, no copy)
+    out = PyByteArray_FromStringAndSize(NULL, cap)
+    buf = PyByteArray_AS_STRING(out)
     tp = <const char **>malloc((T + 1) * sizeof(char *))
     ap = <const char **>malloc((A + 1) * sizeof(char *))
     tl = <Py_ssize_t *>malloc((T + 1) * sizeof(Py_ssize_t))
     al = <Py_ssize_t *>malloc((A + 1) * sizeof(Py_ssize_t))
     try:
-        if buf == NULL or tp == NULL or ap == NULL or tl == NULL or al == NULL:
+        if tp == NULL or ap == NULL or tl == NULL or al == NULL:
             raise MemoryError()
         # the label lists keep their bytes alive while the nogil loop reads them
         for i in range(T):
@@ -271,13 +276,13 @@ def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
                         pos += 3
                     else:
                         pos += _write_float_repr(x, buf + pos)
-        return PyBytes_FromStringAndSize(buf, pos)
     finally:
-        free(buf)
         free(tp)
         free(ap)
         free(tl)
         free(al)
+    PyByteArray_Resize(out, pos)
+    return out
 
 
 # ---------------------------------------------------------------------------

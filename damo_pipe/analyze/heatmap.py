@@ -999,8 +999,8 @@ def _raw_labels(grid, abs_time, abs_addr):
 
 
 def format_raw_bytes(grid, abs_time=False, abs_addr=False):
-    """:func:`format_raw` as ASCII bytes, straight from the Cython formatter (the CLI
-    writes them to stdout's buffer without a str round trip)."""
+    """:func:`format_raw` as ASCII bytes (a bytearray), straight from the Cython
+    formatter (the CLI writes them to stdout's buffer without a str round trip)."""
     from damo_pipe.analyze import _report_kernels as K
     tcol, acol = _raw_labels(grid, abs_time, abs_addr)
     heat = np.ascontiguousarray(grid.heat, np.float64).reshape(len(tcol), len(acol))
