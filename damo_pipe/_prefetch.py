@@ -1,6 +1,16 @@
-"""Iterate a generator in a background thread, a bounded number of items ahead."""
+"""Thread helpers: iterate a generator in a background thread, a bounded number of
+items ahead; how many CPUs this process may use."""
+import os
 import queue
 import threading
+
+
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def prefetched(iterable, depth=1):

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Optional
 
 import numpy as np
 
-from damo_pipe._prefetch import prefetched
+from damo_pipe._prefetch import prefetched, usable_cpus as _cpus
 from damo_pipe.analyze._chunks import RecordSource, normalized_idx
 from damo_pipe.errors import ReportError, UsageError
 
@@ -159,20 +158,13 @@ def _scan_py(guide, chunk, first=0):
     st, en = chunk.regions.start, chunk.regions.end
     for k in range(first, chunk.nr_snapshots):
         lo, hi = chunk.region_bounds(k)
-        last_addr = None
-        gaps = []
         for r in range(lo, hi):
             s, e = int(st[r]), int(en[r])
             if not guide.lowest_addr or s < guide.lowest_addr:
                 guide.lowest_addr = s
             if not guide.highest_addr or e > guide.highest_addr:
                 guide.highest_addr = e
-            if not last_addr:
-                last_addr = e
-                continue
-            if last_addr != s:
-                gaps.append([last_addr, s])
-            last_addr = e
+        gaps = _snapshot_gaps(chunk, k)
         if not guide.gaps:
             guide.gaps = gaps
             continue
@@ -706,13 +698,6 @@ def _times_exact(*values):
         elif abs(int(v)) >= _EXACT:
             return False
     return True
-
-
-def _cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class _CythonAccumulator:

@@ -25,15 +25,16 @@ BLOSC_FILTER_ID = 32001
 _INTERNAL_THREADS = 1
 
 
-def _blosc_plugin_path():
-    """hdf5plugin's Blosc filter library, found without importing hdf5plugin (its import
-    loads and registers a dozen filter libraries: ~30 ms per command)."""
+def _blosc_library():
+    """hdf5plugin's Blosc filter library (ctypes), loaded without importing hdf5plugin
+    (its import loads and registers a dozen filter libraries: ~30 ms per command).
+    Raises OSError when it is not there."""
     import importlib.util
     spec = importlib.util.find_spec("hdf5plugin")
     if spec is None or not spec.submodule_search_locations:
-        return None
+        raise OSError("hdf5plugin not installed")
     path = os.path.join(list(spec.submodule_search_locations)[0], "plugins", "libh5blosc.so")
-    return path if os.path.exists(path) else None
+    return ctypes.CDLL(path)
 
 
 def register_blosc_filter():
@@ -44,10 +45,7 @@ def register_blosc_filter():
     if h5py.h5z.filter_avail(BLOSC_FILTER_ID):
         return
     try:
-        path = _blosc_plugin_path()
-        if path is None:
-            raise OSError("libh5blosc.so not found")
-        lib = ctypes.CDLL(path)
+        lib = _blosc_library()
         init = getattr(lib, "init_filter", None)
         if init is not None:
             init.argtypes = [ctypes.c_char_p]
@@ -63,12 +61,9 @@ def register_blosc_filter():
 
 
 def _load_blosc():
-    """``blosc_decompress_ctx`` and ``blosc_cbuffer_sizes`` from hdf5plugin, or None."""
+    """``(blosc_decompress_ctx, blosc_cbuffer_sizes)`` from hdf5plugin, or None."""
     try:
-        path = _blosc_plugin_path()
-        if path is None:
-            return None
-        lib = ctypes.CDLL(path)
+        lib = _blosc_library()
         dec = lib.blosc_decompress_ctx
         dec.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         dec.restype = ctypes.c_int
@@ -77,24 +72,8 @@ def _load_blosc():
                           ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
         sizes.restype = None
         return dec, sizes
-    except (OSError, AttributeError, ImportError):
+    except (OSError, AttributeError):
         return None
-
-
-class _Library:
-    """The Blosc functions, loaded once per reader on first use (no module state)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._loaded = False
-        self.funcs = None
-
-    def get(self):
-        with self._lock:
-            if not self._loaded:
-                self.funcs = _load_blosc()
-                self._loaded = True
-        return self.funcs
 
 
 def blosc_only(dataset) -> bool:
@@ -121,7 +100,8 @@ class BloscColumns:
 
     def __init__(self, workers=2):
         self.workers = max(1, workers)
-        self._lib = _Library()
+        self._funcs = None     # the Blosc functions, loaded by the first usable()
+        self._funcs_loaded = False
         self._pool = None
         self._ok = {}          # dataset id -> usable
         self._tail = {}        # dataset id -> (chunk index, decompressed chunk array)
@@ -134,12 +114,17 @@ class BloscColumns:
         key = dataset.id.id
         ok = self._ok.get(key)
         if ok is None:
-            ok = self._ok[key] = blosc_only(dataset) and self._lib.get() is not None
+            if not self._funcs_loaded:   # caller's thread, before any worker runs
+                self._funcs = _load_blosc()
+                self._funcs_loaded = True
+            ok = self._ok[key] = blosc_only(dataset) and self._funcs is not None
         return ok
 
     def read_many(self, jobs):
         """``jobs``: list of (dataset, lo, hi, out). Returns False (nothing promised
         about ``out``) when the caller must read them the normal way."""
+        if not all(self.usable(job[0]) for job in jobs):
+            return False
         groups = []     # one task list per column: one hand-off per column, not per chunk
         try:
             for d, lo, hi, out in jobs:
@@ -191,7 +176,7 @@ class BloscColumns:
 
     def _run(self, task):
         d, key, c, csize, dest, off, whole, last = task
-        dec, sizes = self._lib.get()
+        dec, sizes = self._funcs
         itemsize = dest.dtype.itemsize
         nbytes = csize * itemsize
         raw_buf = self._raw_buffer(nbytes)

@@ -246,8 +246,7 @@ class ArchiveReader:
                 jobs.append((d, r_lo, r_hi, out))
             cols[n] = out
         direct = self._direct_reader()
-        if not (direct is not None and all(direct.usable(j[0]) for j in jobs)
-                and direct.read_many(jobs)):
+        if not (direct is not None and direct.read_many(jobs)):
             for d, lo, hi, out in jobs:
                 d.read_direct(out, np.s_[lo:hi])
         probe_count = cols.pop("probe_count", None)
@@ -278,12 +277,9 @@ class ArchiveReader:
         if self.swmr or not self.direct_chunks:
             return None
         if self._blosc is None:
+            from damo_pipe._prefetch import usable_cpus
             from damo_pipe.archive._blosc_direct import BloscColumns
-            try:
-                cpus = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):
-                cpus = os.cpu_count() or 1
-            self._blosc = BloscColumns(workers=min(2, cpus))
+            self._blosc = BloscColumns(workers=min(2, usable_cpus()))
         return self._blosc
 
     def load(self, idx, time_range=None, address_range=None) -> Record:
