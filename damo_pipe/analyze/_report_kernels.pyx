@@ -350,9 +350,10 @@ def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
             for g in range(nr_gaps):
                 gs = gaps[g, 0]
                 ge = gaps[g, 1]
+                lo = 0
                 if sorted_h:
-                    # first h with h.end >= g.start
-                    lo = 0
+                    # sorted snapshot gaps: start at the first h with h.end >= g.start and
+                    # stop at the first h starting after (the narrowed) g.end
                     hi = nh
                     while lo < hi:
                         mid = (lo + hi) // 2
@@ -360,25 +361,16 @@ def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
                             lo = mid + 1
                         else:
                             hi = mid
-                    h = lo
-                    while h < nh and hbuf[h, 0] <= ge:
-                        hs = hbuf[h, 0]
-                        he = hbuf[h, 1]
-                        if ge >= hs and he >= gs:
-                            if hs > gs:
-                                gs = hs
-                            if he < ge:
-                                ge = he
-                        h += 1
-                else:
-                    for h in range(nh):
-                        hs = hbuf[h, 0]
-                        he = hbuf[h, 1]
-                        if ge >= hs and he >= gs:
-                            if hs > gs:
-                                gs = hs
-                            if he < ge:
-                                ge = he
+                for h in range(lo, nh):
+                    hs = hbuf[h, 0]
+                    he = hbuf[h, 1]
+                    if sorted_h and hs > ge:
+                        break
+                    if ge >= hs and he >= gs:
+                        if hs > gs:
+                            gs = hs
+                        if he < ge:
+                            ge = he
                 gaps[g, 0] = gs
                 gaps[g, 1] = ge
     return lowest, highest, init_at

@@ -119,6 +119,14 @@ def _num_cell(value, text=None):
                                                        _e(text if text is not None else str(value)))
 
 
+def _size_cells(t, pct_keys):
+    """A target's monitored and footprint bytes, WSS percentiles and average (cells)."""
+    def cell(v):
+        return _num_cell(v, format_bytes_short(v) if v is not None else None)
+    return ([cell(t["monitored_bytes"]), cell(t["footprint_bytes"])]
+            + [cell(t["wss_percentiles"].get(k)) for k in pct_keys]
+            + [cell(t.get("wss_avg_bytes"))])
+
 def _text_cell(text, sort=None, cls=None):
     attrs = ""
     if sort is not None:
@@ -187,14 +195,7 @@ def _targets_table(summary, pct_keys):
         ivs = " / ".join(_plain(iv[k]) for k in ("sample_us", "aggr_us", "ops_update_us")) if iv else "unknown"
         cells = ["<td>%s</td>" % _e(str(t["target_id"])), "<td>%s</td>" % _e(_ids(t) or "-"),
                  "<td>%s</td>" % _e(ivs), _num_cell(t["nr_snapshots"]), _num_cell(t["nr_regions"]),
-                 "<td>%s</td>" % _e(_fmt_time_range(t)),
-                 _num_cell(t["monitored_bytes"], format_bytes_short(t["monitored_bytes"])),
-                 _num_cell(t["footprint_bytes"], format_bytes_short(t["footprint_bytes"]))]
-        for k in pct_keys:
-            v = t["wss_percentiles"].get(k)
-            cells.append(_num_cell(v, format_bytes_short(v) if v is not None else None))
-        avg = t.get("wss_avg_bytes")
-        cells.append(_num_cell(avg, format_bytes_short(avg) if avg is not None else None))
+                 "<td>%s</td>" % _e(_fmt_time_range(t))] + _size_cells(t, pct_keys)
         rows.append("<tr>%s</tr>" % "".join(cells))
     rows.append("</tbody></table>")
     if any(not t["wss_percentiles"] and t["nr_snapshots"] for t in summary["targets"]):
@@ -258,14 +259,8 @@ def render_index(results, title=None, generated=None):
                 cells += [_num_cell(t["target_id"]), _num_cell(t["nr_snapshots"]),
                           _num_cell(t["nr_regions"]),
                           _num_cell(t["duration_ns"], format_duration_ns(t["duration_ns"])
-                                    if t["duration_ns"] is not None else None),
-                          _num_cell(t["monitored_bytes"], format_bytes_short(t["monitored_bytes"])),
-                          _num_cell(t["footprint_bytes"], format_bytes_short(t["footprint_bytes"]))]
-                for k in pct_keys:
-                    v = t["wss_percentiles"].get(k)
-                    cells.append(_num_cell(v, format_bytes_short(v) if v is not None else None))
-                avg = t.get("wss_avg_bytes")
-                cells.append(_num_cell(avg, format_bytes_short(avg) if avg is not None else None))
+                                    if t["duration_ns"] is not None else None)]
+                cells += _size_cells(t, pct_keys)
             cells += thumbs
             out.append("<tr data-archive=\"%s\">%s</tr>" % (_e(name), "".join(cells)))
     out.append("</tbody></table>")
