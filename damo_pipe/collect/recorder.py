@@ -209,6 +209,12 @@ class ArchiveRecorder:
         self._rotation += 1
         self._open()
 
+    def record_final_stats(self):
+        """One last DAMOS stats row while the kdamond still runs: the archive then ends
+        with the final counters, not with whatever the last stats interval caught."""
+        if self.writer is not None and self.session.is_running():
+            self._record_stats()
+
     def close(self):
         if self.writer is None:
             return

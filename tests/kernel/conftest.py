@@ -166,8 +166,10 @@ class Forked:
                 os.dup2(self._err.fileno(), 2)
                 sys.stdout = open(1, "w", closefd=False)
                 sys.stderr = open(2, "w", closefd=False)
+                import faulthandler
                 import logging
                 logging.root.handlers[:] = []
+                faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
                 from damo_pipe.collect.cli import main
                 rc = main(self.args)
             except SystemExit as e:
@@ -202,6 +204,15 @@ class Forked:
     def send_signal(self, sig):
         if self.returncode is None:
             os.kill(self.pid, sig)
+
+    def stacks(self):
+        """The child's Python stacks (faulthandler on SIGUSR1), for a failure message."""
+        if self.poll() is not None:
+            return "(exited %s)" % self.returncode
+        before = len(self.stderr)
+        self.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        return self.stderr[before:]
 
     def kill(self):
         self.send_signal(signal.SIGKILL)
@@ -296,8 +307,55 @@ def committed_snapshots(path):
         from damo_pipe.archive import ArchiveReader
         with ArchiveReader(path) as r:
             return min((r.nr_snapshots(i) for i in range(len(r))), default=0)
-    except Exception:   # noqa: BLE001 - file being created
+    except Exception as e:   # noqa: BLE001 - file being created
+        committed_snapshots.last_error = "%s: %s" % (type(e).__name__, e)
         return 0
+
+
+def diagnostics(proc=None, archive=None, workload=None):
+    """What a failing kernel test should show: the collector's Python stacks, this
+    process's threads, DAMON's state, memory and swap, the archive's last snapshot."""
+    import threading
+    out = ["parent threads: %s" % [t.name for t in threading.enumerate()]]
+    if proc is not None:
+        out.append("collector stacks:\n%s" % proc.stacks())
+        out.append("collector stderr:\n%s" % proc.stderr[-4000:])
+    try:
+        out.append("nr_kdamonds %s" % nr_kdamonds())
+        kd = ADMIN / "kdamonds/0"
+        if kd.exists():
+            out.append("kdamond 0 state %s" % (kd / "state").read_text().strip())
+            for sd in sorted(kd.glob("contexts/0/schemes/[0-9]*")):
+                stats = {f.name: f.read_text().strip() for f in sorted((sd / "stats").iterdir())}
+                out.append("scheme %s %s stats %s" % (sd.name, (sd / "action").read_text().strip(),
+                                                      stats))
+    except OSError as e:
+        out.append("DAMON sysfs: %s" % e)
+    for f in ("/proc/swaps",):
+        out.append("%s:\n%s" % (f, Path(f).read_text()))
+    mem = {ln.split(":")[0]: ln.split(":")[1].strip()
+           for ln in Path("/proc/meminfo").read_text().splitlines()}
+    out.append("meminfo %s" % {k: mem.get(k) for k in ("MemFree", "MemAvailable", "SwapFree",
+                                                         "AnonPages", "Shmem")})
+    if archive is not None:
+        out.append("committed snapshots %s (last reader error %s)" % (
+            committed_snapshots(archive), getattr(committed_snapshots, "last_error", None)))
+        if workload is not None and committed_snapshots(archive):
+            try:
+                from damo_pipe.archive import ArchiveReader
+                with ArchiveReader(archive) as r:
+                    rec = r.load(0)
+                    lo, hi = rec.region_bounds(rec.nr_snapshots - 1)
+                    st, en = rec.regions.start[lo:hi], rec.regions.end[lo:hi]
+                    nr, age = rec.regions.nr_accesses[lo:hi], rec.regions.age[lo:hi]
+                    inside = (en > workload.lo) & (st < workload.hi)
+                    out.append("last snapshot regions in the workload (MiB offset, MiB, nr, age): %s"
+                               % [((int(a) - workload.lo) >> 20, (int(b) - int(a)) >> 20, int(n),
+                                   int(g)) for a, b, n, g in zip(st[inside], en[inside],
+                                                                 nr[inside], age[inside])])
+            except Exception as e:   # noqa: BLE001
+                out.append("archive: %s: %s" % (type(e).__name__, e))
+    return "\n".join(out)
 
 
 class TestTimeout(Exception):

@@ -7,12 +7,13 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
 
-from tests.kernel.conftest import (ADMIN, MiB, area_heat, committed_snapshots, hwc_areas,
-                                   nr_kdamonds, wait_for)
+from tests.kernel.conftest import (ADMIN, MiB, area_heat, committed_snapshots, diagnostics,
+                                   hwc_areas, nr_kdamonds, wait_for)
 
 pytestmark = pytest.mark.kernel
 
@@ -201,15 +202,29 @@ def test_damos_pageout_shrinks_cold_rss(workload, collect_bg, zram_swap, tmp_pat
     p = collect_bg("record", "-o", out, "--target_pid", w.pid, "--damos_action", "pageout",
                    "--damos_access_rate", "0", "0", "--damos_sz_region", "4K", "max",
                    "--damos_age", "1s", "max", "--flush_interval", "0.5")
-    wait_for(lambda: w.rss() < rss0 * 0.6, 150, "RSS of the cold area to be paged out")
-    wait_for(lambda: committed_snapshots(out) >= 3, 60, "snapshots")
+    history = []
+
+    def paged_out():
+        history.append((round(time.monotonic() - t0, 1), w.rss() // MiB))
+        if p.poll() is not None:
+            pytest.fail("damo-collect exited (%s): %s" % (p.returncode, p.stderr))
+        return history[-1][1] * MiB < rss0 * 0.6
+    t0 = time.monotonic()
+    try:
+        wait_for(paged_out, 240, "RSS of the cold area to be paged out", interval=1)
+        print("pageout: RSS %d -> %d MiB after %.0f s"
+              % (rss0 // MiB, history[-1][1], history[-1][0]))
+        wait_for(lambda: committed_snapshots(out) >= 3, 60, "snapshots")
+    except pytest.fail.Exception as e:
+        raise AssertionError("%s\nRSS MiB over time: %s\n%s"
+                             % (e, history[::5], diagnostics(p, out, w))) from None
     p.send_signal(signal.SIGINT)
     assert p.wait(60) == 0, p.stderr
     assert nr_kdamonds() == 0
     stats = read_side_table(out, "damos_stats")
     pageout = stats["scheme_idx"] == 0
     applied = stats["sz_applied"][pageout]
-    assert applied.max() > 0 and stats["nr_applied"][pageout].max() > 0
+    assert applied.max() > 0 and stats["nr_applied"][pageout].max() > 0, (stats, history)
     assert np.all(np.diff(applied.astype(np.int64)) >= 0)      # cumulative counters
     # the stat scheme (index 1) tried every region each time
     assert stats["sz_tried"][stats["scheme_idx"] == 1].max() > 0

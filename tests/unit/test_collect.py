@@ -333,6 +333,9 @@ def test_record_paddr_in_process(fake, tree, tmp_path, engine):
     assert tree.read("kdamonds/nr_kdamonds") == "0"
     fake.sync()
     assert fake.commands[0] == (0, "on") and fake.commands[-1] == (0, "off")
+    # the archive ends with the final counters: one last stats update right before "off"
+    assert fake.commands[-2] == (0, "update_schemes_stats")
+    assert stats["time_ns"][-1] == stats["time_ns"].max()
 
 
 def test_record_command_until_target_exit(fake, tree, tmp_path):

@@ -155,6 +155,11 @@ def run(args):
         finally:
             stop.shield()
             errors = []
+            if recorder is not None and session is not None:
+                try:
+                    recorder.record_final_stats()
+                except Exception as e:  # noqa: BLE001 - still stop and close
+                    log.warning("final DAMOS stats not recorded: %s", e)
             if session is not None and mode == "new":
                 try:
                     session.stop()
