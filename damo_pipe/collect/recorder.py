@@ -49,9 +49,15 @@ class Snapshot:
     total_bytes: int
 
 
+#: snapshots in a row whose tried regions could not be read before recording gives up
+MAX_FAILED_SNAPSHOTS_IN_A_ROW = 10
+
+
 def take_snapshot(session: KdamondSession, engine="auto") -> Snapshot:
     """One aggregation interval's regions of every target (refreshes tried regions)."""
     for attempt in range(3):
+        if attempt:
+            time.sleep(0.02 * attempt)
         session.update_tried_regions()
         end_ns = time.time_ns()
         try:
@@ -112,6 +118,9 @@ class ArchiveRecorder:
         self.paths = []
         self.nr_snapshots = 0
         self.nr_regions = 0
+        self.nr_empty = 0          # snapshots skipped: the kernel listed no region
+        self.nr_failed = 0         # snapshots skipped: tried regions unreadable
+        self.failed_in_a_row = 0
         self._rotation = 0
         self._last_stats = None
         self._next_stats = 0.0
@@ -150,9 +159,22 @@ class ArchiveRecorder:
     def step(self):
         """Take one snapshot and append it (plus due stats/footprints); flush when due."""
         now = time.monotonic()
-        snap = take_snapshot(self.session, engine=self.engine)
+        try:
+            snap = take_snapshot(self.session, engine=self.engine)
+        except CollectError as e:
+            # a busy kdamond (e.g. paging out under a DAMOS scheme) can rebuild tried_regions
+            # while we read them, several times in a row: one lost snapshot must not end a
+            # long recording, but a kernel that never answers must
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= MAX_FAILED_SNAPSHOTS_IN_A_ROW or not self.session.is_running():
+                raise
+            self.nr_failed += 1
+            log.warning("snapshot skipped (%s); %d skipped so far", e, self.nr_failed)
+            self.maybe_flush()
+            return None
+        self.failed_in_a_row = 0
         if not any(len(r) for r in snap.per_target):
-            self.nr_empty = getattr(self, "nr_empty", 0) + 1
+            self.nr_empty += 1
             log.debug("no region in the tried regions: snapshot skipped")
             self.maybe_flush()
             return snap

@@ -44,13 +44,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(mark)
 
 
-def wait_for(cond, timeout, what, interval=0.2):
-    """Poll COND until it returns a truthy value; fail with WHAT after TIMEOUT seconds."""
+def wait_for(cond, timeout, what, interval=0.2, alive=None):
+    """Poll COND until it returns a truthy value; fail with WHAT after TIMEOUT seconds,
+    or at once when the process ALIVE (a Forked collector) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
+        if alive is not None and alive.poll() is not None:
+            pytest.fail("damo-collect exited (%s) while waiting for %s: %s"
+                        % (alive.returncode, what, alive.stderr[-4000:]))
         if time.monotonic() > deadline:
             pytest.fail("timed out after %.0f s waiting for %s" % (timeout, what))
         time.sleep(interval)

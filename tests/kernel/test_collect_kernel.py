@@ -37,7 +37,7 @@ def test_record_vaddr_orders_hot_warm_cold_and_sigterm_cleans_up(workload, colle
     p = collect_bg("record", "-o", out, "--target_pid", w.pid, "--flush_interval", "0.5")
     # readable while recording; handshake: wait until the ordering shows up
     h = wait_for(lambda: committed_snapshots(out) >= 6 and heat_ordered(out, w), 120,
-                 "hot > warm > cold in the archive while recording")
+                 "hot > warm > cold in the archive while recording", alive=p)
     assert nr_kdamonds() == 1
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, p.stderr
@@ -75,7 +75,7 @@ def test_sigkill_keeps_every_flushed_snapshot_and_stop_cleans_up(workload, colle
     out = str(tmp_path / "kill.h5")
     p = collect_bg("record", "-o", out, "--target_pid", w.pid, "--flush_interval", "0.3")
     seen = wait_for(lambda: committed_snapshots(out) >= 8 and committed_snapshots(out), 120,
-                    "8 flushed snapshots")
+                    "8 flushed snapshots", alive=p)
     before = read(out)[0]
     p.send_signal(signal.SIGKILL)
     p.wait(30)
@@ -206,20 +206,19 @@ def test_damos_pageout_shrinks_cold_rss(workload, collect_bg, zram_swap, tmp_pat
 
     def paged_out():
         history.append((round(time.monotonic() - t0, 1), w.rss() // MiB))
-        if p.poll() is not None:
-            pytest.fail("damo-collect exited (%s): %s" % (p.returncode, p.stderr))
         return history[-1][1] * MiB < rss0 * 0.6
     t0 = time.monotonic()
     try:
-        wait_for(paged_out, 240, "RSS of the cold area to be paged out", interval=1)
+        wait_for(paged_out, 240, "RSS of the cold area to be paged out", interval=1, alive=p)
         print("pageout: RSS %d -> %d MiB after %.0f s"
               % (rss0 // MiB, history[-1][1], history[-1][0]))
-        wait_for(lambda: committed_snapshots(out) >= 3, 60, "snapshots")
+        wait_for(lambda: committed_snapshots(out) >= 3, 60, "snapshots", alive=p)
     except pytest.fail.Exception as e:
         raise AssertionError("%s\nRSS MiB over time: %s\n%s"
                              % (e, history[::5], diagnostics(p, out, w))) from None
     p.send_signal(signal.SIGINT)
     assert p.wait(60) == 0, p.stderr
+    print("pageout collector warnings:", [ln for ln in p.stderr.splitlines() if "skipped" in ln])
     assert nr_kdamonds() == 0
     stats = read_side_table(out, "damos_stats")
     pageout = stats["scheme_idx"] == 0

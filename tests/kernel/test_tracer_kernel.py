@@ -172,7 +172,7 @@ def test_sigkill_keeps_flushed_trace_and_stop_removes_instance(workload, collect
     p = collect_bg("record", "-o", out, "--target_pid", w.pid, "--tracer", "tracefs",
                    "--flush_interval", "1")
     seen = wait_for(lambda: trace_snapshots(out) >= 4 and trace_snapshots(out), 200,
-                    "4 flushed trace snapshots")
+                    "4 flushed trace snapshots", alive=p)
     p.send_signal(signal.SIGKILL)
     p.wait(30)
     inst = TRACEFS / "instances" / ("damo-pipe-%d" % p.pid)

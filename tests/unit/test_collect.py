@@ -557,3 +557,37 @@ def test_empty_tried_regions_are_retried_then_skipped(fake, tree, owner, tmp_pat
     s.stop()
     r = read_archive_records(tmp_path / "e.h5")[0]
     assert r.nr_snapshots == 1 and r.snapshots.nr_regions[0] == 40
+
+
+def test_unreadable_tried_regions_skip_a_snapshot_not_the_recording(fake, tree, owner, tmp_path):
+    """A kdamond busy applying a scheme can rebuild tried_regions under the reader several
+    times in a row: that snapshot is lost, the recording goes on; a kernel that never
+    answers ends it with the error."""
+    from damo_pipe.archive import read_archive_records
+    from damo_pipe.collect import recorder as recorder_mod
+    from damo_pipe.collect.recorder import ArchiveRecorder
+
+    s = KdamondSession.create(tree, owner, MonitoringSpec(ops="paddr", regions=[[(0, 1 << 30)]]))
+    real = s.read_tried_regions
+    failures = [3]
+
+    def vanishing(*a, **kw):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise CollectError("reading tried regions failed: cannot read 12/start")
+        return real(*a, **kw)
+
+    s.read_tried_regions = vanishing
+    rec = ArchiveRecorder(s, tmp_path / "v.h5")
+    assert rec.step() is None               # 3 failed reads: this snapshot is skipped
+    assert rec.step() is not None
+    assert rec.nr_failed == 1 and rec.failed_in_a_row == 0
+    failures[0] = 10 ** 6
+    for _ in range(recorder_mod.MAX_FAILED_SNAPSHOTS_IN_A_ROW - 1):
+        assert rec.step() is None
+    with pytest.raises(CollectError, match="12/start"):
+        rec.step()
+    rec.close()
+    s.stop()
+    r = read_archive_records(tmp_path / "v.h5")[0]
+    assert r.nr_snapshots == 1 and r.snapshots.nr_regions[0] == 40

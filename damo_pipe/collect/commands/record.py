@@ -188,4 +188,7 @@ def run(args):
                 log.warning("cleanup: %s", e)
     log.info("recording ended (%s): %d snapshots, %d regions in %s", reason,
              recorder.nr_snapshots, recorder.nr_regions, ", ".join(recorder.paths))
+    if recorder.nr_failed:
+        log.warning("%d snapshots were skipped: their tried regions could not be read",
+                    recorder.nr_failed)
     return 0
