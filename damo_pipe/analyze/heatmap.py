@@ -794,6 +794,17 @@ def _cython_usable(grid_params, chunk, meta):
     return True
 
 
+def _checked(chunks, grid_params, meta):
+    """(chunk, whether the Cython kernel computes it exactly) for each chunk."""
+    try:
+        for chunk in chunks:
+            yield chunk, _cython_usable(grid_params, chunk, meta)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def _needed_snapshots(snaps, t_start, tu, map_end):
     """[lo, hi) of the snapshots that can touch the map (time-ordered records only).
 
@@ -846,16 +857,17 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
             if lo > 0:
                 last_end = int(snaps.end_ns[lo - 1])
             if src.is_streamed(i):
-                # read + decompress the next chunk while the kernel works on this one; the
-                # chunk being used, the one queued and the one being read need 3 buffer sets
-                chunks = prefetched(src.iter_chunk_range(i, lo, hi, columns=columns,
-                                                         reuse_buffers=_PREFETCH_DEPTH + 2),
-                                    depth=_PREFETCH_DEPTH)
+                # read + decompress the next chunk (and check its value ranges) while the
+                # kernel works on this one; the chunk being used, the one queued and the
+                # one being read need 3 buffer sets
+                chunks = prefetched(_checked(src.iter_chunk_range(
+                    i, lo, hi, columns=columns, reuse_buffers=_PREFETCH_DEPTH + 2), params, meta),
+                    depth=_PREFETCH_DEPTH)
             else:
-                chunks = src.iter_chunk_range(i, lo, hi, columns=columns)
+                chunks = _checked(src.iter_chunk_range(i, lo, hi, columns=columns), params, meta)
             try:
-                for chunk in chunks:
-                    if acc is not None and not _cython_usable(params, chunk, meta):
+                for chunk, usable in chunks:
+                    if acc is not None and not usable:
                         # values beyond exact double range: continue with the exact reference engine
                         heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]
                         acc = None
