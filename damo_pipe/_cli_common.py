@@ -25,11 +25,78 @@ def single_threaded_blas():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def exit_fast(rc):
+    """Leave the process with ``rc`` without the interpreter's teardown, when nothing can
+    be lost by it; otherwise return ``rc`` for a normal ``sys.exit``.
+
+    Freeing every module and object at exit (numpy, h5py, the report's arrays) costs
+    ~50 ms of a 0.45 s ``report heatmap``. It is skipped only when no other thread runs
+    and no HDF5 file is open (so the HDF5 library has nothing to flush); the ``atexit``
+    callbacks (logging, matplotlib, multiprocessing, dask, ...) still run, and stdout
+    and stderr are flushed. Console scripts only: ``main()`` itself always returns.
+    """
+    import atexit
+    import os
+    import threading
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None or threading.active_count() != 1 or _hdf5_files_open():
+        return rc
+    run_exitfuncs()
+    if threading.active_count() != 1 or _hdf5_files_open():
+        return rc
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):   # closed or broken pipe: as a normal exit would
+            pass
+    os._exit(rc if isinstance(rc, int) else 1)
+
+
+def _hdf5_files_open():
+    h5f = getattr(sys.modules.get("h5py"), "h5f", None)
+    if h5f is None:
+        return False
+    try:
+        return h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE) > 0
+    except Exception:   # noqa: BLE001 - any doubt: the normal exit
+        return True
+
+
+def _terminal_columns():
+    """``shutil.get_terminal_size().columns`` without importing shutil (and the bz2,
+    lzma, fnmatch it pulls in: ~4 ms per command)."""
+    import os
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions printed as written (they hold the examples), wrapped help lines.
+
+    argparse builds a formatter for every ``add_argument``; its own one imports shutil
+    each time a command line is parsed, only to learn the terminal width."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class DashAwareParser(argparse.ArgumentParser):
     """ArgumentParser accepting both ``--time_range`` and ``--time-range`` spellings."""
 
-    def _get_option_tuples(self, option_string):
-        return super()._get_option_tuples(option_string)
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     #: callable(parser) adding this parser's arguments on first use (see build_parser)
     _deferred = None
@@ -79,15 +146,13 @@ def add_common_options(parser, top_level=False):
 
 def build_parser(prog, description, commands, package):
     """commands: list of (name, module_basename)."""
-    parser = DashAwareParser(prog=prog, description=description,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = DashAwareParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     add_common_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=DashAwareParser)
     for name, modname in commands:
         module = importlib.import_module("%s.%s" % (package, modname))
-        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         add_common_options(p)
         p.defer(module.prepare_parser)
         p.set_defaults(_run=module.run)

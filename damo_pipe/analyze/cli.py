@@ -1,7 +1,7 @@
 """``damo-analyze``: reports, conversion and batch analysis of DAMON records."""
 import sys
 
-from damo_pipe._cli_common import build_parser, run_main, single_threaded_blas
+from damo_pipe._cli_common import build_parser, exit_fast, run_main, single_threaded_blas
 
 DESCRIPTION = """\
 Analyse DAMON records: any damon.data flavour written by damo, or a damo-pipe HDF5 archive.
@@ -38,5 +38,10 @@ def main(argv=None) -> int:
     return run_main(parser, argv)
 
 
+def console_main() -> int:
+    """The ``damo-analyze`` console script: ``main()``, then a fast exit (see exit_fast)."""
+    return exit_fast(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

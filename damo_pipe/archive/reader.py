@@ -4,7 +4,6 @@ Only the snapshot table of a record is read eagerly (it is small next to the reg
 columns); region rows are read on demand, one contiguous slice per chunk of snapshots.
 A reader can follow a file that a SWMR writer is appending to (:meth:`refresh`).
 """
-import json
 import os
 
 import numpy as np
@@ -19,6 +18,14 @@ def _num(attrs, name):
     if attrs.get(name + "_is_int", False):
         return int(v)
     return float(v)
+
+
+def _json_list(text):
+    """A JSON attribute holding a list ([] when absent); json is imported only then."""
+    if not text or text == "[]":
+        return []
+    import json
+    return json.loads(text)
 
 
 def read_record_meta(group) -> Record:
@@ -40,7 +47,7 @@ def read_record_meta(group) -> Record:
         kdamond_idx=opt("kdamond_idx"), context_idx=opt("context_idx"),
         scheme_idx=opt("scheme_idx"), pid=opt("pid"),
         intervals=intervals,
-        scheme_filters=json.loads(a.get("scheme_filters_json", "[]")),
+        scheme_filters=_json_list(a.get("scheme_filters_json")),
         data_source=str(a.get("data_source", "unknown")),
         ops=str(a["ops"]) if "ops" in a else None,
     )

@@ -3,7 +3,6 @@ import logging
 import os
 import sys
 
-from damo_pipe._atomic import atomic_output
 
 HELP = "convert record files between formats (HDF5 archive, json, json_compressed, perf_script)"
 
@@ -120,6 +119,7 @@ def _to_archive(src, dst, input_type, compression, chunk_regions, engine):
     stream = iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
                                 engine=engine)
     added = []   # metadata written per archive record
+    from damo_pipe._atomic import atomic_output
     with atomic_output(dst) as tmp:
         prov = {"source_format": stream.format, "source_path": os.path.abspath(src)}
         with ArchiveWriter(tmp, compression=compression, provenance=prov) as w:

@@ -1,8 +1,5 @@
 """``damo-analyze info FILE``: what a record file or archive holds."""
-import json
 import os
-
-import numpy as np
 
 HELP = "describe a record file or archive: records, targets, time span, counts, size"
 DESCRIPTION = """\
@@ -36,6 +33,8 @@ def _fmt_bytes(n):
 
 def describe(path, input_type=None):
     """A JSON-able description of the file (the data behind ``info``)."""
+    import numpy as np
+
     from damo_pipe.archive import layout
     from damo_pipe.formats import detect_format, read_records
 
@@ -121,6 +120,7 @@ def render_text(desc):
 
 
 def run(args):
+    import json
     desc = describe(args.file, args.input_type)
     if args.json:
         print(json.dumps(desc, indent=2, default=str))

@@ -33,8 +33,7 @@ def prepare_parser(parser):
             continue
         module = importlib.import_module(fullname)
         p = sub.add_parser(kind, help=module.HELP,
-                           description=getattr(module, "DESCRIPTION", module.HELP),
-                           formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                           description=getattr(module, "DESCRIPTION", module.HELP))
         add_common_options(p)
         p.defer(module.prepare_parser)
         p.set_defaults(_run=module.run)

@@ -1,6 +1,5 @@
 """``damo-analyze report access``: damo 3.4.3's access pattern report, byte for byte."""
 import argparse
-import json
 import os
 import sys
 
@@ -176,6 +175,7 @@ def _options(args):
     from damo_pipe.analyze.access import AREAS
     for f in args.format or []:
         if len(f) == 1:
+            import json
             text = f[0]
             try:
                 if os.path.isfile(text):
