@@ -19,7 +19,7 @@ import numpy as np
 
 from damo_pipe.collect import footprints as fp
 from damo_pipe.collect.kdamond import KdamondSession, split_targets
-from damo_pipe.errors import CollectError
+from damo_pipe.errors import CollectError, DamonBusyError
 from damo_pipe.model import (DAMOS_STAT_FIELDS, Intervals, Record, RecordBuilder, RegionColumns)
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,13 @@ class ArchiveRecorder:
 
     # -- per snapshot -------------------------------------------------------------------
     def step(self):
-        """Take one snapshot and append it (plus due stats/footprints); flush when due."""
+        """Take one snapshot and append it (plus due stats/footprints); flush when due.
+        Returns the snapshot, or None when it was skipped (see below)."""
         now = time.monotonic()
         try:
             snap = take_snapshot(self.session, engine=self.engine)
+        except DamonBusyError:
+            raise
         except CollectError as e:
             # a busy kdamond (e.g. paging out under a DAMOS scheme) can rebuild tried_regions
             # while we read them, several times in a row: one lost snapshot must not end a
