@@ -857,9 +857,9 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
             if lo > 0:
                 last_end = int(snaps.end_ns[lo - 1])
             if src.is_streamed(i):
-                # read + decompress the next chunk (and check its value ranges) while the
-                # kernel works on this one; the chunk being used, the one queued and the
-                # one being read need 3 buffer sets
+                # read + decompress the next chunks (and check their value ranges) while
+                # the kernel works on this one; the chunk in use, the _PREFETCH_DEPTH queued
+                # and the one being read each need their own buffer set
                 chunks = prefetched(_checked(src.iter_chunk_range(
                     i, lo, hi, columns=columns, reuse_buffers=_PREFETCH_DEPTH + 2), params, meta),
                     depth=_PREFETCH_DEPTH)

@@ -311,8 +311,7 @@ def committed_snapshots(path):
         from damo_pipe.archive import ArchiveReader
         with ArchiveReader(path) as r:
             return min((r.nr_snapshots(i) for i in range(len(r))), default=0)
-    except Exception as e:   # noqa: BLE001 - file being created
-        committed_snapshots.last_error = "%s: %s" % (type(e).__name__, e)
+    except Exception:   # noqa: BLE001 - file being created
         return 0
 
 
@@ -335,19 +334,17 @@ def diagnostics(proc=None, archive=None, workload=None):
                                                       stats))
     except OSError as e:
         out.append("DAMON sysfs: %s" % e)
-    for f in ("/proc/swaps",):
-        out.append("%s:\n%s" % (f, Path(f).read_text()))
+    out.append("/proc/swaps:\n%s" % Path("/proc/swaps").read_text())
     mem = {ln.split(":")[0]: ln.split(":")[1].strip()
            for ln in Path("/proc/meminfo").read_text().splitlines()}
     out.append("meminfo %s" % {k: mem.get(k) for k in ("MemFree", "MemAvailable", "SwapFree",
                                                          "AnonPages", "Shmem")})
     if archive is not None:
-        out.append("committed snapshots %s (last reader error %s)" % (
-            committed_snapshots(archive), getattr(committed_snapshots, "last_error", None)))
-        if workload is not None and committed_snapshots(archive):
-            try:
-                from damo_pipe.archive import ArchiveReader
-                with ArchiveReader(archive) as r:
+        try:
+            from damo_pipe.archive import ArchiveReader
+            with ArchiveReader(archive) as r:
+                out.append("committed snapshots %s" % [r.nr_snapshots(i) for i in range(len(r))])
+                if workload is not None and len(r) and r.nr_snapshots(0):
                     rec = r.load(0)
                     lo, hi = rec.region_bounds(rec.nr_snapshots - 1)
                     st, en = rec.regions.start[lo:hi], rec.regions.end[lo:hi]
@@ -357,8 +354,8 @@ def diagnostics(proc=None, archive=None, workload=None):
                                % [((int(a) - workload.lo) >> 20, (int(b) - int(a)) >> 20, int(n),
                                    int(g)) for a, b, n, g in zip(st[inside], en[inside],
                                                                  nr[inside], age[inside])])
-            except Exception as e:   # noqa: BLE001
-                out.append("archive: %s: %s" % (type(e).__name__, e))
+        except Exception as e:   # noqa: BLE001 - what the reader says is the diagnostic
+            out.append("archive %s: %s: %s" % (archive, type(e).__name__, e))
     return "\n".join(out)
 
 

@@ -118,8 +118,7 @@ def test_record_with_tracer_agrees_with_sysfs_and_restores(kind, workload, colle
     # events are on (on hardware: well under a second). Wait for 8 sysfs snapshots, then
     # up to 240 s for 8 trace snapshots to show up live, then stop (stop drains
     # everything perf still holds; the checks below run on the drained archive)
-    wait_for(lambda: sysfs_snapshots(out) >= 8 or p.poll() is not None, 120,
-             "8 sysfs snapshots")
+    wait_for(lambda: sysfs_snapshots(out) >= 8, 120, "8 sysfs snapshots", alive=p)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 240 and trace_snapshots(out) < 8 and p.poll() is None:
         time.sleep(0.5)
@@ -148,8 +147,7 @@ def test_toplevel_mode_changes_and_restores_real_tracefs(workload, collect_bg, t
     p = collect_bg("record", "-o", out, "--target_pid", w.pid, "--tracer", "tracefs",
                    "--tracefs_mode", "toplevel", "--trace_buffer_kb", "2048",
                    "--flush_interval", "1")
-    wait_for(lambda: trace_snapshots(out) >= 3 or p.poll() is not None, 200, "3 trace snapshots")
-    assert p.poll() is None, _err(p)
+    wait_for(lambda: trace_snapshots(out) >= 3, 200, "3 trace snapshots", alive=p)
     during = tracefs_state()
     assert during["events/damon/damon_aggregated/enable"].strip() == "1"
     assert during["tracing_on"].strip() == "1"

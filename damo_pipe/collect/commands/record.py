@@ -155,7 +155,7 @@ def run(args):
         finally:
             stop.shield()
             errors = []
-            if recorder is not None and session is not None:
+            if recorder is not None:
                 try:
                     recorder.record_final_stats()
                 except Exception as e:  # noqa: BLE001 - still stop and close
