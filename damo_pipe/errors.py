@@ -16,6 +16,10 @@ class UsageError(DamoPipeError, ValueError):
     exit_code = 2
 
 
+class EngineError(UsageError):
+    """An unknown engine name, or the Cython engine asked for but not built."""
+
+
 class RecordFormatError(DamoPipeError, ValueError):
     """An input file is not a valid record of the format it claims to be.
 
