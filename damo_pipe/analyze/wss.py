@@ -156,29 +156,27 @@ def collapse(per_target):
 
 def format_wss_block(tid, values, percentiles, raw=False, all_wss=False, nr_cols_bar=59):
     """Text of one ``# target_id`` block (values: Python ints in report order)."""
-    from damo_pipe.analyze.damo_format import format_sz
-    lines = ["# target_id\t%s" % tid, "# <percentile> <wss>"]
-    n = len(values)
-    if n == 0:
-        lines.append("# no snapshot")
-        return "\n".join(lines)
-    avg = sum(values) / n
-    lines.append("# avr:\t%s" % format_sz(avg, raw))
-    if all_wss:
-        for idx, v in enumerate(values):
-            lines.append("%s %s" % (idx, format_sz(v, raw)))
-        return "\n".join(lines)
+    from damo_pipe.analyze.dist import format_dist
+    return "# target_id\t%s\n" % tid + format_dist("wss", values, percentiles, raw, all_wss,
+                                                   nr_cols_bar)
 
-    def pick(p):
-        idx = int(p / 100.0 * n)
-        if idx == n:
-            idx = n - 1
-        return values[idx]
-    chosen = [(p, pick(p)) for p in percentiles]
-    max_val = max((v for _, v in chosen), default=0)
-    per_col = max_val / nr_cols_bar if max_val != 0 else 1
-    for p, v in chosen:
-        cols = int(v / per_col)
-        lines.append("%3d %15s" % (p, format_sz(v, raw)) + " |" + "*" * cols
-                     + " " * (nr_cols_bar - cols) + "|")
-    return "\n".join(lines)
+
+def snapshot_wss(chunks, acc_thres=1, sz_thres=1, engine="cython"):
+    """(end times, wss) of every snapshot of one record, without damo's adjust windows
+    (what ``report holistic`` uses for records of at most 200 snapshots)."""
+    from damo_pipe.analyze import _report_kernels as K
+    times, values = [], []
+    for chunk in chunks:
+        s = chunk.snapshots
+        if engine == "python":
+            out = np.array([_window_wss_py(chunk.snapshot_regions(k), acc_thres, sz_thres)
+                            for k in range(chunk.nr_snapshots)], np.uint64)
+        else:
+            out = np.zeros(chunk.nr_snapshots, np.uint64)
+            K.window_wss(s.region_offset, s.nr_regions, chunk.regions.start, chunk.regions.end,
+                         chunk.regions.nr_accesses, int(acc_thres), int(max(0, sz_thres)), out)
+        times.append(s.end_ns.copy())
+        values.append(out)
+    if not times:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(times), np.concatenate(values)

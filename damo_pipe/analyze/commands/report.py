@@ -22,6 +22,11 @@ KINDS = [
     ("nr_regions", "report_nr_regions"),
     ("access", "report_access"),
     ("html", "report_html"),
+    ("footprints", "report_footprints"),
+    ("record_info", "report_record_info"),
+    ("times", "report_times"),
+    ("profile", "report_profile"),
+    ("holistic", "report_holistic"),
 ]
 
 

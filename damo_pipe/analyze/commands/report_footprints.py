@@ -1,0 +1,67 @@
+"""``damo-analyze report footprints``: damo 3.4.3's ``report footprints``."""
+import sys
+
+HELP = "distribution of memory footprints (vsz, rss, system memory in use)"
+DESCRIPTION = """\
+Show the distribution of the memory footprints recorded beside an access record, as
+damo 3.4.3's `damo report footprints` does (same options, byte-identical text): the
+summed virtual (vsz) and resident (rss) sizes of the monitored processes and the
+system's used memory (MemTotal - MemFree). The input is damo's `.mem_footprint` file
+or a damo-pipe HDF5 archive (its /collect/footprints and /collect/meminfo tables).
+
+Our extensions: --time_range keeps the snapshots of a time range (heatmap's syntax;
+footprint times are wall-clock times, so a 'guided' base is the handy one) and --json
+prints the numbers as JSON.
+
+examples:
+  damo-analyze report footprints --input damon.data.mem_footprint
+  damo-analyze report footprints rss --input record.h5 --sortby time
+  damo-analyze report footprints vsz --input damon.data.mem_footprint --range 0 101 10 --raw_number
+  damo-analyze report footprints --input record.h5 --time_range 10s 60s guided --json
+"""
+
+
+def prepare_parser(parser):
+    from damo_pipe.analyze.footprints import METRICS
+    parser.add_argument("metric", choices=list(METRICS) + ["all"], default="all", nargs="?",
+                        help="memory footprint metric to show (default: all)")
+    parser.add_argument("--input", "-i", metavar="<file>", default="damon.data.mem_footprint",
+                        help="damo's .mem_footprint file or a damo-pipe HDF5 archive")
+    parser.add_argument("--range", "-r", metavar=("<start>", "<stop>", "<step>"), type=int, nargs=3,
+                        default=[0, 101, 25], help="percentiles to show: range(start, stop, step)")
+    parser.add_argument("--sortby", "-s", choices=["time", "size"], default="size",
+                        help="order of the values the percentiles are taken from")
+    parser.add_argument("--plot", "-p", metavar="<file>",
+                        help="draw the distribution (or, with --sortby time, the footprints over "
+                             "time) into an image file (.png, .svg, .pdf, .jpeg)")
+    parser.add_argument("--nr_cols_bar", metavar="<num>", type=int, default=59,
+                        help="width of the bars (0: no bars)")
+    parser.add_argument("--raw_number", action="store_true", help="plain numbers without units")
+    parser.add_argument("--all_footprint", action="store_true",
+                        help="print every footprint value, not percentiles")
+    parser.add_argument("--time_range", metavar="<time>", nargs="+",
+                        help="only snapshots in [start, end) (e.g. 10s 60s guided); our extension")
+    parser.add_argument("--json", action="store_true",
+                        help="print the numbers (bytes) as JSON; our extension")
+
+
+def run(args):
+    from damo_pipe.analyze import footprints as F
+    from damo_pipe.errors import UsageError
+    if args.range[2] == 0:
+        raise UsageError("--range step must not be zero")
+    if args.time_range is not None and len(args.time_range) not in (2, 3):
+        raise UsageError("--time_range takes <start> <end> [base]")
+    metrics = list(F.METRICS) if args.metric == "all" else [args.metric]
+    percentiles = list(range(*args.range))
+    fp = F.select_time_range(F.load_footprints(args.input), args.time_range)
+    if args.json:
+        import json
+        doc = F.footprints_json(fp, metrics, percentiles, args.sortby, args.all_footprint)
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        sys.stdout.write(F.format_footprints(fp, metrics, percentiles, args.sortby, args.raw_number,
+                                             args.all_footprint, args.nr_cols_bar) + "\n")
+    if args.plot:
+        F.plot_footprints(fp, metrics, args.sortby, args.plot)
+    return 0
