@@ -19,7 +19,8 @@ from damo_pipe.errors import RecordFormatError, ReportError
 from damo_pipe.formats.footprints import MEMINFO_FIELDS, STATM_FIELDS, MemFootprints
 
 __all__ = ["METRICS", "load_footprints", "archive_footprints", "footprint_values",
-           "select_time_range", "format_footprints", "footprints_json"]
+           "select_time_range", "format_footprints", "footprints_json", "plot_footprints",
+           "footprints_for"]
 
 METRICS = ("vsz", "rss", "sys_used")
 _PROC_COLUMN = {"vsz": "vsz_bytes", "rss": "rss_bytes"}
@@ -167,3 +168,18 @@ def plot_footprints(fp, metrics, sortby, path):
         from damo_pipe.analyze.dist import percentile_value
         plots.save_wss_distribution(pcts, [percentile_value(values, p) for p in pcts], out,
                                     title="%s distribution" % metric, ylabel=label)
+
+
+def footprints_for(access_pattern, given=None):
+    """The memory footprints that belong to an access record (``report holistic``):
+    ``given`` (``--footprints``) if any; else the archive's own tables when
+    ``access_pattern`` is an archive holding them; else damo's side file
+    ``<access_pattern>.mem_footprint``."""
+    if given is not None:
+        return load_footprints(given)
+    path = str(access_pattern)
+    if _is_archive(path):
+        fp = archive_footprints(path)
+        if fp is not None:
+            return fp
+    return load_footprints("%s.mem_footprint" % path)

@@ -1,0 +1,46 @@
+"""``damo-analyze report holistic``: damo 3.4.3's ``report holistic``."""
+import argparse
+import sys
+
+HELP = "access pattern, memory footprints and hotspot functions in one report"
+DESCRIPTION = """\
+Show a recording as a whole, as damo 3.4.3's `damo report holistic` does (same
+options, byte-identical text): the address ranges of each target (heatmap axes),
+the distributions of the working set size and of the memory footprints, and the
+hotspot functions of the CPU profile (`perf report`). --long adds the ranges in raw
+numbers and the distributions in time order.
+
+The access record is any damon.data flavour or a damo-pipe HDF5 archive. Footprints
+default to the archive's own tables (an archive) or to damo's side file
+<access_pattern>.mem_footprint; the profile defaults to <access_pattern>.profile.
+The short report leaves the hotspot section out when perf is not installed.
+
+examples:
+  damo-analyze report holistic --access_pattern damon.data
+  damo-analyze report holistic --access_pattern damon.data --long
+  damo-analyze report holistic --access_pattern record.h5 --profile perf.data
+"""
+
+
+def prepare_parser(parser):
+    parser.add_argument("--access_pattern", metavar="<file>", default="damon.data",
+                        help="access pattern record (any damon.data flavour or an HDF5 archive)")
+    parser.add_argument("--footprints", metavar="<file>",
+                        help="memory footprints (damo's .mem_footprint file or an archive)")
+    parser.add_argument("--profile", metavar="<file>", help="CPU profile (perf.data)")
+    parser.add_argument("--long", action="store_true", help="make the long report")
+    parser.add_argument("--perf_path", metavar="<path>", default="perf",
+                        help="path of the perf tool (default: perf on PATH)")
+    # damo's hidden option for 'damo monitor': heatmaps of the last N seconds only
+    parser.add_argument("--heatmap_time_last_n_sec", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=["cython", "python"], default="cython",
+                        help=argparse.SUPPRESS)
+
+
+def run(args):
+    from damo_pipe.analyze.holistic import holistic_report
+    text = holistic_report(args.access_pattern, footprints=args.footprints, profile=args.profile,
+                           long=args.long, perf_path=args.perf_path,
+                           last_n_sec=args.heatmap_time_last_n_sec, engine=args.engine)
+    sys.stdout.write(text + "\n")
+    return 0

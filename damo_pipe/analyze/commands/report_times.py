@@ -1,0 +1,63 @@
+"""``damo-analyze report times``: damo 3.4.3's ``report times``."""
+import argparse
+import sys
+
+HELP = "times when the record showed an access pattern"
+DESCRIPTION = """\
+Print the time intervals (seconds, the record's clock) of the snapshots that keep at
+least one region after damo's record filter, as damo 3.4.3's `damo report times`
+does (same options, byte-identical text). Snapshots that follow each other are
+joined into one interval. --json prints the intervals as JSON (our extension).
+
+The second --inputs file (the CPU profile) is accepted for damo's command lines and
+not read.
+
+examples:
+  damo-analyze report times --inputs damon.data damon.data.profile --access_rate 50 100
+  damo-analyze report times --inputs record.h5 --sz_region 8M max
+  damo-analyze report times --inputs damon.data --access_rate 0 0 --json
+"""
+
+
+def add_inputs_argument(parser):
+    """damo's ``--inputs <access pattern> <profile>`` (the profile may be left out)."""
+    parser.add_argument("--inputs", metavar="<file>", nargs="+",
+                        default=["damon.data", "damon.data.profile"],
+                        help="access pattern record (any damon.data flavour or an HDF5 "
+                             "archive) and CPU profile (perf.data; default: "
+                             "<access pattern>.profile)")
+
+
+def split_inputs(inputs):
+    """(access pattern, profile or None) of --inputs."""
+    from damo_pipe.errors import UsageError
+    if len(inputs) > 2:
+        raise UsageError("--inputs takes <access pattern> [<profile>]")
+    return inputs[0], (inputs[1] if len(inputs) == 2 else None)
+
+
+def prepare_parser(parser):
+    from damo_pipe.analyze.record_filter import add_filter_arguments
+    add_inputs_argument(parser)
+    add_filter_arguments(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print the intervals as JSON (ns and s); our extension")
+    parser.add_argument("--engine", choices=["cython", "python"], default="cython",
+                        help=argparse.SUPPRESS)
+
+
+def run(args):
+    from damo_pipe.analyze._chunks import RecordSource
+    from damo_pipe.analyze import profile as P
+    from damo_pipe.analyze.record_filter import build_filter
+    access_pattern, _ = split_inputs(args.inputs)
+    filt = build_filter(args)
+    with RecordSource.open([access_pattern]) as src:
+        intervals = P.access_intervals(src, filt, engine=args.engine)
+    if args.json:
+        import json
+        sys.stdout.write(json.dumps(P.times_json(intervals), indent=1) + "\n")
+        return 0
+    if intervals:
+        sys.stdout.write(P.format_times(intervals) + "\n")
+    return 0

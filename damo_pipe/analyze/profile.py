@@ -1,0 +1,122 @@
+"""damo's ``report times`` and ``report profile``: when the record showed an access pattern,
+and the CPU profile of those times.
+
+:func:`access_intervals` applies damo's record filter (``--sz_region``, ``--access_rate``,
+``--age``, ...) and joins the times of the snapshots that kept a region: a snapshot that
+starts where the previous kept one ended extends its interval (across records too, as
+damo does). ``report times`` prints them in seconds; ``report profile`` hands them to
+``perf report --time`` (:mod:`damo_pipe.analyze.perf`).
+
+:func:`profile_path` is the one place that decides where a recording's CPU profile is.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["access_intervals", "format_times", "times_json", "perf_time_args",
+           "default_profile_path", "profile_path", "ENGINES"]
+
+ENGINES = ("cython", "python")
+
+#: region columns the record filter reads
+_FILTER_COLUMNS = ("start", "end", "nr_accesses", "age")
+
+
+def _join_py(part, out):
+    """Reference twin: damo's loop over the snapshots of one filtered chunk."""
+    nr = part.snapshots.nr_regions
+    for k in range(part.nr_snapshots):
+        if int(nr[k]) == 0:
+            continue
+        start, end = part.snapshot_start(k), int(part.snapshots.end_ns[k])
+        if out and out[-1][1] == start:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+
+
+def _join_np(part, out):
+    """The same with numpy: runs of kept snapshots that touch, then one step per run."""
+    idx = np.flatnonzero(part.snapshots.nr_regions > 0)
+    if not len(idx):
+        return
+    starts = part.snapshots.start_ns[idx]
+    ends = part.snapshots.end_ns[idx]
+    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+    run_first = np.concatenate([[0], breaks])
+    run_last = np.concatenate([breaks - 1, [len(idx) - 1]])
+    for a, b in zip(run_first.tolist(), run_last.tolist()):
+        start = part.snapshot_start(int(idx[a])) if a == 0 else int(starts[a])
+        end = int(ends[b])
+        if out and out[-1][1] == start:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+
+
+def access_intervals(records, record_filter=None, engine="cython"):
+    """[[start_ns, end_ns], ...] of the snapshots left with regions by ``record_filter``.
+
+    ``records``: a RecordSource, Records or paths. Times are ints, except a deduced
+    first snapshot start (a float, as damo keeps it).
+    """
+    from damo_pipe.analyze._chunks import RecordSource
+    from damo_pipe.analyze.record_filter import ChunkFilter
+    src = RecordSource.of(records)
+    join = _join_py if engine == "python" else _join_np
+    out = []
+    for i in range(len(src)):
+        cf = ChunkFilter(record_filter)
+        for chunk in src.iter_chunks(i, columns=_FILTER_COLUMNS):
+            join(cf(chunk), out)
+    return out
+
+
+def _seconds(t):
+    """t / 10^9 as damo computes it (exact int division for ints)."""
+    return (int(t) if not isinstance(t, float) else t) / 1000000000
+
+
+def format_times(intervals):
+    """damo's ``report times`` text: ``start-end`` in seconds, then ``# (seconds)``."""
+    lines = []
+    for start, end in intervals:
+        lines.append("%f-%f" % (_seconds(start), _seconds(end)))
+        lines.append("# (seconds)")
+    return "\n".join(lines)
+
+
+def times_json(intervals):
+    """A JSON-ready list of {start_ns, end_ns, start_s, end_s} (our extension)."""
+    return [{"start_ns": s, "end_ns": e, "start_s": _seconds(s), "end_s": _seconds(e)}
+            for s, e in intervals]
+
+
+def perf_time_args(intervals):
+    """``--time START,END`` per interval, seconds as Python prints them (damo's '%s')."""
+    args = []
+    for start, end in intervals:
+        args += ["--time", "%s,%s" % (_seconds(start), _seconds(end))]
+    return args
+
+
+def default_profile_path(access_pattern):
+    """damo's default: ``<access pattern file>.profile``."""
+    return "%s.profile" % access_pattern
+
+
+@contextlib.contextmanager
+def profile_path(access_pattern, given=None):
+    """Path of the perf.data CPU profile that belongs to ``access_pattern``, for the
+    duration of the ``with`` block.
+
+    ``given`` (``--profile``, the second ``--inputs`` value) wins; otherwise damo's side
+    file ``<access_pattern>.profile``. This is the single place to extend when archives
+    carry their profile: extract it to a temporary file here and remove it on exit.
+    """
+    if given is not None:
+        yield str(given)
+        return
+    yield default_profile_path(access_pattern)
