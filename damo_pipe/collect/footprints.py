@@ -1,9 +1,16 @@
-"""Memory footprints recorded beside the snapshots: /proc/PID/statm and /proc/meminfo."""
+"""Memory footprints recorded beside the snapshots: /proc/PID/statm and /proc/meminfo.
+
+:class:`FootprintRecorder` is the side recorder that writes them into the archive's
+``collect/footprints`` and ``collect/meminfo`` tables.
+"""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
+
+from damo_pipe.collect.side_recorders import SideRecorder
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -48,3 +55,42 @@ def read_meminfo(proc_root="/proc"):
                 mult = 1024 if len(parts) > 1 and parts[1] == "kB" else 1
                 out[key] = int(parts[0]) * mult
     return out
+
+
+class FootprintRecorder(SideRecorder):
+    """statm of the target processes and /proc/meminfo, every ``interval`` seconds of
+    snapshots and once more before each archive file closes (the state at the end)."""
+
+    name = "footprints"
+
+    def __init__(self, interval=1.0, proc_root="/proc"):
+        self.interval = interval
+        self.proc_root = proc_root
+        self._next = 0.0
+        self._pids = []
+        self.t_foot = self.t_mem = None
+
+    def open(self, writer, session):
+        spec = session.spec
+        self._pids = list(spec.pids) if spec.ops != "paddr" else []
+        self.t_foot = writer.add_side_table("footprints", FOOTPRINT_COLUMNS)
+        self.t_mem = writer.add_side_table("meminfo", MEMINFO_COLUMNS)
+
+    def sample(self, now):
+        if now >= self._next:
+            self._next = now + self.interval
+            self.record()
+
+    def close(self, writer):
+        self.record()
+
+    def record(self):
+        """One row per live target process and one meminfo row, stamped now."""
+        t = time.time_ns()
+        for pid in self._pids:
+            st = read_statm(pid, self.proc_root)
+            if st is not None:
+                self.t_foot.append(time_ns=t, pid=pid, **st)
+        mi = read_meminfo(self.proc_root)
+        if mi is not None:
+            self.t_mem.append(time_ns=t, **mi)

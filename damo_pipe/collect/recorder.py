@@ -1,26 +1,26 @@
 """Turn a running :class:`KdamondSession` into archive snapshots.
 
-:func:`take_snapshot` asks the kernel for the stat scheme's tried regions and returns
-one single-snapshot :class:`Record` per target. :class:`ArchiveRecorder` appends such
-snapshots to an SWMR :class:`ArchiveWriter`, together with DAMOS stats of every scheme,
-memory footprints and /proc/meminfo (side tables), flushing at least every
+:class:`ArchiveRecorder` appends snapshots (:func:`~damo_pipe.collect.snapshots.take_snapshot`)
+to an SWMR :class:`ArchiveWriter`, together with DAMOS stats of every scheme (a side
+table) and whatever its side recorders add (memory footprints and /proc/meminfo by
+default; see :mod:`damo_pipe.collect.side_recorders`), flushing at least every
 ``flush_interval`` seconds and optionally rotating to a new file every
 ``rotate_interval`` seconds. :func:`record_loop` runs until a deadline, a stop flag, the
 target's exit or the kdamond turning off.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
 
 import numpy as np
 
-from damo_pipe.collect import footprints as fp
-from damo_pipe.collect.kdamond import KdamondSession, split_targets
+from damo_pipe.collect.footprints import FootprintRecorder
+from damo_pipe.collect.kdamond import KdamondSession
+from damo_pipe.collect.snapshots import record_metas, snapshot_records, take_snapshot
 from damo_pipe.errors import CollectError, DamonBusyError
-from damo_pipe.model import (DAMOS_STAT_FIELDS, Intervals, Record, RecordBuilder, RegionColumns)
+from damo_pipe.model import DAMOS_STAT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -28,68 +28,8 @@ DAMOS_STATS_COLUMNS = {"time_ns": np.int64, "scheme_idx": np.int64,
                        **{f: np.uint64 for f in DAMOS_STAT_FIELDS}}
 
 
-def record_metas(session: KdamondSession):
-    """Metadata-only Records, one per monitoring target."""
-    spec = session.spec
-    iv = Intervals(spec.sample_us, spec.aggr_us, spec.update_us)
-    metas = []
-    for t in range(spec.nr_targets):
-        metas.append(Record(
-            target_id=t, kdamond_idx=session.idx, context_idx=0,
-            scheme_idx=session.stat_scheme_idx, intervals=iv, ops=spec.ops,
-            pid=spec.pids[t] if spec.ops != "paddr" and t < len(spec.pids) else None))
-    return metas
-
-
-@dataclasses.dataclass
-class Snapshot:
-    end_ns: int
-    start_ns: int
-    per_target: list          # RegionColumns per target
-    total_bytes: int
-
-
 #: snapshots in a row whose tried regions could not be read before recording gives up
 MAX_FAILED_SNAPSHOTS_IN_A_ROW = 10
-
-
-def take_snapshot(session: KdamondSession, engine="auto") -> Snapshot:
-    """One aggregation interval's regions of every target (refreshes tried regions)."""
-    for attempt in range(3):
-        if attempt:
-            time.sleep(0.02 * attempt)
-        session.update_tried_regions()
-        end_ns = time.time_ns()
-        try:
-            (start, end, nr, age, passed), total = session.read_tried_regions(engine=engine)
-            if len(start) or attempt == 2:
-                break
-            # an update that ended before the scheme was applied lists no region
-            # (seen on 6.12 now and then): not a snapshot of an empty address space
-            continue
-        except CollectError:
-            # the kernel rebuilt tried_regions under us (an update cut short by a
-            # signal, or a concurrent reader's update): ask again
-            if attempt == 2:
-                raise
-    bounds = split_targets(start, session.spec.nr_targets)
-    per_target = [RegionColumns(start[a:b], end[a:b], nr[a:b], age[a:b], passed[a:b])
-                  for a, b in bounds]
-    while len(per_target) < session.spec.nr_targets:
-        per_target.append(RegionColumns())
-    if total is None:
-        total = int((end - start).sum()) if len(start) else 0
-    return Snapshot(end_ns, end_ns - int(session.spec.aggr_us) * 1000, per_target, total)
-
-
-def snapshot_records(session, snap: Snapshot, damos_stats=None):
-    """Single-snapshot Records (one per target) of a Snapshot."""
-    out = []
-    for meta, regions in zip(record_metas(session), snap.per_target):
-        b = RecordBuilder(meta)
-        b.add_snapshot(snap.start_ns, snap.end_ns, regions, damos_stats=damos_stats)
-        out.append(b.build())
-    return out
 
 
 def rotated_name(path, n):
@@ -101,9 +41,17 @@ def rotated_name(path, n):
 
 
 class ArchiveRecorder:
+    """Snapshots of one kdamond session into an SWMR archive (rotated when asked).
+
+    ``side_recorders``: :class:`~damo_pipe.collect.side_recorders.SideRecorder` objects
+    whose ``open``/``sample``/``close`` hooks run with every archive file and snapshot;
+    None means one :class:`FootprintRecorder` (every ``footprint_interval`` seconds,
+    reading ``proc_root``).
+    """
+
     def __init__(self, session: KdamondSession, path, *, flush_interval=1.0, compression=None,
                  stats_interval=1.0, footprint_interval=1.0, rotate_interval=None,
-                 proc_root="/proc", provenance=None, engine="auto", on_open=None):
+                 proc_root="/proc", provenance=None, engine="auto", side_recorders=None):
         self.session = session
         self.base_path = os.fspath(path)
         self.flush_interval = flush_interval
@@ -114,7 +62,9 @@ class ArchiveRecorder:
         self.proc_root = proc_root
         self.provenance = dict(provenance or {})
         self.engine = engine
-        self.on_open = on_open
+        if side_recorders is None:
+            side_recorders = [FootprintRecorder(footprint_interval, proc_root)]
+        self.side_recorders = list(side_recorders)
         self.paths = []
         self.nr_snapshots = 0
         self.nr_regions = 0
@@ -124,30 +74,29 @@ class ArchiveRecorder:
         self._rotation = 0
         self._last_stats = None
         self._next_stats = 0.0
-        self._next_footprint = 0.0
         self.writer = None
         self._open()
 
     def _open(self):
+        from damo_pipe.analyze.heatmap import GuideBuilder
         from damo_pipe.archive import ArchiveWriter
 
         path = rotated_name(self.base_path, self._rotation)
         prov = dict(self.provenance)
         prov.update(source_format="damon_sysfs", collector="damo-collect record",
                     rotation_index=self._rotation)
-        self.writer = ArchiveWriter(path, swmr=True, compression=self.compression, provenance=prov)
+        self.writer = ArchiveWriter(path, swmr=True, compression=self.compression, provenance=prov,
+                                    summariser=GuideBuilder)
         self.record_idx = [self.writer.add_record(m) for m in record_metas(self.session)]
-        if self.on_open is not None:
-            self.on_open(self.writer)
-        # side tables must exist before SWMR starts (at the first flush)
+        # records and side tables must exist before SWMR starts (at the first flush)
         import json
         w = self.writer
         self.t_stats = w.add_side_table("damos_stats", DAMOS_STATS_COLUMNS, attrs={
             "schemes_json": json.dumps([s.to_dict() for s in self.session.spec.schemes]
                                        + [{"action": "stat", "note": "damo-collect snapshots"}]),
             "stat_scheme_idx": self.session.stat_scheme_idx})
-        self.t_foot = w.add_side_table("footprints", fp.FOOTPRINT_COLUMNS)
-        self.t_mem = w.add_side_table("meminfo", fp.MEMINFO_COLUMNS)
+        for side in self.side_recorders:
+            side.open(w, self.session)
         w.set_side_attrs(spec_json=json.dumps(self.session.spec.to_dict()),
                          features_json=json.dumps(self.session.features.to_dict()))
         self.paths.append(path)
@@ -157,7 +106,7 @@ class ArchiveRecorder:
 
     # -- per snapshot -------------------------------------------------------------------
     def step(self):
-        """Take one snapshot and append it (plus due stats/footprints); flush when due.
+        """Take one snapshot and append it (plus due stats and side samples); flush when due.
         Returns the snapshot, or None when it was skipped (see below)."""
         now = time.monotonic()
         try:
@@ -190,9 +139,8 @@ class ArchiveRecorder:
             self.writer.append(idx, rec)
             self.nr_regions += rec.nr_regions
         self.nr_snapshots += 1
-        if now >= self._next_footprint:
-            self._next_footprint = now + self.footprint_interval
-            self._record_footprints()
+        for side in self.side_recorders:
+            side.sample(now)
         self.maybe_flush()
         if self.rotate_interval and time.monotonic() - self._opened >= self.rotate_interval:
             self.rotate()
@@ -209,17 +157,6 @@ class ArchiveRecorder:
         for i, row in enumerate(stats):
             self.t_stats.append(time_ns=t, scheme_idx=i, **row)
         self._last_stats = stats
-
-    def _record_footprints(self):
-        t = time.time_ns()
-        if self.session.spec.ops != "paddr":
-            for pid in self.session.spec.pids:
-                st = fp.read_statm(pid, self.proc_root)
-                if st is not None:
-                    self.t_foot.append(time_ns=t, pid=pid, **st)
-        mi = fp.read_meminfo(self.proc_root)
-        if mi is not None:
-            self.t_mem.append(time_ns=t, **mi)
 
     def maybe_flush(self):
         if time.monotonic() - self._last_flush >= self.flush_interval:
@@ -244,7 +181,8 @@ class ArchiveRecorder:
         if self.writer is None:
             return
         try:
-            self._record_footprints()   # the state at the end, too
+            for side in self.side_recorders:
+                side.close(self.writer)   # the state at the end, too
             self.flush()
         finally:
             self.writer.close()

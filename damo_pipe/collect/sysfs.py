@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from damo_pipe._engine import select_engine
 from damo_pipe.errors import CollectError, DamonUnavailableError
 
 #: DAMON's sysfs show/store functions take the sysfs lock with mutex_trylock and answer
@@ -262,18 +263,17 @@ def read_tried_regions_py(dirpath, n, with_filter_passed=False):
 
 
 def read_tried_regions(dirpath, n, with_filter_passed=False, engine="auto"):
-    """Columns (start, end, nr_accesses, age, sz_filter_passed) of N tried regions."""
-    if engine in ("auto", "cython"):
-        try:
-            from damo_pipe.collect import _tried_regions
-        except ImportError:
-            if engine == "cython":
-                raise
-        else:
-            try:
-                return _tried_regions.read_tried_regions(os.fsencode(dirpath), n, with_filter_passed)
-            except OSError as e:
-                raise CollectError("reading tried regions under %s failed: %s" % (dirpath, e)) from None
-            except ValueError as e:
-                raise CollectError("%s: %s" % (dirpath, e)) from None
-    return read_tried_regions_py(dirpath, n, with_filter_passed)
+    """Columns (start, end, nr_accesses, age, sz_filter_passed) of N tried regions.
+
+    ``engine``: "auto" (the Cython reader when built), "cython" or "python"
+    (:func:`damo_pipe._engine.select_engine`; EngineError for an unknown name or an
+    unbuilt Cython reader)."""
+    kernel = select_engine(engine, "damo_pipe.collect._tried_regions")
+    if kernel is None:
+        return read_tried_regions_py(dirpath, n, with_filter_passed)
+    try:
+        return kernel.read_tried_regions(os.fsencode(dirpath), n, with_filter_passed)
+    except OSError as e:
+        raise CollectError("reading tried regions under %s failed: %s" % (dirpath, e)) from None
+    except ValueError as e:
+        raise CollectError("%s: %s" % (dirpath, e)) from None

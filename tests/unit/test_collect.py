@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from damo_pipe.collect.cli import main
-from damo_pipe.collect.kdamond import (KdamondSession, MonitoringSpec, SchemeSpec,
-                                       split_targets, system_ram_ranges)
+from damo_pipe.collect.kdamond import (KdamondSession, MonitoringSpec, split_targets,
+                                       system_ram_ranges)
 from damo_pipe.collect.ownership import OwnershipFile
 from damo_pipe.collect.sysfs import SysfsTree, read_tried_regions
-from damo_pipe.errors import CollectError, DamonBusyError, DamonUnavailableError, UsageError
+from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableError,
+                              EngineError)
 from tests.unit.fake_kernel import FAKE_KDAMOND_PID_BASE, FakeKernel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,6 +204,21 @@ def test_tried_regions_reader_errors_name_the_file(root, engine):
     os.unlink(os.path.join(d, "1", "end"))
     with pytest.raises(CollectError, match="1/end"):
         read_tried_regions(d, 2, engine=engine)
+
+
+def test_tried_regions_reader_engine_selection(root, monkeypatch):
+    d = os.path.join(root, "tr")
+    os.makedirs(os.path.join(d, "0"))
+    for f, v in zip(("start", "end", "nr_accesses", "age"), (0, 4096, 3, 7)):
+        with open(os.path.join(d, "0", f), "w") as fh:
+            fh.write("%d\n" % v)
+    with pytest.raises(EngineError, match="engine must be one of"):
+        read_tried_regions(d, 1, engine="fortran")
+    # the Cython reader not built: "auto" falls back to the twin, "cython" says so
+    monkeypatch.setitem(sys.modules, "damo_pipe.collect._tried_regions", None)
+    assert read_tried_regions(d, 1, engine="auto")[2].tolist() == [3]
+    with pytest.raises(EngineError, match="not built"):
+        read_tried_regions(d, 1, engine="cython")
 
 
 def test_split_targets_at_address_drops():
@@ -494,7 +510,7 @@ def test_sigkill_keeps_flushed_snapshots(fake, tree, tmp_path):
 
 
 def test_snapshot_merges_equal_adjacent_regions():
-    from damo_pipe.collect.commands.snapshot import merge_regions
+    from damo_pipe.collect.snapshots import merge_regions
     from damo_pipe.model import Record, RecordBuilder, RegionColumns
 
     b = RecordBuilder(Record(target_id=0))
@@ -515,7 +531,7 @@ def test_missing_pid_is_a_usage_error(fake, capsys):
 
 
 def test_snapshot_retries_when_tried_regions_change_under_it(fake, tree, owner):
-    from damo_pipe.collect.recorder import take_snapshot
+    from damo_pipe.collect.snapshots import take_snapshot
 
     s = KdamondSession.create(tree, owner, MonitoringSpec(ops="paddr", regions=[[(0, 1 << 30)]]))
     real = s.read_tried_regions

@@ -1,4 +1,4 @@
-"""Tracepoint streaming (damo_pipe.collect.tracer) against a fake tracefs and a fake perf.
+"""Tracepoint streaming (damo_pipe.collect.tracing) against a fake tracefs and a fake perf.
 
 Nothing here touches the host's real tracefs: every session gets ``tracefs_root`` = a
 temporary directory whose ``trace_pipe`` is a FIFO fed from the real captures in
@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 from damo_pipe.archive import ArchiveWriter, read_archive_records
-from damo_pipe.collect import tracer
+from damo_pipe.collect import tracing
 from damo_pipe.collect.commands import record_trace
+from damo_pipe.collect.tracing import TracerOptions
+from damo_pipe.collect.tracing import tracefs as tracefs_mod
 from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableError,
-                              ExternalToolError)
+                              ExternalToolError, UsageError)
 from damo_pipe.model import Record
 from tests.unit.test_tracer_helpers import (PARSERS, PERF_SCRIPT_CAPTURE, TRACE_PIPE_CAPTURE,
                                             FakeTracefs, StandInStreamParser,
@@ -47,10 +49,10 @@ def no_real_tracefs(monkeypatch):
 
 def test_real_tracefs_is_refused_when_disabled(tmp_path):
     w, keys = new_writer(tmp_path / "a.h5")
-    for fn in (tracer.open_tracefs_tracer, tracer.open_perf_tracer):
+    for fn in (tracing.open_tracefs_tracer, tracing.open_perf_tracer):
         with pytest.raises(DamonUnavailableError, match="real tracefs is disabled"):
             fn(w, keys, parser=StandInStreamParser())
-    assert tracer.cleanup_stale_tracing(state_dir=tmp_path) == []
+    assert tracing.cleanup_stale_tracing(state_dir=tmp_path) == []
     w.close()
 
 
@@ -77,7 +79,7 @@ def run_until_fed(handle, feeder, timeout=20.0):
 def test_instance_mode_enables_only_damon_events_and_cleans_up(fake, tmp_path):
     before = fake.snapshot_state()
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, buffer_kb=2048,
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, buffer_kb=2048,
                                    parser=StandInStreamParser())
     inst = Path(fake.instances_made[0])
     assert inst.name == "damo-pipe-%d" % os.getpid()
@@ -100,9 +102,9 @@ def test_instance_disables_events_before_removal(fake, tmp_path, monkeypatch):
     def rmdir(path):
         seen.update(fake.enable_state(path))
         FakeTracefs.rmdir_instance(path)
-    monkeypatch.setattr(tracer, "_rmdir_instance", rmdir)
+    monkeypatch.setattr(tracefs_mod, "_rmdir_instance", rmdir)
     w, keys = new_writer(tmp_path / "a.h5")
-    tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root,
+    tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root,
                                parser=StandInStreamParser()).stop()
     assert seen == {"damon_aggregated": "0", "damos_before_apply": "0"}
 
@@ -112,7 +114,7 @@ def test_toplevel_mode_saves_changes_and_restores(tmp_path, monkeypatch):
     before = fake.snapshot_state()
     state_dir = tmp_path / "state"
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
                                    buffer_kb=4096, state_dir=state_dir,
                                    parser=StandInStreamParser(), damos=True)
     assert fake.enable_state() == {"damon_aggregated": "1", "damos_before_apply": "1"}
@@ -139,7 +141,7 @@ def test_toplevel_refuses_tracing_in_use(tmp_path, monkeypatch, control, what):
     before = fake.snapshot_state()
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(DamonBusyError, match=what):
-        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+        tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
                                    state_dir=tmp_path / "state", parser=StandInStreamParser())
     assert fake.snapshot_state() == before
     w.close()
@@ -155,7 +157,7 @@ def test_toplevel_refuses_when_trace_pipe_is_being_read(fake, tmp_path):
         before = fake.snapshot_state()
         w, keys = new_writer(tmp_path / "a.h5")
         with pytest.raises(DamonBusyError, match="pid %d" % reader.pid):
-            tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
+            tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode="toplevel",
                                        state_dir=tmp_path / "state", parser=StandInStreamParser())
         assert fake.snapshot_state() == before
         w.close()
@@ -168,7 +170,7 @@ def test_instance_mode_is_not_disturbed_by_other_users(tmp_path, monkeypatch):
     fake = FakeTracefs(tmp_path / "tracing", current_tracer="function\n",
                        set_event="sched:sched_switch\n").install(monkeypatch)
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
     h.stop()
     w.close()
     assert (fake.root / "current_tracer").read_text().strip() == "function"
@@ -178,7 +180,7 @@ def test_existing_instance_is_refused(fake, tmp_path):
     fake.mkdir_instance(fake.root / "instances" / ("damo-pipe-%d" % os.getpid()))
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(DamonBusyError, match="damo-collect stop"):
-        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+        tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
     w.close()
 
 
@@ -186,24 +188,24 @@ def test_missing_tracepoint_and_missing_tracefs(tmp_path, monkeypatch):
     fake = FakeTracefs(tmp_path / "tracing", events=("damos_before_apply",)).install(monkeypatch)
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(DamonUnavailableError, match="damon_aggregated"):
-        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+        tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
     assert list((fake.root / "instances").iterdir()) == []
     with pytest.raises(DamonUnavailableError, match="not a tracefs"):
-        tracer.open_tracefs_tracer(w, keys, tracefs_root=tmp_path, parser=StandInStreamParser())
+        tracing.open_tracefs_tracer(w, keys, tracefs_root=tmp_path, parser=StandInStreamParser())
     w.close()
 
 
 def test_permission_error_is_a_collect_error_and_rolls_back(fake, tmp_path, monkeypatch):
-    real_write = tracer._write
+    real_write = tracefs_mod._write
 
     def failing(path, value):
         if path.endswith("damon_aggregated/enable") and value == "1":
             raise PermissionError(13, "Permission denied", path)
         return real_write(path, value)
-    monkeypatch.setattr(tracer, "_write", failing)
+    monkeypatch.setattr(tracefs_mod, "_write", failing)
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(CollectError, match="needs root"):
-        tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
+        tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=StandInStreamParser())
     assert list((fake.root / "instances").iterdir()) == []
     w.close()
 
@@ -217,7 +219,7 @@ def test_streamed_archive_equals_whole_capture(fake, tmp_path, parser_name, cap,
     parser = make_parser(parser_name)
     before = fake.snapshot_state()
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode=mode, parser=parser,
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, mode=mode, parser=parser,
                                    state_dir=tmp_path / "state", flush_interval=0.001)
     feeder = start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=3000,
                           seed=len(data) + len(mode))
@@ -241,7 +243,7 @@ def test_stream_equals_reader_of_the_whole_file(fake, tmp_path, parser_name):
     data = capture("trace_pipe")
     whole = trace_text.read_trace_text(str(TRACE_PIPE_CAPTURE), engine="python")
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=700))
     h.stop()
     w.close()
@@ -260,7 +262,7 @@ def test_stream_equals_reader_of_the_whole_file(fake, tmp_path, parser_name):
 def test_unannounced_target_gets_its_own_record(fake, tmp_path):
     data = capture("trace_pipe").replace(b"target_id=0 ", b"target_id=7 ")
     w = ArchiveWriter(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, {}, tracefs_root=fake.root, parser=StandInStreamParser())
+    h = tracing.open_tracefs_tracer(w, {}, tracefs_root=fake.root, parser=StandInStreamParser())
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data))
     h.stop()
     w.close()
@@ -273,7 +275,7 @@ def test_parser_error_still_restores_tracefs(fake, tmp_path):
             raise ValueError("boom")
     before = fake.snapshot_state()
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=Exploding())
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=Exploding())
     feeder = start_feeder(os.path.join(h.source.dir, "trace_pipe"), b"x" * 100 + b"\n")
     with pytest.raises(ValueError, match="boom"):
         try:
@@ -326,8 +328,7 @@ def test_sigkill_mid_stream_leaves_every_flushed_snapshot(fake, tmp_path, parser
         assert fake.enable_state(inst)["damon_aggregated"] == "1"
         total = assert_archive_prefix_of_reference(archive, ref, at_least=flushed)
         assert total < sum(len(s) for s in ref.values())  # really killed mid-stream
-        msgs = record_trace.cleanup_after_crash(argparse.Namespace(
-            tracefs_root=str(fake.root), tracer_state_dir=str(tmp_path / "state")))
+        msgs = tracing.cleanup_after_crash(str(fake.root), str(tmp_path / "state"))
         assert msgs == ["removed stale tracing instance %s" % inst]
         assert not inst.exists()
 
@@ -337,43 +338,41 @@ def test_cleanup_restores_toplevel_state_of_a_dead_recorder(tmp_path, monkeypatc
     before = fake.snapshot_state()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    sess = tracer.TracefsSession(fake.root, mode="toplevel", state_dir=tmp_path / "state",
+    sess = tracing.TracefsSession(fake.root, mode="toplevel", state_dir=tmp_path / "state",
                                  pid=dead.pid, check_readers=False)
     sess.open()
     os.close(sess.fd)          # "killed": nothing restored
     assert fake.enable_state()["damon_aggregated"] == "1"
-    live = tracer.cleanup_stale_tracing(fake.root, tmp_path / "state")
+    live = tracing.cleanup_stale_tracing(fake.root, tmp_path / "state")
     assert live == ["restored top-level tracefs state left by pid %d" % dead.pid]
     assert fake.snapshot_state() == before
-    assert tracer.cleanup_stale_tracing(fake.root, tmp_path / "state") == []
+    assert tracing.cleanup_stale_tracing(fake.root, tmp_path / "state") == []
 
 
 def test_cleanup_keeps_instances_of_live_processes(fake, tmp_path):
     inst = fake.root / "instances" / ("damo-pipe-%d" % os.getpid())
     fake.mkdir_instance(inst)
     fake.mkdir_instance(fake.root / "instances" / "someone-else")
-    msgs = tracer.cleanup_stale_tracing(fake.root, tmp_path / "state")
+    msgs = tracing.cleanup_stale_tracing(fake.root, tmp_path / "state")
     assert msgs == ["kept tracing instance %s: pid %d is alive" % (inst, os.getpid())]
     assert inst.exists() and (fake.root / "instances" / "someone-else").exists()
 
 
 def test_sigterm_restores_tracefs(fake, tmp_path):
     script = textwrap.dedent("""
-        import argparse, sys, time
+        import sys, time
         from damo_pipe.archive import ArchiveWriter
-        from damo_pipe.collect import tracer
-        from damo_pipe.collect.commands import record_trace
+        from damo_pipe.collect.tracing import TracerOptions, start_tracer, tracefs
         from damo_pipe.model import Record
         from tests.unit.test_tracer_helpers import FakeTracefs, StandInStreamParser
         root = sys.argv[1]
-        tracer._mkdir_instance = lambda p: FakeTracefs.mkdir_instance(fake, p)
+        tracefs._mkdir_instance = lambda p: FakeTracefs.mkdir_instance(fake, p)
         fake = FakeTracefs.__new__(FakeTracefs)
         fake.events = ("damon_aggregated", "damos_before_apply"); fake.instances_made = []
-        tracer._rmdir_instance = FakeTracefs.rmdir_instance
-        p = argparse.ArgumentParser(); record_trace.add_tracer_options(p)
-        args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", root])
+        tracefs._rmdir_instance = FakeTracefs.rmdir_instance
         w = ArchiveWriter(sys.argv[2]); keys = {0: w.add_record(Record(target_id=0))}
-        h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser())
+        h = start_tracer(TracerOptions(kind="tracefs", tracefs_root=root), w, keys,
+                         parser=StandInStreamParser())
         try:
             print("ready", flush=True)
             while True:
@@ -392,27 +391,36 @@ def test_sigterm_restores_tracefs(fake, tmp_path):
     assert read_archive_records(tmp_path / "t.h5")[0].nr_snapshots == 0
 
 
-# ----------------------------------------------------------------------------- command helpers
-def test_tracer_options_and_none():
+# ----------------------------------------------------------------------------- start_tracer
+def test_tracer_options_from_the_command_line():
     p = argparse.ArgumentParser()
     record_trace.add_tracer_options(p)
     a = p.parse_args([])
     assert (a.tracer, a.tracefs_root, a.trace_buffer_kb, a.tracefs_mode) == ("none", None, None,
                                                                             "instance")
-    h = record_trace.start_tracer(a, writer=None, record_keys={})
-    assert h.poll() == 0 and h.stop() == {"tracer": "none"}
+    assert record_trace.tracer_options(a) is None
+    a = p.parse_args(["--tracer", "perf", "--tracefs_root", "/t", "--trace_buffer_kb", "64",
+                      "--tracefs_mode", "toplevel", "--trace_damos", "--perf", "/p",
+                      "--perf_mmap_pages", "8", "--tracer_state_dir", "/s"])
+    assert record_trace.tracer_options(a) == TracerOptions(
+        kind="perf", tracefs_root="/t", tracefs_mode="toplevel", buffer_kb=64, state_dir="/s",
+        damos=True, perf="/p", perf_mmap_pages=8)
     with pytest.raises(SystemExit):
         p.parse_args(["--tracer", "ftrace"])
 
 
-def test_start_tracer_tracefs_with_args(fake, tmp_path):
-    p = argparse.ArgumentParser()
-    record_trace.add_tracer_options(p)
-    args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", str(fake.root),
-                         "--trace_buffer_kb", "512"])
+def test_start_tracer_none_and_unknown():
+    h = tracing.start_tracer(TracerOptions(), writer=None, record_keys={})
+    assert h.poll() == 0 and h.stop() == {"tracer": "none"}
+    with pytest.raises(UsageError, match="ftrace"):
+        TracerOptions(kind="ftrace")
+
+
+def test_start_tracer_tracefs_with_options(fake, tmp_path):
     data = capture("trace_pipe")
     w, keys = new_writer(tmp_path / "a.h5")
-    h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser())
+    h = tracing.start_tracer(TracerOptions(kind="tracefs", tracefs_root=str(fake.root),
+                                           buffer_kb=512), w, keys, parser=StandInStreamParser())
     assert (Path(fake.instances_made[0]) / "buffer_size_kb").read_text() == "512"
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data))
     s = h.stop()
@@ -469,7 +477,7 @@ def test_perf_streaming_equals_whole_capture(fake, fake_perf, tmp_path, parser_n
     data = capture("perf_script")
     before = fake.snapshot_state()
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+    h = tracing.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
                                 parser=make_parser(parser_name), flush_interval=0.001)
     ref = reference_snapshots(data.decode())
     want = sum(len(r) for s in ref.values() for _, r in s)
@@ -493,7 +501,7 @@ def test_perf_stop_before_it_started_recording(fake, fake_perf, tmp_path, monkey
     # perf's start-up (30-60 s under TCG) not over: SIGINT, a warning, no trace data, no error
     monkeypatch.setenv("FAKE_PERF_START_DELAY", "30")
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+    h = tracing.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     assert not h.source.ready
     t0 = time.monotonic()
@@ -507,7 +515,7 @@ def test_perf_stop_before_it_started_recording(fake, fake_perf, tmp_path, monkey
 
 def test_perf_gate_ends_recording_cleanly(fake, fake_perf, tmp_path):
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+    h = tracing.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     assert h.source.wait_ready(20)
     record = h.source.record
@@ -519,11 +527,11 @@ def test_perf_gate_ends_recording_cleanly(fake, fake_perf, tmp_path):
 def test_perf_missing_or_failing(fake, fake_perf, tmp_path, monkeypatch):
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(ExternalToolError, match="perf not found"):
-        tracer.open_perf_tracer(w, keys, perf=str(tmp_path / "no-perf"), tracefs_root=fake.root,
+        tracing.open_perf_tracer(w, keys, perf=str(tmp_path / "no-perf"), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     monkeypatch.setenv("FAKE_PERF_FAIL", "1")
     with pytest.raises(ExternalToolError, match="unknown tracepoint"):
-        tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+        tracing.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     w.close()
 
@@ -532,7 +540,7 @@ def test_perf_without_damon_tracepoints(tmp_path, monkeypatch, fake_perf):
     fake = FakeTracefs(tmp_path / "tracing", events=()).install(monkeypatch)
     w, keys = new_writer(tmp_path / "a.h5")
     with pytest.raises(ExternalToolError, match="no such tracepoint"):
-        tracer.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
+        tracing.open_perf_tracer(w, keys, perf=str(fake_perf), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     w.close()
 
@@ -546,7 +554,7 @@ def test_lost_events_are_counted_and_skipped(fake, tmp_path, parser_name):
     data = b"".join(lines[:first]) + b"CPU:1 [LOST 42 EVENTS]\n" + b"".join(lines[first:]) + \
         b"CPU:0 [LOST 8 EVENTS]\n"
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, parser=make_parser(parser_name))
     # tiny pieces: the marker is split across reads
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=60))
     s = h.stop()
@@ -582,7 +590,7 @@ def test_damos_before_apply_goes_to_its_own_record(fake, tmp_path):
     ref = reference_snapshots(data.decode())
     w, keys = new_writer(tmp_path / "a.h5")
     keys[("damos_before_apply", 0)] = w.add_record(Record(target_id=0, scheme_idx=0))
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=fake.root, damos=True,
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=fake.root, damos=True,
                                    parser=make_parser("real"))
     assert h.streamer.damos_parser is not None
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), mixed, piece=999))
@@ -602,13 +610,10 @@ def test_damos_before_apply_goes_to_its_own_record(fake, tmp_path):
     assert all(9990 <= x <= 10010 for x in d.snapshots.end_ns - recs[0].snapshots.end_ns)
 
 
-def test_flush_false_leaves_flushing_to_the_caller(fake, tmp_path):
-    p = argparse.ArgumentParser()
-    record_trace.add_tracer_options(p)
-    args = p.parse_args(["--tracer", "tracefs", "--tracefs_root", str(fake.root)])
-    args.flush_interval = 0.001
+def test_no_flush_interval_leaves_flushing_to_the_caller(fake, tmp_path):
     w, keys = new_writer(tmp_path / "a.h5")
-    h = record_trace.start_tracer(args, w, keys, parser=StandInStreamParser(), flush=False)
+    h = tracing.start_tracer(TracerOptions(kind="tracefs", tracefs_root=str(fake.root)), w, keys,
+                             parser=StandInStreamParser(), flush_interval=None)
     run_until_fed(h, start_feeder(os.path.join(h.source.dir, "trace_pipe"), capture("trace_pipe"),
                                   piece=500))
     assert h.streamer.flushes == 0 and h.streamer.snapshots_out == 30
@@ -625,7 +630,7 @@ def test_perf_dying_mid_recording_is_an_error(fake, fake_perf, tmp_path, monkeyp
         "sys.stderr.write('perf: out of memory\\\\n')"))
     short.chmod(0o755)
     w, keys = new_writer(tmp_path / "a.h5")
-    h = tracer.open_perf_tracer(w, keys, perf=str(short), tracefs_root=fake.root,
+    h = tracing.open_perf_tracer(w, keys, perf=str(short), tracefs_root=fake.root,
                                 parser=StandInStreamParser())
     with pytest.raises(ExternalToolError, match="perf ended unexpectedly.*out of memory"):
         deadline = time.monotonic() + 20

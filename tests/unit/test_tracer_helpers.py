@@ -65,9 +65,9 @@ class FakeTracefs:
         shutil.rmtree(path)
 
     def install(self, monkeypatch):
-        from damo_pipe.collect import tracer
-        monkeypatch.setattr(tracer, "_mkdir_instance", self.mkdir_instance)
-        monkeypatch.setattr(tracer, "_rmdir_instance", self.rmdir_instance)
+        from damo_pipe.collect.tracing import tracefs
+        monkeypatch.setattr(tracefs, "_mkdir_instance", self.mkdir_instance)
+        monkeypatch.setattr(tracefs, "_rmdir_instance", self.rmdir_instance)
         return self
 
     def snapshot_state(self, d=None):
@@ -284,18 +284,19 @@ def _child_main(argv):
     """
     root, archive, capture, parser_name = argv
     from damo_pipe.archive import ArchiveWriter
-    from damo_pipe.collect import tracer
+    from damo_pipe.collect import tracing
+    from damo_pipe.collect.tracing import tracefs
 
     fake = FakeTracefs.__new__(FakeTracefs)
     fake.root = Path(root)
     fake.events = ("damon_aggregated", "damos_before_apply")
     fake.instances_made = []
-    tracer._mkdir_instance = fake.mkdir_instance
-    tracer._rmdir_instance = fake.rmdir_instance
+    tracefs._mkdir_instance = fake.mkdir_instance
+    tracefs._rmdir_instance = fake.rmdir_instance
     parser = StandInStreamParser() if parser_name == "standin" else real_parser_or_none()()
     w = ArchiveWriter(archive, swmr=True)  # a killed non-SWMR HDF5 file stays "open for write"
     keys = {0: w.add_record(Record(target_id=0))}
-    h = tracer.open_tracefs_tracer(w, keys, tracefs_root=root, parser=parser,
+    h = tracing.open_tracefs_tracer(w, keys, tracefs_root=root, parser=parser,
                                    flush_interval=0.02)
     data = Path(capture).read_bytes() * 1
     start_feeder(os.path.join(h.source.dir, "trace_pipe"), data, piece=300, delay=0.01)

@@ -1,6 +1,4 @@
 """``damo-collect snapshot``: one snapshot of the running monitoring, printed and/or archived."""
-import os
-
 from damo_pipe.collect.commands import _options
 from damo_pipe.errors import DamoPipeError
 
@@ -56,58 +54,10 @@ def render(records, raw_form=False):
     return "\n".join(lines)
 
 
-def merge_regions(record):
-    """Merge adjacent regions with equal nr_accesses and age and no filter-passed bytes."""
-    import dataclasses
-
-    import numpy as np
-
-    from damo_pipe.model import RecordBuilder, RegionColumns
-
-    b = RecordBuilder(record.meta())
-    for k in range(record.nr_snapshots):
-        r = record.snapshot_regions(k)
-        n = len(r)
-        if n > 1:
-            same = ((r.start[1:] == r.end[:-1]) & (r.nr_accesses[1:] == r.nr_accesses[:-1])
-                    & (r.age[1:] == r.age[:-1]) & (r.sz_filter_passed[1:] == 0)
-                    & (r.sz_filter_passed[:-1] == 0))
-            heads = np.concatenate([[True], ~same])
-            idx = np.nonzero(heads)[0]
-            last = np.concatenate([idx[1:] - 1, [n - 1]])
-            r = RegionColumns(r.start[idx], r.end[last], r.nr_accesses[idx], r.age[idx],
-                              r.sz_filter_passed[idx])
-        b.add_snapshot(int(record.snapshots.start_ns[k]), int(record.snapshots.end_ns[k]), r,
-                       total_bytes=int(record.snapshots.total_bytes[k]),
-                       damos_stats=record.snapshots.damos_stats_of(k))
-    return dataclasses.replace(b.build(), first_start_ns=record.first_start_ns)
-
-
-def append_to_archive(records, path):
-    from damo_pipe.archive import read_archive_records, write_records
-    from damo_pipe.model import concat_records
-
-    if os.path.exists(path):
-        old = read_archive_records(path)
-        merged = []
-        used = set()
-        for o in old:
-            key = (o.target_id, o.kdamond_idx, o.context_idx, o.scheme_idx)
-            new = [r for r in records if (r.target_id, r.kdamond_idx, r.context_idx, r.scheme_idx) == key]
-            if new and key not in used:
-                used.add(key)
-                merged.append(concat_records([o, new[0]]) if o.nr_snapshots else new[0])
-            else:
-                merged.append(o)
-        merged += [r for r in records if (r.target_id, r.kdamond_idx, r.context_idx, r.scheme_idx)
-                   not in used]
-        records = merged
-    write_records(records, path, source_format="damon_sysfs")
-
-
 def run(args):
     from damo_pipe.collect.kdamond import KdamondSession
-    from damo_pipe.collect.recorder import snapshot_records, take_snapshot
+    from damo_pipe.collect.snapshots import (append_to_archive, merge_regions,
+                                             snapshot_records, take_snapshot)
 
     tree, owner = _options.open_tree_and_ownership(args)
     session = KdamondSession.attach(tree, owner)

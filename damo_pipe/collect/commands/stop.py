@@ -54,14 +54,11 @@ def run(args):
         s.stop()
         stopped += 1
         print("stopped kdamond %d (thread pid %s)" % (s.idx, s.kdamond_pid))
-    try:
-        if not tree.is_default:
-            raise ImportError   # a fake/other tree: leave the real tracefs alone
-        from damo_pipe.collect.commands import record_trace
-        for msg in record_trace.cleanup_after_crash(args):
+    if tree.is_default:   # with a fake/other tree, leave the real tracefs alone
+        from damo_pipe.collect.tracing import cleanup_after_crash
+        for msg in cleanup_after_crash(getattr(args, "tracefs_root", None),
+                                       args.tracer_state_dir):
             print(msg)
-    except ImportError:
-        pass
     if not entries:
         print("nothing to stop: no monitoring started by damo-collect")
     return 0
