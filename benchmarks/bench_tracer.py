@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from damo_pipe.archive import ArchiveWriter, read_archive_records
-from damo_pipe.collect import tracer
+from damo_pipe.collect import tracing
+from damo_pipe.collect.tracing import tracefs
 from damo_pipe.model import Record
 
 REGIONS_PER_SNAPSHOT = 1000
@@ -92,8 +93,8 @@ class FakeTree:
         def mk(path):
             os.mkdir(path)
             self._populate(path)
-        tracer._mkdir_instance = mk
-        tracer._rmdir_instance = shutil.rmtree
+        tracefs._mkdir_instance = mk
+        tracefs._rmdir_instance = shutil.rmtree
 
 
 def run_once(nr_snapshots, rate, flush_interval=1.0, workdir=None, chunk=65536):
@@ -103,13 +104,13 @@ def run_once(nr_snapshots, rate, flush_interval=1.0, workdir=None, chunk=65536):
         data = synth_trace(nr_snapshots)
         (tmp / "trace.txt").write_bytes(data)
         tree = FakeTree(tmp / "tracing")
-        saved = (tracer._mkdir_instance, tracer._rmdir_instance)
+        saved = (tracefs._mkdir_instance, tracefs._rmdir_instance)
         tree.install()
         try:
             w = ArchiveWriter(tmp / "a.h5", swmr=True)
             keys = {t: w.add_record(Record(target_id=t)) for t in range(TARGETS)}
-            h = tracer.open_tracefs_tracer(w, keys, tracefs_root=tree.root,
-                                           flush_interval=flush_interval)
+            h = tracing.open_tracefs_tracer(w, keys, tracefs_root=tree.root,
+                                            flush_interval=flush_interval)
             r0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.monotonic()
             feeder = subprocess.Popen([sys.executable, "-c", FEEDER,
@@ -124,7 +125,7 @@ def run_once(nr_snapshots, rate, flush_interval=1.0, workdir=None, chunk=65536):
             w.close()
             recs = read_archive_records(tmp / "a.h5")
         finally:
-            tracer._mkdir_instance, tracer._rmdir_instance = saved
+            tracefs._mkdir_instance, tracefs._rmdir_instance = saved
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     regions = summary["regions"]
     assert regions == nr_snapshots * TARGETS * REGIONS_PER_SNAPSHOT

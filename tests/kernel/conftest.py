@@ -249,6 +249,8 @@ def warm_imports():
         import damo_pipe.archive  # noqa: F401
         import damo_pipe.collect.cli as cli
         import damo_pipe.collect.commands._options  # noqa: F401
+        import damo_pipe.collect.recording  # noqa: F401
+        import damo_pipe.collect.tracing  # noqa: F401
         from damo_pipe.archive.layout import compression_kwargs
         compression_kwargs(None)
         for _, mod in cli.COMMANDS:

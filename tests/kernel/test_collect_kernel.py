@@ -279,7 +279,6 @@ def test_record_two_targets_gives_two_records(workload, collect, tmp_path):
 
 
 def test_record_with_tracefs_tracer_adds_trace_records(workload, collect, tmp_path):
-    pytest.importorskip("damo_pipe.collect.commands.record_trace")
     w = workload("--mib", "32")
     out = str(tmp_path / "trace.h5")
     collect("record", "-o", out, "--target_pid", w.pid, "--tracer", "tracefs", "--timeout", "10")

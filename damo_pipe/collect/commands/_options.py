@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 
 from damo_pipe.errors import UsageError
 
@@ -259,38 +258,3 @@ def open_tree_and_ownership(args):
 
     return SysfsTree(args.sysfs_root), OwnershipFile(args.state_file)
 
-
-class StopFlag:
-    """SIGINT/SIGTERM/SIGHUP set a flag (the loop ends, cleanup runs); a second signal raises."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        for s in self.SIGNALS:
-            try:
-                self._old[s] = signal.signal(s, self._handler)
-            except ValueError:   # not the main thread
-                pass
-        return self
-
-    def _handler(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __call__(self):
-        return self.signum is not None
-
-    def shield(self):
-        """Ignore further signals (during cleanup)."""
-        for s in self._old:
-            signal.signal(s, signal.SIG_IGN)
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        return False
