@@ -31,10 +31,11 @@ def find_perf(perf_path="perf"):
 
 
 def _command(perf_path, profile, args):
+    perf = find_perf(perf_path)
     if not os.path.isfile(profile):
         raise RecordFormatError("no such file (the CPU profile; give it with --profile or "
                                 "--inputs)", path=profile)
-    return [find_perf(perf_path), "report", "-i", str(profile)] + list(args)
+    return [perf, "report", "-i", str(profile)] + list(args)
 
 
 def _failed(cmd, code):
