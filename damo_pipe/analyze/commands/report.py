@@ -1,10 +1,12 @@
-"""``damo-analyze report KIND``: damo-compatible reports (heatmap, wss, nr_regions, access, html)."""
+"""``damo-analyze report KIND``: damo-compatible reports (heatmap, wss, nr_regions, access, html,
+footprints, record_info, times, profile, holistic)."""
 import importlib
 import importlib.util
 
 from damo_pipe._cli_common import DashAwareParser, add_common_options
 
-HELP = "damo-compatible reports: heatmap, wss, nr_regions, access, html"
+HELP = ("damo-compatible reports: heatmap, wss, nr_regions, access, html, footprints, "
+        "record_info, times, profile, holistic")
 DESCRIPTION = """\
 Reports with damo 3.4.3's options and byte-identical text output.
 
@@ -13,6 +15,7 @@ examples:
   damo-analyze report wss --input record.h5 --sortby time --plot wss.png
   damo-analyze report nr_regions --input damon.data
   damo-analyze report access --input record.h5 --style recency-percentiles
+  damo-analyze report holistic --access_pattern damon.data --long
 """
 
 #: (report kind, module under damo_pipe.analyze.commands)
@@ -46,4 +49,4 @@ def prepare_parser(parser):
 
 def run(args):
     from damo_pipe.errors import UsageError
-    raise UsageError("report: choose a report kind (heatmap, wss, nr_regions, access, html)")
+    raise UsageError("report: choose a report kind (%s)" % ", ".join(kind for kind, _ in KINDS))
