@@ -88,18 +88,8 @@ def _pair(words, conv, name):
 
 def build_filter(args):
     """RecordFilter from parsed options (attributes missing from ``args`` count as unset)."""
-    from damo_pipe.formats.numbers import text_to_bytes, text_to_nr, text_to_percent
-    from damo_pipe.analyze.heatmap import damo_text_to_ns
-
-    def us(x):
-        if x == "min":
-            return 0
-        if x == "max":
-            return U64_MAX
-        try:
-            return text_to_nr(x)
-        except ValueError:
-            return damo_text_to_ns(x) / 1000
+    from damo_pipe.formats.numbers import (damo_text_to_ns, damo_text_to_us, text_to_bytes,
+                                           text_to_nr, text_to_percent)
 
     def pct(x):
         if x == "min":
@@ -119,7 +109,7 @@ def build_filter(args):
     get = lambda name: getattr(args, name, None)
     f.sz_region = _pair(get("sz_region"), text_to_bytes, "sz_region") or f.sz_region
     f.access_rate = _pair(get("access_rate"), pct, "access_rate") or f.access_rate
-    f.age_us = _pair(get("age"), us, "age") or f.age_us
+    f.age_us = _pair(get("age"), damo_text_to_us, "age") or f.age_us
     if get("address"):
         ranges = []
         for words in get("address"):
@@ -148,12 +138,6 @@ def build_filter(args):
 
 
 # ---------------------------------------------------------------------------
-def _snapshot_aggr_us(record):
-    """Per-snapshot aggregation interval (SEMANTICS-ACCESS.md §9.1) as float64."""
-    from damo_pipe.analyze.heatmap import _aggr_us_array
-    return _aggr_us_array(record, record)
-
-
 def region_percent(record):
     """``int(samples * 100.0 / (aggr / sample))`` per region (float64; NaN without intervals)."""
     n = record.nr_regions

@@ -62,7 +62,11 @@ def text_to_bytes(value):
 
 
 def text_to_ns(value):
-    """Time in ns: 'min'/'max', a plain number, or a sum of '<n><unit>' / '<n> <unit>' pairs."""
+    """Time in ns: 'min'/'max', a plain number, or a sum of '<n><unit>' / '<n> <unit>' pairs.
+
+    The readers' lenient parser: text with units always gives a float, and every number
+    needs a unit. :func:`damo_text_to_ns` is damo's own parser, which keeps ints.
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     text = str(value)
@@ -105,7 +109,10 @@ def text_to_ns(value):
 
 
 def text_to_us(value):
-    """Time in µs: a plain number stays as is; text with units is converted from ns (float)."""
+    """Time in µs: a plain number stays as is; text with units is :func:`text_to_ns` / 1000.
+
+    ('min' gives 0.0 here, 0 in :func:`damo_text_to_us`.)
+    """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     try:
@@ -113,6 +120,55 @@ def text_to_us(value):
     except ValueError:
         return text_to_ns(value) / 1000
 
+
+
+def damo_text_to_ns(txt):
+    """damo 3.4.3's own ``text_to_ns``, result types included.
+
+    Differs from the lenient :func:`text_to_ns` on purpose, for the options whose value
+    reaches damo's arithmetic and output (heatmap ``--time_range``, the record filter's
+    ``--snapshot_time``): an integral number with a unit stays an int (``"20s"`` ->
+    20000000000, not 2e10), and fields are glued two by two (``"1 m 30 s"`` -> "1m" +
+    "30s"), so a lone trailing number counts as ns (``"10 s 5"`` -> 10000000005).
+    """
+    if not isinstance(txt, str):
+        return txt
+    if txt == "min":
+        return 0
+    if txt == "max":
+        return U64_MAX
+    try:
+        return text_to_nr(txt)
+    except ValueError:
+        pass
+    fields = txt.split()
+    if len(fields) > 1:
+        total = 0
+        for i in range(0, len(fields), 2):
+            total += damo_text_to_ns("".join(fields[i:i + 2]))
+        return total
+    if txt[-2:] not in _TIME_UNITS_NS and txt[-1:] not in _TIME_UNITS_NS:
+        return float(txt)
+    unit = txt[-2:]
+    if unit in ("ns", "us", "ms"):
+        number = text_to_nr(txt[:-2])
+    else:
+        unit = txt[-1]
+        number = text_to_nr(txt[:-1])
+    return number * _TIME_UNITS_NS[unit]
+
+
+def damo_text_to_us(txt):
+    """damo 3.4.3's own ``text_to_us``: 'min' -> 0, 'max', plain numbers as they are,
+    else :func:`damo_text_to_ns` / 1000."""
+    if txt == "min":
+        return 0
+    if txt == "max":
+        return U64_MAX
+    try:
+        return text_to_nr(txt)
+    except ValueError:
+        return damo_text_to_ns(txt) / 1000
 
 def text_to_percent(value):
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -21,6 +21,12 @@ def metrics(engine):
     return Metrics(AccessOptions(engine=engine))
 
 
+def test_unknown_engine_is_an_engine_error():
+    from damo_pipe.errors import EngineError
+    with pytest.raises(EngineError):
+        Metrics(AccessOptions(engine="fortran"))
+
+
 class _Snap:
     """Minimal stand-in for access.SnapshotView (what Metrics reads)."""
 
@@ -115,16 +121,13 @@ def test_histogram_float_bounds(engine):
 
 
 def test_hist_ranges_spec_examples():
-    from damo_pipe.analyze.access import Renderer
-    r = Renderer.__new__(Renderer)
-    r.opts = AccessOptions()
+    from damo_pipe.analyze.access.histograms import hist_ranges
     # §9.4 example: temperature min -664,810,000,000, max 290,010,000
-    rng = r.hist_ranges([-664810000000, 290010000], "temperature")
+    rng = hist_ranges(AccessOptions(), [-664810000000, 290010000], "temperature")
     assert rng[0][1] - rng[0][0] == 66510001001
     assert rng[-1][1] == 290010010
     # AQ10: values 0 and 1023, log scale: ends 1, 3, 7, ..., 1023; 1023 falls out
-    r.opts = AccessOptions(hist_logscale=True)
-    rng = r.hist_ranges([0, 1023], "temperature")
+    rng = hist_ranges(AccessOptions(hist_logscale=True), [0, 1023], "temperature")
     assert [e for _, e in rng] == [2 ** k - 1 for k in range(1, 11)]
     assert pyk.histogram_rows([0, 1023], [5, 7], rng) == [5] + [0] * 9
 
@@ -276,10 +279,10 @@ def test_heatmap_unsorted_regions_cython_equals_python(regs, width, static, perm
         [(float(a), float(b), c) for a, b, c in ref[0]]
 
 
-def test_text_columns_equal_damo_format():
-    """Cython text columns equal damo_format.format_sz / format_nr value by value."""
+def test_text_columns_equal_numfmt():
+    """Cython text columns equal numfmt.format_sz / format_nr value by value."""
     k = pytest.importorskip("damo_pipe.analyze._access_kernels")
-    from damo_pipe.analyze.damo_format import format_nr, format_sz
+    from damo_pipe.analyze.numfmt import format_nr, format_sz
     rng = np.random.default_rng(5)
     special = [0, 1, 1023, 1024, 1025, 1088, 2 ** 20, 2 ** 20 + 1, 2 ** 30 + 512,
                2 ** 40 - 1, 2 ** 40, 2 ** 40 + 1, 2 ** 47 + 12345, 2 ** 50 + 1, 2 ** 60,

@@ -225,7 +225,7 @@ def test_numpy_sort_equals_python_sorted():
         rec = make_record([(0, 10 ** 8, rows)])
         fast = Renderer([rec], AccessOptions(engine="auto", sort_by=by, sort_dsc=dsc))
         sv = fast.views[0].snapshots[0]
-        assert fast.sorted_regions(sv) == fast._sorted_regions_py(sv)
+        assert fast.regions.sorted_regions(sv) == fast.regions.sorted_regions_py(sv)
     check()
 
 

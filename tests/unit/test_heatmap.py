@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from damo_pipe.analyze import heatmap as hm
+from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.model import Intervals, IntervalsGoal, RecordBuilder, Record, RegionColumns
 
 ENGINES = ["cython", "python"]
@@ -117,7 +118,7 @@ def test_pixels_match_reference(engine, seed):
     a_range = [rng.randrange(0, 200) * 4096, rng.randrange(201, 450) * 4096 + rng.randrange(0, 4096)]
     df = seed % 4 == 3
     want = ref_heatmap(recs, t_range, a_range, T, A, df_passed=df)
-    src = hm.RecordSource.from_records(recs)
+    src = RecordSource.from_records(recs)
     got = hm.accumulate_heatmap(src, [0], t_range, a_range, (T, A), df, engine)
     assert _same(got.heat, want)
 
@@ -129,7 +130,7 @@ def test_negative_heat_when_range_starts_inside_snapshot(engine):
     rec = rand_record(rng, 6, False)
     s1 = int(rec.snapshots.end_ns[1])
     t_range = [s1 + 5_000_000, int(rec.snapshots.end_ns[-1])]
-    got = hm.accumulate_heatmap(hm.RecordSource.from_records([rec]), [0], t_range,
+    got = hm.accumulate_heatmap(RecordSource.from_records([rec]), [0], t_range,
                                 [0, 400 * 4096], (40, 10), False, engine)
     want = ref_heatmap([rec], t_range, [0, 400 * 4096], 40, 10)
     assert _same(got.heat, want)
@@ -140,8 +141,8 @@ def test_negative_heat_when_range_starts_inside_snapshot(engine):
 def test_chunking_does_not_change_pixels(engine):
     rng = random.Random(9)
     recs = [rand_record(rng, 40, True, tid=0), rand_record(rng, 30, True, tid=0)]
-    src1 = hm.RecordSource.from_records(recs)
-    src2 = hm.RecordSource.from_records(recs)
+    src1 = RecordSource.from_records(recs)
+    src2 = RecordSource.from_records(recs)
     src2.snapshots_per_chunk = 3
     t_range = [recs[0].snapshot_start(0), int(recs[1].snapshots.end_ns[-1])]
     a = hm.accumulate_heatmap(src1, [0, 1], t_range, [0, 400 * 4096], (17, 13), False, engine)
@@ -205,11 +206,28 @@ def test_mixed_intervals_refused():
 
 
 def test_text_to_ns_matches_damo_types():
-    assert hm.damo_text_to_ns("20s") == 20_000_000_000
-    assert isinstance(hm.damo_text_to_ns("20s"), int)
-    assert hm.damo_text_to_ns("1.5s") == 1.5e9
-    assert hm.damo_text_to_ns("1 m 30 s") == 90_000_000_000
-    assert hm.damo_text_to_ns("123") == 123
+    from damo_pipe.formats.numbers import damo_text_to_ns, damo_text_to_us, text_to_ns
+    assert damo_text_to_ns("20s") == 20_000_000_000
+    assert isinstance(damo_text_to_ns("20s"), int)
+    assert damo_text_to_ns("1.5s") == 1.5e9
+    assert damo_text_to_ns("1 m 30 s") == 90_000_000_000
+    assert damo_text_to_ns("123") == 123
+    assert damo_text_to_ns("10 s 5") == 10_000_000_005
+    # the readers' lenient parser gives floats and wants a unit for every number
+    assert isinstance(text_to_ns("20s"), float)
+    with pytest.raises(ValueError):
+        text_to_ns("10 s 5")
+    assert damo_text_to_us("min") == 0 and isinstance(damo_text_to_us("min"), int)
+    assert damo_text_to_us("5ms") == 5000.0
+
+
+def test_unknown_engine_is_an_engine_error():
+    from damo_pipe.errors import EngineError
+    rec = _rec_from([(0, 10, [(0, 4096, 1)])])
+    with pytest.raises(EngineError):
+        hm.compute_heatmaps([rec], engine="fortran")
+    with pytest.raises(EngineError):
+        hm.compute_guides([rec], engine="fortran")
 
 
 def test_raw_rendering_float_time_column():
@@ -256,7 +274,7 @@ def _rand_gappy(rng, nsnap, zero_ok=False):
 def test_one_pass_heats_equal_exact_pass(seed):
     rng = random.Random(seed)
     recs = [_rand_gappy(rng, rng.randrange(1, 30), zero_ok=seed % 5 == 0)]
-    src = hm.RecordSource.from_records(recs)
+    src = RecordSource.from_records(recs)
     src.snapshots_per_chunk = rng.choice([1, 4, 100])
     fast = hm.compute_guides(src, engine="cython", with_heats=True)
     exact = hm.compute_guides(recs, engine="python", with_heats=True)
@@ -270,7 +288,7 @@ def test_epoch_nanoseconds_beyond_double_precision(engine):
     rng = random.Random(21)
     recs = [rand_record(rng, 8, False, t0=1_700_000_000_123_456_789)]
     t_range = [recs[0].snapshot_start(0), int(recs[0].snapshots.end_ns[-1])]
-    got = hm.accumulate_heatmap(hm.RecordSource.from_records(recs), [0], t_range,
+    got = hm.accumulate_heatmap(RecordSource.from_records(recs), [0], t_range,
                                 [0, 400 * 4096], (7, 9), False, engine)
     assert _same(got.heat, ref_heatmap(recs, t_range, [0, 400 * 4096], 7, 9))
 
@@ -278,7 +296,7 @@ def test_epoch_nanoseconds_beyond_double_precision(engine):
 def test_time_range_reads_only_needed_snapshots():
     rng = random.Random(4)
     rec = rand_record(rng, 200, True)
-    src = hm.RecordSource.from_records([rec])
+    src = RecordSource.from_records([rec])
     seen = []
     orig = src.iter_chunk_range
 
@@ -296,9 +314,10 @@ def test_time_range_reads_only_needed_snapshots():
 
 # ---------------------------------------------------------------- archives
 def _write_archive(tmp_path, recs, name="a.h5"):
+    from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import write_records
     path = tmp_path / name
-    write_records(recs, path)
+    write_records(recs, path, summariser=GuideBuilder)   # stores the guide summary
     return path
 
 
@@ -317,7 +336,7 @@ def test_stored_guide_equals_scan(tmp_path, seed):
         recs = [rand_record(rng, rng.randrange(1, 30), True, float_first=seed % 4 == 0)]
     path = _write_archive(tmp_path, recs)
     exact = hm.compute_guides(recs, engine="python", with_heats=True)
-    with hm.RecordSource.open([path]) as src:
+    with RecordSource.open([path]) as src:
         sg = src.stored_guide(0)
         assert sg is not None
         if sg["heats"] is not None:    # None: the one-pass heats gave up (address 0, ...)
@@ -338,7 +357,7 @@ def test_stored_guide_not_used_for_shared_keys(tmp_path):
     recs = [_rand_gappy(rng, 12), _rand_gappy(rng, 9)]
     path = _write_archive(tmp_path, recs)
     exact = hm.compute_guides(recs, engine="python", with_heats=True)
-    with hm.RecordSource.open([path]) as src:
+    with RecordSource.open([path]) as src:
         got = hm.compute_guides(src, engine="cython", with_heats=True)
     assert [_guide_view(g) for g in got] == [_guide_view(g) for g in exact]
 
@@ -349,7 +368,7 @@ def test_heatmap_from_archive_equals_reference(tmp_path, seed):
     recs = [rand_record(rng, rng.randrange(5, 40), seed % 2 == 0, float_first=seed == 2)]
     path = _write_archive(tmp_path, recs)
     want = hm.compute_heatmaps(recs, resol=(13, 17), engine="python", df_passed=seed == 3)
-    with hm.RecordSource.open([path]) as src:
+    with RecordSource.open([path]) as src:
         src.snapshots_per_chunk = 3       # several chunks through the prefetch thread
         got = hm.compute_heatmaps(src, resol=(13, 17), df_passed=seed == 3)
     assert len(got) == len(want)

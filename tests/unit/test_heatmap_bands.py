@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from damo_pipe.analyze import heatmap as hm
+from damo_pipe.analyze._chunks import RecordSource
+from damo_pipe.analyze.heatmap import grid
 from damo_pipe.model import Intervals, IntervalsGoal, Record, RecordBuilder, RegionColumns
 from tests.unit.test_heatmap import rand_record, ref_heatmap
 
@@ -15,8 +17,8 @@ from tests.unit.test_heatmap import rand_record, ref_heatmap
 @pytest.fixture
 def always_bands(monkeypatch):
     """Split every chunk, however small, as if the host had several CPUs."""
-    monkeypatch.setattr(hm._CythonAccumulator, "PARALLEL_MIN_REGIONS", 0)
-    monkeypatch.setattr(hm, "_cpus", lambda: 2)
+    monkeypatch.setattr(grid._CythonAccumulator, "PARALLEL_MIN_REGIONS", 0)
+    monkeypatch.setattr(grid, "_cpus", lambda: 2)
 
 
 def _same(a, b):
@@ -34,7 +36,7 @@ def test_banded_pixels_match_reference(always_bands, seed):
     a_range = [rng.randrange(0, 200) * 4096, rng.randrange(201, 450) * 4096]
     df = seed % 4 == 3
     want = ref_heatmap([rec], t_range, a_range, T, A, df_passed=df)
-    src = hm.RecordSource.from_records([rec])
+    src = RecordSource.from_records([rec])
     src.snapshots_per_chunk = rng.choice([3, 7, 64])
     got = hm.accumulate_heatmap(src, [0], t_range, a_range, (T, A), df, "cython")
     assert _same(got.heat, want)
@@ -57,23 +59,23 @@ def _big_record(nsnap, per, seed):
 
 def test_default_split_on_large_chunks_equals_one_thread(monkeypatch):
     """Chunks above PARALLEL_MIN_REGIONS are split by default (2 CPUs): same pixels."""
-    monkeypatch.setattr(hm, "_cpus", lambda: 2)
+    monkeypatch.setattr(grid, "_cpus", lambda: 2)
     rec = _big_record(300, 1000, 7)
     seen = []
-    real = hm._CythonAccumulator._band_split
+    real = grid._CythonAccumulator._band_split
 
     def spy(self, ends, nr_regions):
         row = real(self, ends, nr_regions)
         seen.append(row)
         return row
-    monkeypatch.setattr(hm._CythonAccumulator, "_band_split", spy)
+    monkeypatch.setattr(grid._CythonAccumulator, "_band_split", spy)
     t_range = [rec.snapshot_start(0), int(rec.snapshots.end_ns[-1])]
     a_range = [int(rec.regions.start.min()), int(rec.regions.end.max())]
-    src = hm.RecordSource.from_records([rec])
+    src = RecordSource.from_records([rec])
     src.snapshots_per_chunk = 100
     banded = hm.accumulate_heatmap(src, [0], t_range, a_range, (50, 40), False, "cython")
     assert any(r is not None for r in seen)
-    monkeypatch.setattr(hm, "_cpus", lambda: 1)
+    monkeypatch.setattr(grid, "_cpus", lambda: 1)
     single = hm.accumulate_heatmap(src, [0], t_range, a_range, (50, 40), False, "cython")
     assert _same(banded.heat, single.heat)
     assert not np.isnan(single.heat).all()

@@ -79,9 +79,9 @@ def run(args):
 
     with RecordSource.open(args.input) as src:
         try:
-            unit = hm.check_intervals_consistency(src.metas)
+            hm.check_intervals_consistency(src.metas)
         except ReportError as e:
-            print(str(e))
+            print(str(e))     # damo prints this one on stdout
             return 1
         if args.guide or args.guide_human:
             guides = hm.compute_guides(src, engine=args.engine)
@@ -89,15 +89,10 @@ def run(args):
             if text:
                 print(text)
             return 0
-        given = {name for name in ("kdamond_idx", "context_idx", "scheme_idx", "tid")
-                 if getattr(args, name) is not None}
-        key, t_range, a_ranges, _ = hm.plan_heatmaps(
-            src, args.kdamond_idx, args.context_idx, args.scheme_idx, args.tid,
-            args.time_range, args.address_range, args.draw_range, engine=args.engine,
-            given=given)
-        indices = [i for i, m in enumerate(src.metas) if hm.record_key(m) == key]
-        grids = [hm.accumulate_heatmap(src, indices, t_range, a, resol, args.df_passed,
-                                       args.engine, unit, key) for a in a_ranges]
+        grids = hm.compute_heatmaps(
+            src, resol, args.time_range, args.address_range, args.draw_range,
+            df_passed=args.df_passed, kdamond_idx=args.kdamond_idx, context_idx=args.context_idx,
+            scheme_idx=args.scheme_idx, tid=args.tid, engine=args.engine)
     write = sys.stdout.write
     if image is not None:
         from damo_pipe.analyze.plots import save_heatmap_image

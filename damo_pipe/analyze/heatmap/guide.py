@@ -1,0 +1,321 @@
+"""Heatmap guides (SEMANTICS.md §2.4): per record key, the time span, the address bounds,
+the gaps every snapshot leaves unmapped and (for ``hottest``) the heat of each
+contiguous region between them.
+
+Streaming: every pass walks the records chunk by chunk through
+:class:`damo_pipe.analyze._chunks.RecordSource`, carrying only the bounds and gaps.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from damo_pipe._engine import select_engine
+from damo_pipe.analyze._chunks import RecordSource, normalized_idx
+from damo_pipe.analyze.heatmap.one_pass_heats import OnePassHeats
+
+#: the compiled twin of the guide scans
+KERNELS = "damo_pipe.analyze._report_kernels"
+
+
+def record_key(meta):
+    """(kdamond_idx, context_idx, scheme_idx, target_id) as damo 3.4.3 sees them."""
+    return (normalized_idx(meta.kdamond_idx), normalized_idx(meta.context_idx),
+            meta.scheme_idx, meta.target_id)
+
+
+@dataclasses.dataclass
+class Guide:
+    kdamond_idx: Optional[int]
+    context_idx: Optional[int]
+    scheme_idx: Optional[int]
+    target_id: Optional[int]
+    start_time: object = None          # int, or float for a deduced first start
+    end_time: object = None
+    lowest_addr: int = 0                # 0 = unset (damo's `if not lowest`)
+    highest_addr: int = 0
+    gaps: list = dataclasses.field(default_factory=list)    # [[start, end], ...]
+    heats: Optional[list] = None        # per contiguous region, None = no access seen
+
+    @property
+    def key(self):
+        return (self.kdamond_idx, self.context_idx, self.scheme_idx, self.target_id)
+
+    def regions(self):
+        """Contiguous regions: [lowest, g0.start], [g0.end, g1.start], ..., [gN.end, highest]."""
+        out = []
+        start = self.lowest_addr
+        for g in self.gaps:
+            out.append([start, g[0]])
+            start = g[1]
+        out.append([start, self.highest_addr])
+        return out
+
+    def total_space(self):
+        return sum(e - s for s, e in self.regions())
+
+    def hottest_index(self):
+        regs = self.regions()
+        heats = self.heats or [None] * len(regs)
+
+        def density(i):
+            s, e = regs[i]
+            h = heats[i] or 0
+            if e == s:
+                return 0.0   # damo divides by zero here
+            return h / (e - s)
+        order = sorted(range(len(regs)), key=density, reverse=True)
+        return order[0]
+
+    def format(self, human=False):
+        """damo's ``--guide`` text (``--guide_human``: times and sizes in human units, as
+        damo's ``report record_info``: addresses with six decimals)."""
+        if human:
+            from damo_pipe.analyze.numfmt import format_sz, format_sz_accurate, format_time_ns
+        else:
+            format_sz = format_sz_accurate = format_time_ns = lambda v: "%d" % v
+        lines = ["%s: %s" % (name, getattr(self, name))
+                 for name in ("kdamond_idx", "context_idx", "scheme_idx", "target_id")
+                 if getattr(self, name) is not None]
+        lines.append("time: [%s, %s) (%s)" % (
+            format_time_ns(self.start_time), format_time_ns(self.end_time),
+            format_time_ns(self.end_time - self.start_time)))
+        for idx, (s, e) in enumerate(self.regions()):
+            lines.append("region\t%2d: [%s, %s) (%s)" % (
+                idx, format_sz_accurate(s), format_sz_accurate(e), format_sz(e - s)))
+        return "\n".join(lines)
+
+
+def _guide_start_time(meta, chunk):
+    start = chunk.snapshot_start(0)
+    if meta.intervals is not None:
+        lo, hi = chunk.region_bounds(0)
+        max_age = int(chunk.regions.age[lo:hi].max()) if hi > lo else 0
+        # damo: max(0, max age) aggregation intervals before the first start
+        start = start - max(0, max_age) * (meta.intervals.aggr_us * 1000)
+    return start
+
+
+def _scan_py(guide, chunk, first=0):
+    """Reference twin of ``guide_scan``: bounds fold and gap narrowing, per snapshot."""
+    st, en = chunk.regions.start, chunk.regions.end
+    for k in range(first, chunk.nr_snapshots):
+        lo, hi = chunk.region_bounds(k)
+        for r in range(lo, hi):
+            s, e = int(st[r]), int(en[r])
+            if not guide.lowest_addr or s < guide.lowest_addr:
+                guide.lowest_addr = s
+            if not guide.highest_addr or e > guide.highest_addr:
+                guide.highest_addr = e
+        gaps = _snapshot_gaps(chunk, k)
+        if not guide.gaps:
+            guide.gaps = gaps
+            continue
+        narrowed = []
+        for g in guide.gaps:
+            for h in gaps:
+                if g[1] >= h[0] and h[1] >= g[0]:
+                    g = [max(g[0], h[0]), min(g[1], h[1])]
+            narrowed.append(g)
+        guide.gaps = narrowed
+
+
+def _snapshot_gaps(chunk, k):
+    lo, hi = chunk.region_bounds(k)
+    st, en = chunk.regions.start, chunk.regions.end
+    gaps = []
+    last_addr = None
+    for r in range(lo, hi):
+        s, e = int(st[r]), int(en[r])
+        if not last_addr:
+            last_addr = e
+            continue
+        if last_addr != s:
+            gaps.append([last_addr, s])
+        last_addr = e
+    return gaps
+
+
+def _scan_cython(guide, chunk, K):
+    """``guide_scan`` kernel (module ``K``): the same fold as :func:`_scan_py`."""
+    gaps = np.array(guide.gaps, np.uint64).reshape(-1, 2) if guide.gaps else np.zeros((0, 2), np.uint64)
+    first = 0
+    lowest, highest = guide.lowest_addr, guide.highest_addr
+    snaps = chunk.snapshots
+    while True:
+        lowest, highest, init_at = K.guide_scan(
+            chunk.regions.start, chunk.regions.end, snaps.region_offset, snaps.nr_regions,
+            gaps, len(gaps), lowest, highest, first)
+        if init_at < 0:
+            break
+        gaps = np.array(_snapshot_gaps(chunk, init_at), np.uint64).reshape(-1, 2)
+        first = init_at + 1
+    guide.lowest_addr, guide.highest_addr = int(lowest), int(highest)
+    guide.gaps = [[int(a), int(b)] for a, b in gaps]
+
+
+class GuideBuilder:
+    """Guide summary of one record built chunk by chunk (Cython engine): bounds, gaps,
+    one-pass heats and the first snapshot's max age. The archive writer stores
+    :meth:`summary` (``guide/`` group, docs/format.md) so that readers skip the scan."""
+
+    def __init__(self, with_heats=True):
+        self.K = select_engine("cython", KERNELS)
+        self.guide = Guide(None, None, None, None)
+        self.heats = OnePassHeats(self.K) if with_heats else None
+        self.nr_snapshots = 0
+        self.first_max_age = None
+
+    def feed(self, chunk):
+        if chunk.nr_snapshots == 0:
+            return
+        if self.first_max_age is None:
+            lo, hi = chunk.region_bounds(0)
+            self.first_max_age = max(0, int(chunk.regions.age[lo:hi].max())) if hi > lo else 0
+        _scan_cython(self.guide, chunk, self.K)
+        if self.heats is not None:
+            self.heats.feed(chunk, self.guide.gaps)
+        self.nr_snapshots += chunk.nr_snapshots
+
+    def summary(self):
+        """dict(lowest_addr, highest_addr, gaps, heats (None = unknown), first_max_age,
+        nr_snapshots), or None when nothing was fed."""
+        if not self.nr_snapshots:
+            return None
+        g = self.guide
+        heats = self.heats.heats(g) if self.heats is not None else None
+        return {"lowest_addr": g.lowest_addr, "highest_addr": g.highest_addr,
+                "gaps": [list(x) for x in g.gaps], "heats": heats,
+                "first_max_age": self.first_max_age, "nr_snapshots": self.nr_snapshots}
+
+
+def _guide_from_summary(key, meta, snaps, first_start, summary):
+    """A Guide from a stored summary (same values as scanning the record)."""
+    start = first_start
+    if meta.intervals is not None:
+        start = start - summary["first_max_age"] * (meta.intervals.aggr_us * 1000)
+    g = Guide(*key, start_time=start, end_time=int(snaps.end_ns[len(snaps) - 1]))
+    g.lowest_addr, g.highest_addr = summary["lowest_addr"], summary["highest_addr"]
+    g.gaps = [list(x) for x in summary["gaps"]]
+    g.heats = summary["heats"]
+    return g
+
+
+def compute_guides(records, engine="cython", with_heats=False):
+    """damo's heatmap guides, sorted by total space (descending, stable).
+
+    ``records``: list of Records or a RecordSource. ``with_heats`` also sums the heats
+    of every contiguous region (needed for ``hottest``): the Cython engine gathers them
+    during the same pass when it can (:class:`OnePassHeats`), otherwise a second pass
+    computes them exactly as damo does. With the Cython engine, a key whose only
+    non-empty record is in an archive carrying a guide summary written at close time
+    (:class:`GuideBuilder`) takes its guide from there without reading any region.
+    """
+    K = select_engine(engine, KERNELS)
+    src = RecordSource.of(records)
+    metas = src.metas
+    keys = [record_key(m) for m in metas]
+    stored = {}
+    if K is not None:
+        n_snap = [len(src.snapshot_table(i)) for i in range(len(metas))]
+        nonempty = {}
+        for i, key in enumerate(keys):
+            if n_snap[i]:
+                nonempty.setdefault(key, []).append(i)
+        for key, idxs in nonempty.items():
+            if len(idxs) != 1:
+                continue
+            sg = src.stored_guide(idxs[0])
+            if sg is not None and (not with_heats or sg["heats"] is not None):
+                stored[key] = (idxs[0], sg)
+    guides = {}
+    one_pass = {}
+    for i, meta in enumerate(metas):
+        key = keys[i]
+        if key in stored:
+            if stored[key][0] == i:
+                sg = stored[key][1]
+                guides[key] = _guide_from_summary(key, meta, src.snapshot_table(i),
+                                                  sg["first_start"], sg)
+            continue
+        for chunk in src.iter_chunks(i, columns=_GUIDE_COLUMNS):
+            g = guides.get(key)
+            if g is None:
+                g = Guide(*key, start_time=_guide_start_time(meta, chunk))
+                guides[key] = g
+                if with_heats and K is not None:
+                    one_pass[key] = OnePassHeats(K)
+            g.end_time = int(chunk.snapshots.end_ns[-1])
+            if K is None:
+                _scan_py(g, chunk)
+            else:
+                _scan_cython(g, chunk, K)
+                if with_heats:
+                    one_pass[key].feed(chunk, g.gaps)
+    out = sorted(guides.values(), key=lambda g: g.total_space(), reverse=True)
+    if with_heats:
+        missing = []
+        for g in out:
+            if g.key in stored:
+                continue
+            acc = one_pass.get(g.key)
+            h = acc.heats(g) if acc is not None else None
+            if h is None:
+                missing.append(g)
+            else:
+                g.heats = h
+        if missing:
+            _add_guide_heats(src, missing, K)
+    return out
+
+
+#: region columns the guide scan needs
+_GUIDE_COLUMNS = ("start", "end", "nr_accesses", "age")
+
+
+def _add_guide_heats(src, guides, K):
+    """damo's exact second pass: Σ size * samples of the regions touching each contiguous
+    region (``guide_heats`` kernel of module ``K``, or Python numbers when K is None)."""
+    by_key = {g.key: g for g in guides}
+    state = {}
+    for g in guides:
+        regs = g.regions()
+        cs = np.array([r[0] for r in regs], np.uint64)
+        ce = np.array([r[1] for r in regs], np.uint64)
+        c_sorted = bool(np.all(cs[1:] >= cs[:-1]) and np.all(ce[1:] >= ce[:-1]))
+        state[g.key] = [regs, cs, ce, c_sorted, np.zeros(len(regs), np.int64),
+                        np.zeros(len(regs), np.uint64), np.zeros(len(regs), np.uint8),
+                        [None] * len(regs)]
+    for i, meta in enumerate(src.metas):
+        key = record_key(meta)
+        if key not in by_key:
+            continue
+        regs, cs, ce, c_sorted, hi, lo, touched, py_heats = state[key]
+        for chunk in src.iter_chunks(i, columns=("start", "end", "nr_accesses")):
+            if K is None:
+                st, en, sm = chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses
+                for r in range(chunk.nr_regions):
+                    samples = int(sm[r])
+                    if samples == 0:
+                        continue
+                    s, e = int(st[r]), int(en[r])
+                    for c, (a, b) in enumerate(regs):
+                        if not (e < a or b < s):
+                            py_heats[c] = (py_heats[c] or 0) + (e - s) * samples
+            else:
+                K.guide_heats(chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses,
+                              cs, ce, c_sorted, hi, lo, touched)
+    for g in guides:
+        regs, cs, ce, c_sorted, hi, lo, touched, py_heats = state[g.key]
+        if K is None:
+            g.heats = py_heats
+        else:
+            g.heats = [(int(hi[c]) * (1 << 64) + int(lo[c])) if touched[c] else None
+                       for c in range(len(regs))]
+
+
+def format_guides(guides, human=False):
+    """``--guide`` text of all guides (``--guide_human``: human units)."""
+    return "\n".join(g.format(human) for g in guides)
