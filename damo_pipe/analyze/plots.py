@@ -157,8 +157,9 @@ def _series(x, y):
     return [(None, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))]
 
 
-def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None):
-    """WSS distribution: percentile (x) vs working set size (y)."""
+def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None,
+                          ylabel="working set size"):
+    """WSS distribution: percentile (x) vs working set size (y; ``ylabel`` names it)."""
     fig = _figure(size)
     _format_of(path)
     ax = fig.add_subplot(1, 1, 1)
@@ -175,7 +176,7 @@ def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None):
     if not drawn:
         ax.text(0.5, 0.5, "no working set data", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("percentile")
-    ax.set_ylabel("working set size (%s)" % name)
+    ax.set_ylabel("%s (%s)" % (ylabel, name))
     ax.set_xlim(0, 100)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
@@ -185,8 +186,10 @@ def save_wss_distribution(percentiles, wss_bytes, path, title=None, size=None):
     _save(fig, path)
 
 
-def save_wss_over_time(times_ns, wss_bytes, path, title=None, size=None):
-    """WSS over time: seconds since the first window (x) vs working set size (y)."""
+def save_wss_over_time(times_ns, wss_bytes, path, title=None, size=None,
+                       ylabel="working set size"):
+    """WSS over time: seconds since the first window (x) vs working set size (y; ``ylabel``
+    names it)."""
     fig = _figure(size)
     _format_of(path)
     ax = fig.add_subplot(1, 1, 1)
@@ -208,7 +211,7 @@ def save_wss_over_time(times_ns, wss_bytes, path, title=None, size=None):
     if not drawn:
         ax.text(0.5, 0.5, "no working set data", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("time (%s since %s)" % (tname, _human_time(t0) if not math.isnan(t0) else "0"))
-    ax.set_ylabel("working set size (%s)" % name)
+    ax.set_ylabel("%s (%s)" % (ylabel, name))
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     if any(label is not None for label, _, _ in series) and drawn:
