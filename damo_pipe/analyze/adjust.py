@@ -14,9 +14,11 @@ import dataclasses
 
 import numpy as np
 
+from damo_pipe._engine import ENGINES, select_engine
 from damo_pipe.model import Record, RecordBuilder, RegionColumns
 
-ENGINES = ("cython", "python")
+#: the compiled twin of the merge (``RegionMerger``)
+KERNELS = "damo_pipe.analyze._report_kernels"
 
 
 # ---------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class Windower:
     def __init__(self, interval_us, skip=0, engine="cython"):
         self.limit = interval_us * 1000
         self.skip_remaining = skip
-        self.engine = engine
+        self.K = select_engine(engine, KERNELS)     # None: the reference twin
         self.group_start = None
         self._merger = None
         self._py_group = None
@@ -118,7 +120,7 @@ class Windower:
 
     def feed(self, chunk):
         """Windows completed by the snapshots of ``chunk`` (list of MergedSnapshot)."""
-        from damo_pipe.analyze import _report_kernels as K
+        K = self.K
         out = []
         chunk = self.take_skip(chunk)
         if chunk is None:
@@ -137,17 +139,17 @@ class Windower:
                     out.append(MergedSnapshot(s_start, s_end, cols.take(lo, hi)))
                     self.group_start = None
                     continue
-                if self.engine == "python":
+                if K is None:
                     self._py_group = []
                 else:
                     self._merger = K.RegionMerger()
-            if self.engine == "python":
+            if K is None:
                 self._py_group.append(_regions_tuples(cols, lo, hi))
             else:
                 self._merger.add_snapshot(cols.start, cols.end, cols.nr_accesses, cols.age,
                                           cols.sz_filter_passed, lo, hi)
             if s_end - self.group_start >= limit:
-                if self.engine == "python":
+                if K is None:
                     merged = _aggregate_py(self._py_group)
                     arr = np.array(merged, dtype=object).reshape(-1, 5)
                     rc = RegionColumns(np.array(arr[:, 0], np.uint64), np.array(arr[:, 1], np.uint64),
@@ -206,7 +208,8 @@ def merge_snapshots(snapshot_regions, engine="cython"):
 
     Returns RegionColumns of the base in damo's discovery order.
     """
-    if engine == "python":
+    K = select_engine(engine, KERNELS)
+    if K is None:
         merged = _aggregate_py([_regions_tuples(c, 0, len(c)) for c in snapshot_regions])
         if not merged:
             return RegionColumns()
@@ -214,7 +217,6 @@ def merge_snapshots(snapshot_regions, engine="cython"):
         return RegionColumns(np.array(cols[0], np.uint64), np.array(cols[1], np.uint64),
                              np.array(cols[2], np.int64), np.array(cols[3], np.int64),
                              np.array(cols[4], np.uint64))
-    from damo_pipe.analyze import _report_kernels as K
     m = K.RegionMerger()
     for c in snapshot_regions:
         m.add_snapshot(c.start, c.end, c.nr_accesses, c.age, c.sz_filter_passed, 0, len(c))

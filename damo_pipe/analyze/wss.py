@@ -10,9 +10,11 @@ import dataclasses
 
 import numpy as np
 
+from damo_pipe._engine import select_engine
 from damo_pipe.analyze._chunks import RecordSource
 
-ENGINES = ("cython", "python")
+#: the compiled twin of the window sums
+KERNELS = "damo_pipe.analyze._report_kernels"
 
 
 @dataclasses.dataclass
@@ -39,12 +41,12 @@ def _window_wss_py(regions, acc_thres, sz_thres):
 def record_wss(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
                engine="cython"):
     """(window end times, wss) of one record given as an iterable of chunks."""
-    from damo_pipe.analyze import _report_kernels as K
     from damo_pipe.analyze.adjust import iter_windows
+    K = select_engine(engine, KERNELS)
     times, values = [], []
     for w in iter_windows(chunks, work_time_us, exclude_samples, engine):
         regs = w.regions
-        if engine == "python":
+        if K is None:
             v = _window_wss_py(regs, acc_thres, sz_thres)
         else:
             out = np.zeros(1, np.uint64)
@@ -86,9 +88,9 @@ def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclud
     Chunks whose snapshots are each a complete, well-formed window are summed in one
     kernel call; others go through the window state machine (merge kernel).
     """
-    from damo_pipe.analyze import _report_kernels as K
     from damo_pipe.analyze.adjust import Windower
-    if engine == "python":
+    K = select_engine(engine, KERNELS)
+    if K is None:
         return record_wss(chunks, acc_thres, sz_thres, work_time_us, exclude_samples, engine)
     win = Windower(work_time_us, exclude_samples, engine)
     limit = work_time_us * 1000
@@ -164,11 +166,11 @@ def format_wss_block(tid, values, percentiles, raw=False, all_wss=False, nr_cols
 def snapshot_wss(chunks, acc_thres=1, sz_thres=1, engine="cython"):
     """(end times, wss) of every snapshot of one record, without damo's adjust windows
     (what ``report holistic`` uses for records of at most 200 snapshots)."""
-    from damo_pipe.analyze import _report_kernels as K
+    K = select_engine(engine, KERNELS)
     times, values = [], []
     for chunk in chunks:
         s = chunk.snapshots
-        if engine == "python":
+        if K is None:
             out = np.array([_window_wss_py(chunk.snapshot_regions(k), acc_thres, sz_thres)
                             for k in range(chunk.nr_snapshots)], np.uint64)
         else:

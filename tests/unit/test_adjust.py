@@ -88,3 +88,11 @@ def test_windows_skip_and_trailing_drop():
     # base = snapshot 3's regions; samples = own + max of the next two snapshots
     assert out.regions.nr_accesses[:2].tolist() == [0 + 1 + 2, 3]
     assert out.regions.age[:2].tolist() == [3, 0]        # ages are not aggregated
+
+
+def test_unknown_engine_is_an_engine_error():
+    from damo_pipe.errors import EngineError
+    with pytest.raises(EngineError):
+        merge_snapshots([cols([(0, 4096, 1, 0, 0)])], "fortran")
+    with pytest.raises(EngineError):
+        adjust_records([_record(3)], 1_000_000, engine="fortran")

@@ -106,3 +106,14 @@ def test_block_text():
     assert wss.format_wss_block(1, [], [0]).endswith("# no snapshot")
     assert wss.format_wss_block(0, [2048, 1024], [0], all_wss=True).split("\n")[-2:] == [
         "0 2.000 KiB", "1 1024 B"]
+
+
+def test_unknown_engine_is_an_engine_error():
+    from damo_pipe.errors import EngineError
+    b = RecordBuilder(Record(target_id=0))
+    b.add_snapshot(0, 10 ** 9, RegionColumns(np.array([0], np.uint64), np.array([4096], np.uint64),
+                                             np.array([1], np.int64), np.array([0], np.int64),
+                                             np.zeros(1, np.uint64)))
+    rec = b.build()
+    with pytest.raises(EngineError):
+        wss.compute_wss([rec], engine="fortran")
