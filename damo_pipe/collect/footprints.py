@@ -28,11 +28,14 @@ MEMINFO_COLUMNS = {"time_ns": np.int64, **{k: np.uint64 for k in MEMINFO_KEYS}}
 
 
 def read_statm(pid, proc_root="/proc"):
-    """dict of STATM_COLUMNS in bytes, or None when the process is gone."""
+    """dict of STATM_COLUMNS in bytes, or None when the process is gone (also when it is
+    a zombie not yet reaped: its statm reads all zeros, its memory is already freed)."""
     try:
         with open(os.path.join(proc_root, str(pid), "statm"), "rb") as f:
             fields = f.read().split()
     except OSError:
+        return None
+    if not any(int(x) for x in fields):
         return None
     vals = [int(x) * PAGE_SIZE for x in fields[:7]]
     vals += [0] * (7 - len(vals))

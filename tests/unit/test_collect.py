@@ -240,6 +240,23 @@ def test_system_ram_ranges(tmp_path):
         system_ram_ranges(str(p))
 
 
+def test_statm_of_live_zombie_and_gone_processes(tmp_path):
+    from damo_pipe.collect.footprints import PAGE_SIZE, read_statm
+
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "statm").write_text("100 20 3 4 0 50 0\n")
+    assert read_statm(7, str(tmp_path)) == {
+        "vsz_bytes": 100 * PAGE_SIZE, "rss_bytes": 20 * PAGE_SIZE, "shared_bytes": 3 * PAGE_SIZE,
+        "text_bytes": 4 * PAGE_SIZE, "lib_bytes": 0, "data_bytes": 50 * PAGE_SIZE,
+        "dirty_bytes": 0}
+    # a zombie not yet reaped (a target that just exited) has no memory left: no row
+    p = subprocess.Popen(["true"])
+    _wait(lambda: open("/proc/%d/stat" % p.pid).read().rsplit(") ", 1)[1][0] == "Z")
+    assert read_statm(p.pid) is None
+    p.wait()
+    assert read_statm(p.pid) is None
+
+
 # ---------------------------------------------------------------------------------------
 # ownership and refusal
 
