@@ -485,7 +485,7 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
     """Read ``path``, render its self-contained report page and write it to ``output``."""
     import tempfile
 
-    from damo_pipe.analyze.batch import IMAGE_FILES, BatchOptions, write_images
+    from damo_pipe.analyze.images import IMAGE_FILES, BatchOptions, write_images
     from damo_pipe.analyze.summary import summarize_records
     from damo_pipe.formats import detect_format, read_records
 

@@ -30,7 +30,7 @@ def prepare_parser(parser):
 
 
 def run(args):
-    from damo_pipe.analyze.batch import BatchOptions
+    from damo_pipe.analyze.images import BatchOptions
     from damo_pipe.analyze.html import write_record_report
     from damo_pipe.errors import UsageError
 
