@@ -3,8 +3,10 @@
 A :class:`RecordSource` lists the records of its inputs (metadata only) and yields each
 record's snapshots in chunks, so a report keeps only one chunk in memory:
 
-* damon.data files of any damo flavour are read whole (``read_records``) and sliced;
-* HDF5 archives are streamed through ``ArchiveReader.iter_chunks`` and never loaded whole.
+* damon.data files of any damo flavour are read whole (their format's reader) and sliced;
+* HDF5 archives (formats read in place: ``open`` in the format table,
+  :mod:`damo_pipe.sources`) are streamed through ``ArchiveReader.iter_chunks`` and never
+  loaded whole.
 
 Several inputs are concatenated in order (records are not merged), as damo does.
 """
@@ -14,7 +16,7 @@ import os
 
 import numpy as np
 
-from damo_pipe.errors import DamoPipeError, RecordFormatError
+from damo_pipe.errors import RecordFormatError
 
 #: snapshots per chunk when streaming an archive or slicing an in-memory record
 DEFAULT_SNAPSHOTS_PER_CHUNK = 4096
@@ -56,7 +58,7 @@ class _ArchiveEntry:
         if sg is None:
             return None
         snaps = self.reader.snapshot_table(self.idx)
-        first = self.reader._handles[self.idx].first_start_ns
+        first = self.reader.first_start(self.idx)
         sg["first_start"] = first if first is not None else int(snaps.start_ns[0])
         return sg
 
@@ -99,7 +101,7 @@ class RecordSource:
 
     @classmethod
     def open(cls, paths, input_type=None):
-        from damo_pipe.formats import detect_format, read_records
+        from damo_pipe import sources
         entries, closers = [], []
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -108,15 +110,14 @@ class RecordSource:
                 path = os.fspath(path)
                 if not os.path.exists(path):
                     raise RecordFormatError("no such file", path=path)
-                fmt = input_type or detect_format(path)
-                if fmt == "hdf5":
-                    reader = _open_archive(path)
-                    if reader is not None:
-                        closers.append(reader)
-                        for idx, meta in enumerate(reader.records):
-                            entries.append(_ArchiveEntry(reader, idx, meta))
-                        continue
-                for rec in read_records(path, input_type=input_type):
+                handler = sources.handler(input_type or sources.detect_format(path), path)
+                if handler.open is not None:
+                    reader = handler.open(path)
+                    closers.append(reader)
+                    for idx, meta in enumerate(reader.records):
+                        entries.append(_ArchiveEntry(reader, idx, meta))
+                    continue
+                for rec in handler.read(path, "auto"):
                     entries.append(_MemoryEntry(rec))
         except BaseException:
             for c in closers:
@@ -230,19 +231,6 @@ class RecordSource:
     def __exit__(self, *exc):
         self.close()
         return False
-
-
-def _open_archive(path):
-    try:
-        from damo_pipe.archive import ArchiveReader
-    except ImportError:
-        return None
-    try:
-        return ArchiveReader(path)
-    except DamoPipeError:
-        raise
-    except OSError as e:
-        raise RecordFormatError("cannot open archive (%s)" % e, path=path)
 
 
 def _close(obj):

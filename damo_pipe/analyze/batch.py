@@ -2,7 +2,7 @@
 
 One dask task per input file. The task receives the file's *path* (open HDF5 handles do
 not pickle, and the bytes need not travel through the scheduler), reads it with
-:func:`damo_pipe.formats.read_records`, writes ``heatmap.png``, ``wss_dist.png``,
+:func:`damo_pipe.sources.read_records`, writes ``heatmap.png``, ``wss_dist.png``,
 ``wss_chron_change.png`` and ``summary.json`` into ``OUT/<name>/`` and returns a small
 result dict. The client gathers the results as they complete and writes
 ``OUT/index.html``. Inputs and the output directory must be visible at the same path
@@ -161,7 +161,7 @@ def analyze_archive(path, name, out_root, options=None):
     ``cpu_seconds`` (CPU time of the task's thread), ``worker_pid``.
     """
     from damo_pipe.analyze.summary import summarize_records
-    from damo_pipe.formats import detect_format, read_records
+    from damo_pipe.sources import detect_format, read_records
 
     options = options or BatchOptions()
     t0 = time.perf_counter()

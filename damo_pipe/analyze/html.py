@@ -487,7 +487,7 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
 
     from damo_pipe.analyze.images import IMAGE_FILES, BatchOptions, write_images
     from damo_pipe.analyze.summary import summarize_records
-    from damo_pipe.formats import detect_format, read_records
+    from damo_pipe.sources import detect_format, read_records
 
     options = options or BatchOptions()
     fmt = input_type or detect_format(path)

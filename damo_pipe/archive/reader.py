@@ -201,6 +201,11 @@ class ArchiveReader:
     def snapshot_table(self, idx) -> SnapshotColumns:
         return self._handles[idx].snapshots
 
+    def first_start(self, idx):
+        """The exact deduced start of record idx's first snapshot (float ns; inputs that
+        state only end times), or None."""
+        return self._handles[idx].first_start_ns
+
     def stored_guide(self, idx):
         """Heatmap guide summary of record idx written at close time (``guide/`` group,
         docs/format.md), or None when the file has none or it does not cover exactly the

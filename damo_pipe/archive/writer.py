@@ -6,11 +6,11 @@ again. A reader trusts only ``min(committed, readable length)``, so a writer kil
 any moment leaves a file that opens and holds every snapshot flushed before the kill.
 """
 import json
-import logging
 import os
 import platform
 import socket
 import time
+import warnings
 
 import numpy as np
 
@@ -19,9 +19,6 @@ from damo_pipe._atomic import atomic_output
 from damo_pipe.archive import layout
 from damo_pipe.errors import ArchiveError
 from damo_pipe.model import DAMOS_STAT_FIELDS, Record
-
-log = logging.getLogger(__name__)
-
 
 def _set_opt(attrs, name, value):
     if value is not None:
@@ -66,10 +63,17 @@ class ArchiveWriter:
     """
 
     def __init__(self, path, *, swmr=False, compression=None, provenance=None,
-                 chunk_rows=None, compact_on_close=True):
+                 chunk_rows=None, compact_on_close=True, summariser=None):
         """``chunk_rows``: rows per region-column chunk; SWMR archives default to smaller
         chunks because every flush rewrites the last, partly filled chunk of each column
-        and HDF5 does not reuse the space it leaves (docs/format.md, "Crash safety")."""
+        and HDF5 does not reuse the space it leaves (docs/format.md, "Crash safety").
+
+        ``summariser``: a factory called once per record (e.g.
+        ``damo_pipe.analyze.heatmap.GuideBuilder``) whose objects are fed every chunk
+        (``feed(chunk)``) and whose ``summary()`` is stored at close as the record's guide
+        summary (docs/format.md, "Guide summary"); None stores none (readers then scan).
+        The summary is optional: a summariser that fails is dropped with a warning and the
+        archive is written without it."""
         import h5py
 
         self.path = os.fspath(path)
@@ -77,6 +81,7 @@ class ArchiveWriter:
         self._chunk_rows = chunk_rows or (layout.SWMR_REGION_CHUNK_ROWS if swmr
                                           else layout.REGION_CHUNK_ROWS)
         self._compact_on_close = compact_on_close
+        self._summariser = summariser
         self._compression = layout.compression_kwargs(compression)
         self._compression_name = compression or layout.DEFAULT_COMPRESSION
         try:
@@ -157,9 +162,18 @@ class ArchiveWriter:
         self._create_guide_datasets(g)
         self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
         self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
-                              "last_end": None, "guide": _new_guide_builder()})
+                              "last_end": None, "guide": self._new_summariser(idx)})
         self._pending.append([])
         return idx
+
+    def update_record_meta(self, record_idx, meta: Record):
+        """Replace record ``record_idx``'s metadata with ``meta``'s (for inputs that state
+        some of it only after the snapshots, e.g. damo JSON's ``data_source``)."""
+        self._check_structure_open("record metadata")
+        g = self._records[record_idx]["group"]
+        for name in list(g.attrs):
+            del g.attrs[name]
+        write_record_meta(g, meta)
 
     @staticmethod
     def _create_guide_datasets(g):
@@ -175,7 +189,22 @@ class ArchiveWriter:
         gg.create_dataset(layout.GUIDE_HEATS_LO, shape=(0,), maxshape=(None,), dtype=np.uint64,
                           chunks=(256,))
 
-    def _feed_guide(self, st, chunks):
+    def _new_summariser(self, record_idx):
+        if self._summariser is None:
+            return None
+        try:
+            return self._summariser()
+        except Exception as e:
+            self._summary_failed(record_idx, e)
+            return None
+
+    def _summary_failed(self, record_idx, exc):
+        warnings.warn("%s: guide summary of record %d not stored (%s: %s); readers scan "
+                      "the record instead" % (self.path, record_idx, type(exc).__name__, exc),
+                      RuntimeWarning, stacklevel=2)
+
+    def _feed_guide(self, record_idx, chunks):
+        st = self._records[record_idx]
         builder = st["guide"]
         if builder is None:
             return
@@ -191,15 +220,20 @@ class ArchiveWriter:
                     builder.feed(c if (k == 0 and end == n) else c.slice_snapshots(k, end))
                     k = end
         except Exception as e:  # the summary is optional: readers scan instead
-            log.debug("guide summary disabled: %s", e)
+            self._summary_failed(record_idx, e)
             st["guide"] = None
 
     def _write_guides(self):
         """Store every record's guide summary (two steps: values, then ``covered``)."""
         done = []
-        for st in self._records:
+        for idx, st in enumerate(self._records):
             builder = st["guide"]
-            summary = builder.summary() if builder is not None else None
+            summary = None
+            if builder is not None:
+                try:
+                    summary = builder.summary()
+                except Exception as e:
+                    self._summary_failed(idx, e)
             if summary is None or summary["nr_snapshots"] != st["snapshots"]:
                 continue
             heats = summary["heats"]
@@ -266,7 +300,7 @@ class ArchiveWriter:
         self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
-        self._feed_guide(st, chunks)
+        self._feed_guide(record_idx, chunks)
         g = st["group"]
         snaps, regions = g["snapshots"], g["regions"]
         nr_new_snaps = sum(c.nr_snapshots for c in chunks)
@@ -378,22 +412,15 @@ class ArchiveWriter:
 _GUIDE_PIECE_REGIONS = 1 << 20
 
 
-def _new_guide_builder():
-    try:
-        from damo_pipe.analyze.heatmap import GuideBuilder
-        return GuideBuilder(with_heats=True)
-    except ImportError:  # pragma: no cover - kernels not built
-        return None
-
-
 def write_records(records, path, *, source_format=None, source_path=None, compression=None,
-                  provenance=None):
-    """Write whole records to a new archive atomically (temporary file, then rename)."""
+                  provenance=None, summariser=None):
+    """Write whole records to a new archive atomically (temporary file, then rename).
+    ``summariser``: see :class:`ArchiveWriter`."""
     prov = dict(provenance or {})
     prov.setdefault("source_format", source_format)
     prov.setdefault("source_path", None if source_path is None else os.path.abspath(source_path))
     with atomic_output(path) as tmp, ArchiveWriter(tmp, compression=compression,
-                                                   provenance=prov) as w:
+                                                   provenance=prov, summariser=summariser) as w:
         for rec in records:
             idx = w.add_record(rec)
             w.append(idx, rec)

@@ -1,4 +1,4 @@
-"""Readers and writers of every damon.data flavour, plus the damo-pipe HDF5 archive.
+"""Readers and writers of every damon.data flavour of damo (json, trace text, binary).
 
 ``read_records(path)`` detects the format from the content (never from the file name or
 the ``file`` command) and returns a list of :class:`damo_pipe.model.Record`.
@@ -8,26 +8,197 @@ byte-identically to damo 3.4.3.
 
 Formats (``input_type`` names): ``json``, ``json_compressed``, ``perf_script`` (any
 trace text: perf script, trace-cmd report, trace_pipe), ``perf_data`` (through
-``perf script``), ``record`` (legacy binary v0/v1/v2), ``hdf5`` (damo-pipe archive).
+``perf script``), ``record`` (legacy binary v0/v1/v2).  ``hdf5`` (the damo-pipe archive)
+is detected here but read and written one layer up: :mod:`damo_pipe.sources` holds the
+one format table (``FORMATS`` below plus the archive), and callers that take any input
+use it.  This package imports nothing from ``damo_pipe.archive``.
 
 Engines: ``engine="python"`` is the pure-Python reference of every reader;
-``"cython"`` the compiled one (damo_pipe._fastparse); ``"auto"`` picks cython when built.
+``"cython"`` the compiled one; ``"auto"`` picks cython when built
+(:mod:`damo_pipe._engine`).
 """
 import os
 
-from damo_pipe.errors import RecordFormatError
+from damo_pipe._engine import ENGINES, check_engine
+from damo_pipe.errors import EngineError, RecordFormatError
 
-#: names accepted by ``--input_type`` / ``input_type=``
-INPUT_TYPES = ("json", "json_compressed", "perf_script", "perf_data", "record", "hdf5")
-#: names accepted by ``write_records(fmt=...)``
-OUTPUT_FORMATS = ("json", "json_compressed", "perf_script")
-ENGINES = ("auto", "cython", "python")
+__all__ = ["FormatHandler", "FORMATS", "INPUT_TYPES", "OUTPUT_FORMATS", "ENGINES",
+           "RecordChunkStream", "detect_format", "detect_format_bytes", "lookup",
+           "read_records", "iter_record_chunks", "write_records"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 BINARY_MAGIC = b"damon_recfmt_ver"
 PERF_MAGIC = b"PERFILE2"
 TRACE_CMD_MAGIC = b"\x17\x08\x44tracing"
 
+
+class FormatHandler:
+    """What the code does with one format: an entry of the format table.
+
+    ``read(path, engine) -> [Record]``; ``stream(path, chunk_regions, engine)`` -> an
+    iterable of ``(record_idx, chunk)`` whose ``records`` and ``first_starts``
+    attributes stay current while it runs (see :class:`RecordChunkStream`);
+    ``write(records, path, **options)``, or None for formats only read; ``open(path)``
+    -> a random-access reader (context manager, ``records``, ``iter_chunks``) for
+    formats read in place (the archive), else None.
+    """
+
+    __slots__ = ("name", "read", "stream", "write", "open")
+
+    def __init__(self, name, read, stream, write=None, open=None):
+        self.name = name
+        self.read = read
+        self.stream = stream
+        self.write = write
+        self.open = open
+
+    def __repr__(self):
+        return "FormatHandler(%r)" % self.name
+
+
+# ------------------------------------------------------------------ damo's formats
+
+def _json_engine(engine):
+    """The streaming engine module (json_fast) for ``engine``, or None for the reference
+    code (damo_json); EngineError for an unknown engine, or "cython" when not built."""
+    check_engine(engine)
+    if engine == "python":
+        return None
+    from damo_pipe.formats import json_fast
+    if json_fast.available():
+        return json_fast
+    if engine == "cython":
+        raise EngineError("the Cython engine (JSON region scanner) is not built; reinstall "
+                          "the package or use the python engine")
+    return None
+
+
+class _JsonStream:
+    """(record_idx, chunk) of a json / json_compressed file.  The cython engine streams
+    (bounded memory); the python reference engine parses the whole document, then
+    slices it."""
+
+    def __init__(self, path, fmt, chunk_regions, engine):
+        self.path = path
+        self.fmt = fmt
+        self.chunk_regions = chunk_regions
+        self.engine = engine
+        self.records = []
+        self.first_starts = {}
+
+    def __iter__(self):
+        fast = _json_engine(self.engine)
+        if fast is not None:
+            yield from fast.iter_chunks(self.path, self.fmt, self.chunk_regions, self.records)
+            return
+        from damo_pipe.formats import damo_json
+        recs = damo_json.read_file(self.path, self.fmt)
+        self.records.extend(r.meta() for r in recs)
+        for i, r in enumerate(recs):
+            yield from ((i, c) for c in damo_json.slice_record(r, self.chunk_regions))
+
+
+def _json_handler(fmt):
+    def read(path, engine):
+        fast = _json_engine(engine)
+        if fast is not None:
+            return fast.read(path, fmt)
+        from damo_pipe.formats import damo_json
+        return damo_json.read_file(path, fmt)
+
+    def stream(path, chunk_regions, engine):
+        return _JsonStream(path, fmt, chunk_regions, engine)
+
+    return FormatHandler(fmt, read, stream, _damo_writer(fmt))
+
+
+def _damo_writer(fmt):
+    def write(records, path, *, region_values=None, mode=None):
+        from damo_pipe.formats.writers import write_records as _w
+        _w(records, path, fmt, region_values=region_values, mode=mode)
+    return write
+
+
+class _TraceStream:
+    """Chunks of trace text (a file, or ``perf script`` of a perf.data); ``records`` and
+    ``first_starts`` are the parser's."""
+
+    def __init__(self, path, chunk_regions, engine, perf_data):
+        self.path = path
+        self.chunk_regions = chunk_regions
+        self.engine = engine
+        self.perf_data = perf_data
+        self._parser = None
+
+    @property
+    def records(self):
+        return [] if self._parser is None else self._parser.records
+
+    @property
+    def first_starts(self):
+        return {} if self._parser is None else self._parser.first_starts
+
+    def __iter__(self):
+        from damo_pipe.formats import trace_text
+        path, n, engine = self.path, self.chunk_regions, self.engine
+        f = None
+        if self.perf_data:
+            gen = trace_text.iter_perf_data_chunks(path, chunk_regions=n, engine=engine)
+        else:
+            f = open(path, "rb")
+            gen = trace_text.iter_trace_chunks(f, path=path, chunk_regions=n, engine=engine)
+        try:
+            _, self._parser = next(gen)
+            yield from gen
+        finally:
+            gen.close()
+            if f is not None:
+                f.close()
+
+
+def _read_trace_text(path, engine):
+    from damo_pipe.formats.trace_text import read_trace_text
+    return read_trace_text(path, engine=engine)
+
+
+def _read_perf_data(path, engine):
+    from damo_pipe.formats.trace_text import read_perf_data
+    return read_perf_data(path, engine=engine)
+
+
+def _read_binary(path, engine):
+    from damo_pipe.formats.binary import read_binary
+    return read_binary(path, engine=engine)
+
+
+def _stream_binary(path, chunk_regions, engine):
+    from damo_pipe.formats.binary import BinaryStream
+    return BinaryStream(path, chunk_regions=chunk_regions, engine=engine)
+
+
+#: damo's formats: name -> FormatHandler (damo_pipe.sources.FORMATS adds the archive)
+FORMATS = {
+    "json": _json_handler("json"),
+    "json_compressed": _json_handler("json_compressed"),
+    "perf_script": FormatHandler(
+        "perf_script", _read_trace_text,
+        lambda path, n, engine: _TraceStream(path, n, engine, perf_data=False),
+        _damo_writer("perf_script")),
+    "perf_data": FormatHandler(
+        "perf_data", _read_perf_data,
+        lambda path, n, engine: _TraceStream(path, n, engine, perf_data=True)),
+    "record": FormatHandler("record", _read_binary, _stream_binary),
+}
+
+#: the archive's format name (detected here, handled by damo_pipe.sources)
+ARCHIVE_FORMAT = "hdf5"
+#: names accepted by ``--input_type`` / ``input_type=``
+INPUT_TYPES = tuple(FORMATS) + (ARCHIVE_FORMAT,)
+#: names accepted by ``write_records(fmt=...)``
+OUTPUT_FORMATS = tuple(name for name, h in FORMATS.items() if h.write is not None)
+
+
+# ------------------------------------------------------------------ detection
 
 def _looks_zlib(head):
     return (len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7
@@ -39,7 +210,7 @@ def detect_format_bytes(head, path=None):
     if not head:
         raise RecordFormatError("empty file", path=path, offset=0)
     if head.startswith(HDF5_MAGIC):
-        return "hdf5"
+        return ARCHIVE_FORMAT
     if head.startswith(BINARY_MAGIC):
         return "record"
     if head.startswith(PERF_MAGIC):
@@ -71,39 +242,28 @@ def detect_format(path):
     return detect_format_bytes(head, path)
 
 
-def _check_engine(engine):
-    if engine not in ENGINES:
-        raise ValueError("engine must be one of %s, not %r" % (", ".join(ENGINES), engine))
+def lookup(fmt, path=None, table=None):
+    """The FormatHandler of ``fmt`` in ``table`` (default: damo's formats, FORMATS)."""
+    handler = (FORMATS if table is None else table).get(fmt)
+    if handler is not None:
+        return handler
+    if fmt in INPUT_TYPES:
+        raise RecordFormatError("%s files are read through damo_pipe.sources, not "
+                                "damo_pipe.formats" % fmt, path=path)
+    raise RecordFormatError("unknown input type %r (one of %s)"
+                            % (fmt, ", ".join(INPUT_TYPES)), path=path)
 
 
-def _check_type(input_type, path):
-    if input_type not in INPUT_TYPES:
-        raise RecordFormatError("unknown input type %r (one of %s)"
-                                % (input_type, ", ".join(INPUT_TYPES)), path=path)
+# ------------------------------------------------------------------ reading
 
+def read_records(path, input_type=None, engine="auto", *, table=None):
+    """Read every record of ``path`` (format detected unless ``input_type`` is given).
 
-def read_records(path, input_type=None, engine="auto"):
-    """Read every record of ``path`` (format detected unless ``input_type`` is given)."""
-    _check_engine(engine)
+    ``table``: the format table to dispatch with (damo_pipe.sources passes its own)."""
+    check_engine(engine)
     path = os.fspath(path)
     fmt = input_type or detect_format(path)
-    _check_type(fmt, path)
-    if fmt in ("json", "json_compressed"):
-        from damo_pipe.formats import damo_json
-        return damo_json.read(path, fmt, engine=engine)
-    if fmt == "perf_script":
-        from damo_pipe.formats.trace_text import read_trace_text
-        return read_trace_text(path, engine=engine)
-    if fmt == "perf_data":
-        from damo_pipe.formats.trace_text import read_perf_data
-        return read_perf_data(path, engine=engine)
-    if fmt == "record":
-        from damo_pipe.formats.binary import read_binary
-        return read_binary(path, engine=engine)
-    if fmt == "hdf5":
-        from damo_pipe.archive import read_archive_records
-        return read_archive_records(path)
-    raise RecordFormatError("reading %s files is not implemented" % fmt, path=path)
+    return lookup(fmt, path, table).read(path, engine)
 
 
 class RecordChunkStream:
@@ -115,69 +275,40 @@ class RecordChunkStream:
     iteration: ``records`` lists every record's metadata in file order (also records
     that have no snapshot), and ``first_starts`` maps record_idx to the exact deduced
     float start of its first snapshot (end-time-only formats: the chunk carries a
-    placeholder ``start_ns[0] = end_ns[0]`` until then).
+    placeholder ``start_ns[0] = end_ns[0]`` until then).  During the iteration both
+    hold what is known so far.
     """
 
-    def __init__(self, path, input_type=None, chunk_regions=1 << 20, engine="auto"):
-        _check_engine(engine)
+    def __init__(self, path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
+                 table=None):
+        check_engine(engine)
         self.path = os.fspath(path)
         self.format = input_type or detect_format(self.path)
-        _check_type(self.format, self.path)
+        self._handler = lookup(self.format, self.path, table)
         self.chunk_regions = max(1, int(chunk_regions))
         self.engine = engine
-        self.records = []
-        self.first_starts = {}
+        self._source = None
+
+    @property
+    def records(self):
+        return [] if self._source is None else self._source.records
+
+    @property
+    def first_starts(self):
+        return {} if self._source is None else self._source.first_starts
 
     def __iter__(self):
-        fmt, path, n, engine = self.format, self.path, self.chunk_regions, self.engine
-        if fmt in ("json", "json_compressed"):
-            from damo_pipe.formats import damo_json
-            st = damo_json.JsonStream(path, fmt, chunk_regions=n, engine=engine)
-            self.records = st.records
-            yield from st
-        elif fmt in ("perf_script", "perf_data"):
-            from damo_pipe.formats import trace_text
-            if fmt == "perf_script":
-                f = open(path, "rb")
-                gen = trace_text.iter_trace_chunks(f, path=path, chunk_regions=n, engine=engine)
-            else:
-                f = None
-                gen = trace_text.iter_perf_data_chunks(path, chunk_regions=n, engine=engine)
-            try:
-                _, parser = next(gen)
-                self.records = parser.records
-                yield from gen
-                self.first_starts = parser.first_starts
-            finally:
-                gen.close()
-                if f is not None:
-                    f.close()
-        elif fmt == "record":
-            from damo_pipe.formats.binary import BinaryStream
-            st = BinaryStream(path, chunk_regions=n, engine=engine)
-            self.records = st.records
-            yield from st
-            self.first_starts = st.first_starts
-        elif fmt == "hdf5":
-            from damo_pipe.archive import ArchiveReader
-            reader = ArchiveReader(path)
-            try:
-                self.records = list(reader.records)
-                for i in range(len(self.records)):
-                    for ch in reader.iter_chunks(i, regions_per_chunk=n):
-                        if ch.first_start_ns is not None:
-                            self.first_starts[i] = ch.first_start_ns
-                        yield i, ch
-            finally:
-                reader.close()
-        else:
-            raise RecordFormatError("reading %s files is not implemented" % fmt, path=path)
+        self._source = self._handler.stream(self.path, self.chunk_regions, self.engine)
+        yield from self._source
 
 
-def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto"):
+def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
+                       table=None):
     """A :class:`RecordChunkStream` over ``path`` (see there)."""
-    return RecordChunkStream(path, input_type, chunk_regions, engine)
+    return RecordChunkStream(path, input_type, chunk_regions, engine, table=table)
 
+
+# ------------------------------------------------------------------ writing
 
 def write_records(records, path, fmt, *, region_values=None, mode=None):
     """Write records in damo's ``json``/``json_compressed``/``perf_script`` layout.
@@ -190,7 +321,6 @@ def write_records(records, path, fmt, *, region_values=None, mode=None):
     record filter filled them (SEMANTICS.md §5 step 1).  ``mode``: permission bits.
     The file is written under a temporary name and renamed on success.
     """
-    from damo_pipe.formats.writers import write_records as _w
     if fmt not in OUTPUT_FORMATS:
         raise ValueError("unknown output format %r (one of %s)" % (fmt, ", ".join(OUTPUT_FORMATS)))
-    _w(records, path, fmt, region_values=region_values, mode=mode)
+    FORMATS[fmt].write(records, path, region_values=region_values, mode=mode)

@@ -1,7 +1,9 @@
 """damo's ``json`` / ``json_compressed`` record files: pure-Python reference reader.
 
 Follows damo 3.4.3's loader (FORMATS.md §3): lenient value parsing and defaults for
-keys missing in files of older damo versions.
+keys missing in files of older damo versions.  The value converters below are public:
+the streaming engine (json_fast.py) applies the same ones to the values it meets.  The
+choice between the two engines is made by the format table (damo_pipe.formats).
 """
 import json
 import zlib
@@ -14,11 +16,13 @@ from damo_pipe.model import (AGE_UNKNOWN, DAMOS_STAT_FIELDS, Intervals, Interval
                              RecordBuilder, RegionColumns)
 
 
-def _opt_int(v):
+def opt_int(v):
+    """An optional count (kdamond_idx ...): None stays None."""
     return None if v is None else text_to_nr(v)
 
 
-def _intervals(d):
+def intervals_from_dict(d):
+    """A record's ``intervals`` object (or None) as Intervals."""
     if d is None:
         return None
     goal = None
@@ -36,7 +40,7 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _U64_MAX = (1 << 64) - 1
 
 
-def _int_ns(v):
+def int_ns(v):
     """Snapshot times: ints kept exact; floats (unit-suffixed text) truncated to ns."""
     v = int(text_to_ns(v))
     if not _I64_MIN <= v <= _I64_MAX:
@@ -44,14 +48,16 @@ def _int_ns(v):
     return v
 
 
-def _u64(v, what):
+def checked_u64(v, what):
+    """``int(v)``, or ValueError naming ``what`` when it does not fit 64 unsigned bits."""
     v = int(v)
     if not 0 <= v <= _U64_MAX:
         raise ValueError("%s %d out of range" % (what, v))
     return v
 
 
-def _regions(regions, where):
+def regions_from_dicts(regions, where):
+    """A snapshot's ``regions`` list as RegionColumns (``where`` names it in errors)."""
     n = len(regions)
     start = np.empty(n, np.uint64)
     end = np.empty(n, np.uint64)
@@ -98,14 +104,28 @@ def _regions(regions, where):
                          nr_accesses_percent=pct)
 
 
-def _damos_stats(d):
+def damos_stats_from_dict(d):
+    """A snapshot's ``damos_stats`` object (or None) as {field: int}."""
     if d is None:
         return None
     out = {}
     for f in DAMOS_STAT_FIELDS:
         v = d.get(f, 0)
-        out[f] = _u64(text_to_bytes(v) if f.startswith("sz_") else text_to_nr(v), f)
+        out[f] = checked_u64(text_to_bytes(v) if f.startswith("sz_") else text_to_nr(v), f)
     return out
+
+
+def record_meta_from_dict(d):
+    """The metadata (no snapshot) of one record object; KeyError etc. when malformed."""
+    return Record(
+        target_id=text_to_nr(d["target_id"]) if d["target_id"] is not None else None,
+        kdamond_idx=opt_int(d.get("kdamond_idx")),
+        context_idx=opt_int(d.get("context_idx")),
+        scheme_idx=opt_int(d.get("scheme_idx")),
+        intervals=intervals_from_dict(d.get("intervals")),
+        scheme_filters=d.get("scheme_filters") or [],
+        data_source=d.get("data_source", "unknown"),
+    )
 
 
 def records_from_objects(objs, path=None):
@@ -116,25 +136,17 @@ def records_from_objects(objs, path=None):
     for ri, d in enumerate(objs):
         where = "record %d" % ri
         try:
-            meta = Record(
-                target_id=text_to_nr(d["target_id"]) if d["target_id"] is not None else None,
-                kdamond_idx=_opt_int(d.get("kdamond_idx")),
-                context_idx=_opt_int(d.get("context_idx")),
-                scheme_idx=_opt_int(d.get("scheme_idx")),
-                intervals=_intervals(d.get("intervals")),
-                scheme_filters=d.get("scheme_filters") or [],
-                data_source=d.get("data_source", "unknown"),
-            )
+            meta = record_meta_from_dict(d)
             builder = RecordBuilder(meta)
             for si, s in enumerate(d["snapshots"]):
-                regions = _regions(s["regions"], "%s snapshot %d" % (where, si))
+                regions = regions_from_dicts(s["regions"], "%s snapshot %d" % (where, si))
                 tb = s.get("total_bytes")
                 builder.add_snapshot(
-                    _int_ns(s["start_time"]), _int_ns(s["end_time"]), regions,
-                    total_bytes=None if tb is None else _u64(text_to_bytes(tb), "total_bytes"),
+                    int_ns(s["start_time"]), int_ns(s["end_time"]), regions,
+                    total_bytes=None if tb is None else checked_u64(text_to_bytes(tb), "total_bytes"),
                     sample_interval_us=(None if s.get("sample_interval_us") is None
                                         else float(text_to_us(s["sample_interval_us"]))),
-                    damos_stats=_damos_stats(s.get("damos_stats")))
+                    damos_stats=damos_stats_from_dict(s.get("damos_stats")))
             records.append(builder.build())
         except RecordFormatError as e:
             raise e.located(path=path)
@@ -169,55 +181,9 @@ def read_json_compressed(path):
     return parse_json_bytes(data, path)
 
 
-# ---------------------------------------------------------------- engine dispatch
-
-def _fast():
-    try:
-        from damo_pipe.formats import json_fast
-        return json_fast
-    except ImportError:
-        return None
-
-
-def read(path, fmt, engine="auto"):
-    """Read a json / json_compressed file with the chosen engine."""
-    if engine != "python":
-        fast = _fast()
-        if fast is not None and fast.available():
-            return fast.read(path, fmt)
-        if engine == "cython":
-            raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
+def read_file(path, fmt):
+    """Read a ``json`` or ``json_compressed`` file whole (the reference engine)."""
     return read_json(path) if fmt == "json" else read_json_compressed(path)
-
-
-class JsonStream:
-    """(record_idx, chunk) pairs of a json / json_compressed file; ``records`` metadata.
-
-    The cython engine streams (bounded memory); the python reference engine parses the
-    whole document, then slices it.
-    """
-
-    def __init__(self, path, fmt, chunk_regions=1 << 20, engine="auto"):
-        self.path = path
-        self.fmt = fmt
-        self.chunk_regions = chunk_regions
-        self.engine = engine
-        self.records = []
-        self.first_starts = {}
-
-    def __iter__(self):
-        if self.engine != "python":
-            fast = _fast()
-            if fast is not None and fast.available():
-                yield from fast.iter_chunks(self.path, self.fmt, self.chunk_regions,
-                                            self.records)
-                return
-            if self.engine == "cython":
-                raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
-        recs = read_json(self.path) if self.fmt == "json" else read_json_compressed(self.path)
-        self.records.extend(r.meta() for r in recs)
-        for i, r in enumerate(recs):
-            yield from ((i, c) for c in slice_record(r, self.chunk_regions))
 
 
 def slice_record(rec, chunk_regions):

@@ -24,7 +24,8 @@ import numpy as np
 from damo_pipe._prefetch import prefetched
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import damo_json
-from damo_pipe.model import DAMOS_STAT_FIELDS, Record, RegionColumns, SnapshotColumns
+from damo_pipe.formats.numbers import text_to_bytes, text_to_us
+from damo_pipe.model import DAMOS_STAT_FIELDS, RegionColumns, SnapshotColumns
 
 IN_CHUNK = 1 << 18          # compressed bytes per inflate step
 OUT_MAX = 4 << 20           # max inflated bytes per step
@@ -361,7 +362,7 @@ def _parse_regions(w: _Window, acc: _Acc, where):
         at = w.base + w.pos
         obj = w.value()
         try:
-            acc.add_rows(damo_json._regions([obj], where))
+            acc.add_rows(damo_json.regions_from_dicts([obj], where))
         except RecordFormatError as e:
             raise e.located(path=w.path, offset=at)
         mode = 2
@@ -399,14 +400,14 @@ def _parse_snapshot(w, acc, where):
             for col in (acc.u, acc.pc):
                 if col is not None:
                     col[lo:] = np.nan
-            acc.add_rows(damo_json._regions(vals["regions"], where))
+            acc.add_rows(damo_json.regions_from_dicts(vals["regions"], where))
         tb = vals.get("total_bytes")
-        start_ns = damo_json._int_ns(vals["start_time"])
-        end_ns = damo_json._int_ns(vals["end_time"])
-        tb = None if tb is None else damo_json._u64(damo_json.text_to_bytes(tb), "total_bytes")
+        start_ns = damo_json.int_ns(vals["start_time"])
+        end_ns = damo_json.int_ns(vals["end_time"])
+        tb = None if tb is None else damo_json.checked_u64(text_to_bytes(tb), "total_bytes")
         siv = (None if vals.get("sample_interval_us") is None
-               else float(damo_json.text_to_us(vals["sample_interval_us"])))
-        stats = damo_json._damos_stats(vals.get("damos_stats"))
+               else float(text_to_us(vals["sample_interval_us"])))
+        stats = damo_json.damos_stats_from_dict(vals.get("damos_stats"))
     except RecordFormatError as e:
         raise e.located(path=w.path)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
@@ -422,14 +423,7 @@ def _parse_snapshot(w, acc, where):
 
 def _meta_from(d, where, path):
     try:
-        return Record(
-            target_id=(damo_json.text_to_nr(d["target_id"]) if d["target_id"] is not None else None),
-            kdamond_idx=damo_json._opt_int(d.get("kdamond_idx")),
-            context_idx=damo_json._opt_int(d.get("context_idx")),
-            scheme_idx=damo_json._opt_int(d.get("scheme_idx")),
-            intervals=damo_json._intervals(d.get("intervals")),
-            scheme_filters=d.get("scheme_filters") or [],
-            data_source=d.get("data_source", "unknown"))
+        return damo_json.record_meta_from_dict(d)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise RecordFormatError("%s: bad or missing field (%s: %s)" % (where, type(e).__name__, e),
                                 path=path)

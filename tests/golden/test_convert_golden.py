@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from damo_pipe.errors import RecordFormatError
-from damo_pipe.formats import detect_format, read_records
+from damo_pipe.sources import detect_format, read_records
 from damo_pipe.model import REGION_DTYPES, SNAPSHOT_DTYPES
 from tests.golden.conftest import DAMO_FIXTURES, KERNEL_FIXTURES, load_cases
 
@@ -62,7 +62,7 @@ def test_engines_agree(path, shared_dir):
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", INPUTS, ids=INPUT_IDS)
 def test_hdf5_roundtrip(path, engine, shared_dir, tmp_path):
-    from damo_pipe.analyze.commands.convert import convert_file
+    from damo_pipe.convert import convert_file
     if detect_format(path) == "perf_data" and not HAVE_PERF:
         pytest.skip("perf is not installed")
     orig = read_records(path, engine=engine)
@@ -183,7 +183,7 @@ def _opt(col):
 
 
 def test_hdf5_roundtrip_stated_columns(damo_fixtures, tmp_path):
-    from damo_pipe.analyze.commands.convert import convert_file
+    from damo_pipe.convert import convert_file
     src = damo_fixtures / "inputs" / "damonstat.jsonc"
     orig = read_records(src)[0]
     assert orig.regions.age_usec is not None

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from damo_pipe.archive import ArchiveReader, ArchiveWriter, layout, read_archive_records, write_records
 from damo_pipe.errors import ArchiveError, RecordFormatError
-from damo_pipe.formats import read_records
+from damo_pipe.sources import read_records
 from damo_pipe.model import (AGE_UNKNOWN, Intervals, IntervalsGoal, Record, RecordBuilder,
                              RegionColumns)
 from tests.unit.archive_proc import chunk_for, snapshot_for, times_for
@@ -235,12 +235,16 @@ def test_truncated_file(tmp_path):
 
 
 def test_read_records_dispatches_hdf5(tmp_path):
+    from damo_pipe import formats
     p = tmp_path / "d.h5"
     meta = Record(target_id=3)
     rec = chunk_for(meta, 0, 0, 5)
     write_records([rec], p)
     [back] = read_records(p)
     assert_same_record(rec, back)
+    # damo_pipe.formats knows damo's formats only (it imports nothing from the archive)
+    with pytest.raises(RecordFormatError, match="damo_pipe.sources"):
+        formats.read_records(p)
 
 
 def test_cli_info_describes_archive(tmp_path, capsys):
@@ -298,7 +302,8 @@ def _record_with_gaps(nsnap, seed):
 def test_guide_summary_written_at_close(tmp_path, seed):
     rec = _record_with_gaps(40 + seed * 13, seed)
     path = tmp_path / "g.h5"
-    with ArchiveWriter(path) as w:
+    from damo_pipe.analyze.heatmap import GuideBuilder
+    with ArchiveWriter(path, summariser=GuideBuilder) as w:
         idx = w.add_record(rec.meta())
         for lo in range(0, rec.nr_snapshots, 7 + seed):   # several batches
             w.append(idx, rec.slice_snapshots(lo, lo + 7 + seed))
@@ -312,9 +317,12 @@ def test_guide_summary_written_at_close(tmp_path, seed):
 
 
 def test_guide_summary_ignored_when_stale_or_absent(tmp_path):
+    from damo_pipe.analyze.heatmap import GuideBuilder
     rec = _record_with_gaps(20, 9)
     path = tmp_path / "g.h5"
-    write_records([rec], path)
+    write_records([rec], path, summariser=GuideBuilder)
+    with ArchiveReader(path) as r:
+        assert r.stored_guide(0) is not None
     with h5py.File(path, "r+") as f:
         f["records/000000/guide/covered"][0] = 19     # covers fewer snapshots than stored
     with ArchiveReader(path) as r:
@@ -324,6 +332,96 @@ def test_guide_summary_ignored_when_stale_or_absent(tmp_path):
     with ArchiveReader(path) as r:
         assert r.stored_guide(0) is None
         assert_same_record(rec, r.load(0))
+
+
+class _CountingSummariser:
+    """A summariser that records what it is fed (no analyze/ code involved)."""
+
+    def __init__(self):
+        self.nr_snapshots = 0
+        self.lowest = self.highest = None
+
+    def feed(self, chunk):
+        self.nr_snapshots += chunk.nr_snapshots
+        lo, hi = int(chunk.regions.start.min()), int(chunk.regions.end.max())
+        self.lowest = lo if self.lowest is None else min(self.lowest, lo)
+        self.highest = hi if self.highest is None else max(self.highest, hi)
+
+    def summary(self):
+        return {"lowest_addr": self.lowest, "highest_addr": self.highest, "gaps": [[5, 9]],
+                "heats": [1, -(1 << 100)], "first_max_age": 7, "nr_snapshots": self.nr_snapshots}
+
+
+def test_summariser_is_injected(tmp_path):
+    """The writer stores whatever its summariser summarises, and nothing without one."""
+    rec = _record_with_gaps(12, 1)
+    with_, without = tmp_path / "s.h5", tmp_path / "n.h5"
+    write_records([rec, rec], with_, summariser=_CountingSummariser)
+    write_records([rec], without)
+    with ArchiveReader(with_) as r:
+        for i in range(2):
+            assert r.stored_guide(i) == {
+                "lowest_addr": int(rec.regions.start.min()),
+                "highest_addr": int(rec.regions.end.max()), "gaps": [[5, 9]],
+                "heats": [1, -(1 << 100)], "first_max_age": 7}
+    with ArchiveReader(without) as r:
+        assert r.stored_guide(0) is None
+        assert_same_record(rec, r.load(0))
+
+
+@pytest.mark.parametrize("where", ["factory", "feed", "summary"])
+def test_failing_summariser_warns_and_archive_stays_valid(tmp_path, where):
+    class Broken(_CountingSummariser):
+        def __init__(self):
+            if where == "factory":
+                raise RuntimeError("boom")
+            super().__init__()
+
+        def feed(self, chunk):
+            if where == "feed":
+                raise ValueError("boom")
+            super().feed(chunk)
+
+        def summary(self):
+            if where == "summary":
+                raise ValueError("boom")
+            return super().summary()
+
+    rec = _record_with_gaps(10, 2)
+    path = tmp_path / "b.h5"
+    with pytest.warns(RuntimeWarning, match="guide summary of record 0 not stored.*boom"):
+        write_records([rec], path, summariser=Broken)
+    with ArchiveReader(path) as r:
+        assert r.stored_guide(0) is None
+        assert_same_record(rec, r.load(0))
+
+
+def test_update_record_meta_replaces_every_field(tmp_path):
+    rec = _record_with_gaps(5, 3)
+    path = tmp_path / "m.h5"
+    late = Record(target_id=9, kdamond_idx=1, data_source="vaddr", ops="vaddr", pid=77,
+                  intervals=Intervals(10, 20, 30, IntervalsGoal(4, 5, 6, 7)))
+    with ArchiveWriter(path) as w:
+        w.add_record(rec.meta())
+        w.append(0, rec)
+        w.update_record_meta(0, late)
+        w.add_record(late)
+        w.update_record_meta(1, Record(target_id=2))
+    with ArchiveReader(path) as r:
+        assert r.records[0].meta_dict() == late.meta_dict()
+        assert r.records[1].meta_dict() == Record(target_id=2).meta_dict()
+        assert r.first_start(0) is None
+        np.testing.assert_array_equal(r.load(0).regions.start, rec.regions.start)
+
+
+def test_update_record_meta_refused_once_swmr_appending(tmp_path):
+    rec = _record_with_gaps(3, 3)
+    with ArchiveWriter(tmp_path / "w.h5", swmr=True) as w:
+        w.add_record(rec.meta())
+        w.append(0, rec)
+        w.flush()
+        with pytest.raises(ArchiveError):
+            w.update_record_meta(0, Record(target_id=1))
 
 
 def test_iter_chunks_reads_only_requested_columns(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 fp = pytest.importorskip("damo_pipe._fastparse")
 
 from damo_pipe.formats import binary, trace_text  # noqa: E402
-from damo_pipe.formats.damo_json import _regions  # noqa: E402
+from damo_pipe.formats.damo_json import regions_from_dicts as _regions  # noqa: E402
 
 
 def test_binary_scan_matches_reference():

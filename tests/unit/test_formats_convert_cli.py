@@ -8,7 +8,7 @@ import pytest
 
 from damo_pipe.analyze.cli import main
 from damo_pipe.errors import RecordFormatError
-from damo_pipe.formats import detect_format, read_records
+from damo_pipe.sources import detect_format, read_records
 
 PERF_LINE = "kdamond.0 1 [000] %s: damon:damon_aggregated: target_id=0 nr_regions=1 %d-%d: 3 4\n"
 
@@ -163,7 +163,7 @@ def test_archive_to_damo_formats_equals_direct(tmp_path):
 
 @pytest.mark.parametrize("ext", [".json", ".perf", ".jsonc"])
 def test_big_inputs_stream_through_an_archive(tmp_path, monkeypatch, ext):
-    from damo_pipe.analyze.commands import convert
+    from damo_pipe import convert
     src = tmp_path / "t.txt"
     text = trace(7)
     # a second target with a single snapshot (perf_script writer adds a fake one)

@@ -1,5 +1,5 @@
-"""``damo-analyze convert_record_format``: damo's command, byte-identical output."""
-import os
+"""``damo-analyze convert_record_format``: damo's command, byte-identical output
+(argument parsing; the work is :func:`damo_pipe.convert.convert_record_file`)."""
 
 HELP = "convert a record file to another damo format (damo convert_record_format)"
 
@@ -17,17 +17,18 @@ examples:
 
 
 def prepare_parser(parser):
+    from damo_pipe._engine import ENGINES
+    from damo_pipe.sources import INPUT_TYPES
     parser.add_argument("--record_file", metavar="<file>", default="damon.data",
                         help="record file to convert (default: damon.data)")
+    # damo's order of the choices (its --help lists them so)
     parser.add_argument("--format", choices=["json_compressed", "json", "perf_script"],
                         default="json_compressed", help="output format (default: json_compressed)")
     parser.add_argument("--output_file", metavar="<file>", default=None,
                         help="output file (default: overwrite --record_file)")
-    parser.add_argument("--input_type", default=None,
-                        choices=["json", "json_compressed", "perf_script", "perf_data",
-                                 "record", "hdf5"],
+    parser.add_argument("--input_type", default=None, choices=INPUT_TYPES,
                         help="force the input format instead of detecting it")
-    parser.add_argument("--engine", choices=["auto", "cython", "python"], default="auto",
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help=argparse_suppress())
 
 
@@ -37,18 +38,7 @@ def argparse_suppress():
 
 
 def run(args) -> int:
-    from damo_pipe.errors import RecordFormatError
-    from damo_pipe.formats import read_records, write_records
-    src = args.record_file
-    if not os.path.exists(src):
-        raise RecordFormatError("no such file", path=src)
-    records = read_records(src, input_type=args.input_type, engine=args.engine)
-    out = args.output_file if args.output_file is not None else src
-    mode = None
-    if args.output_file is None:
-        try:
-            mode = os.stat(src).st_mode & 0o7777
-        except OSError:
-            mode = None
-    write_records(records, out, args.format, mode=mode)
+    from damo_pipe.convert import convert_record_file
+    convert_record_file(args.record_file, args.format, args.output_file,
+                        input_type=args.input_type, engine=args.engine)
     return 0

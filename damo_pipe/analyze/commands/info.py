@@ -35,15 +35,15 @@ def describe(path, input_type=None):
     """A JSON-able description of the file (the data behind ``info``)."""
     import numpy as np
 
-    from damo_pipe.archive import layout
-    from damo_pipe.formats import detect_format, read_records
+    from damo_pipe import sources
 
-    fmt = input_type or detect_format(path)
+    fmt = input_type or sources.detect_format(path)
     desc = {"file": os.fspath(path), "format": fmt, "size_on_disk": os.path.getsize(path)}
     entries = []
-    if fmt == "hdf5":
-        from damo_pipe.archive import ArchiveReader
-        with ArchiveReader(path) as reader:
+    handler = sources.handler(fmt, path)
+    if handler.open is not None:
+        from damo_pipe.archive import layout
+        with handler.open(path) as reader:
             attrs = reader.attrs
             desc["archive"] = {k: attrs[k] for k in sorted(attrs)}
             row_bytes = sum(np.dtype(d).itemsize for d, _ in layout.REGION_COLUMNS.values())
@@ -54,7 +54,7 @@ def describe(path, input_type=None):
             desc["uncompressed_bytes"] = raw
             desc["compression_ratio"] = raw / desc["size_on_disk"] if desc["size_on_disk"] else None
     else:
-        for rec in read_records(path, input_type=fmt):
+        for rec in handler.read(os.fspath(path), "auto"):
             entries.append((rec, rec.snapshots, rec.nr_regions))
     records = []
     for meta, snaps, nr_regions in entries:

@@ -200,7 +200,7 @@ def _options(args):
 
 
 def _load(files, args):
-    from damo_pipe.formats import read_records
+    from damo_pipe.sources import read_records
     from damo_pipe.errors import RecordFormatError
     records = []
     for f in files:
