@@ -29,7 +29,8 @@ def record():
 
 
 def _write(record, path, compression):
-    with ArchiveWriter(path, compression=compression) as w:
+    from damo_pipe.analyze.heatmap import GuideBuilder   # the guide summary, as convert stores it
+    with ArchiveWriter(path, compression=compression, summariser=GuideBuilder) as w:
         w.append(w.add_record(record.meta()), record)
 
 

@@ -122,7 +122,8 @@ def archive_bytes_per_snapshot(n, k=None, compression=None):
     d = _fast_tmp()
     try:
         out = os.path.join(d, "g.h5")
-        w = ArchiveWriter(out, swmr=True, compression=compression)
+        from damo_pipe.analyze.heatmap import GuideBuilder   # as the recorder's writer
+        w = ArchiveWriter(out, swmr=True, compression=compression, summariser=GuideBuilder)
         idx = w.add_record(Record(target_id=0))
         base = np.arange(n, dtype=np.uint64) * np.uint64(1 << 20) + np.uint64(1 << 30)
         w.flush()

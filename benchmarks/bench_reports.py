@@ -34,7 +34,8 @@ BIG = os.environ.get("DAMO_PIPE_BENCH_10M") == "1"
 def _archive(tmp_path_factory, nsnap, per, name):
     from damo_pipe.archive import write_records
     path = tmp_path_factory.mktemp("bench") / name
-    write_records([make_record(nsnap, per, 1)], path)
+    from damo_pipe.analyze.heatmap import GuideBuilder   # stored guide, as convert writes it
+    write_records([make_record(nsnap, per, 1)], path, summariser=GuideBuilder)
     return path
 
 

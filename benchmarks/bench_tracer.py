@@ -107,7 +107,8 @@ def run_once(nr_snapshots, rate, flush_interval=1.0, workdir=None, chunk=65536):
         saved = (tracefs._mkdir_instance, tracefs._rmdir_instance)
         tree.install()
         try:
-            w = ArchiveWriter(tmp / "a.h5", swmr=True)
+            from damo_pipe.analyze.heatmap import GuideBuilder   # as the recorder's writer
+            w = ArchiveWriter(tmp / "a.h5", swmr=True, summariser=GuideBuilder)
             keys = {t: w.add_record(Record(target_id=t)) for t in range(TARGETS)}
             h = tracing.open_tracefs_tracer(w, keys, tracefs_root=tree.root,
                                             flush_interval=flush_interval)
