@@ -1,15 +1,7 @@
-"""Type stubs of the Cython parsing kernels (see _fastparse.pyx)."""
-from typing import Any
+"""Type stubs of the facade module _fastparse.pyx (re-exports of the per-format kernels)."""
+from damo_pipe.formats._binary_kernels import binary_scan as binary_scan
+from damo_pipe.formats._json_kernels import json_regions_scan as json_regions_scan
+from damo_pipe.formats._json_kernels import json_regions_text as json_regions_text
+from damo_pipe.formats._trace_kernels import trace_scan as trace_scan
 
-import numpy as np
-
-def binary_scan(buf: Any, pos: int, version: int, max_regions: int, path: Any = ...
-                ) -> tuple[int, list[int], list[int], list[int], list[int],
-                           np.ndarray, np.ndarray, np.ndarray]: ...
-
-def trace_scan(data: Any, st: Any, final: bool, path: Any = ...
-               ) -> tuple[int, dict[str, np.ndarray]]: ...
-
-def json_regions_scan(buf: Any, pos: int, count: int, out_start: np.ndarray,
-                      out_end: np.ndarray, out_acc: np.ndarray, out_age: np.ndarray,
-                      out_passed: np.ndarray, mode: int) -> tuple[int, int, int, int]: ...
+__all__ = ["binary_scan", "trace_scan", "json_regions_scan", "json_regions_text"]

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, wraparound=False, cdivision=True
 """Cython kernels of ``report access`` (pure-Python twins: ``access_kernels_py``).
 
 Every kernel reproduces damo's Python arithmetic exactly for the value ranges the
@@ -6,19 +6,20 @@ caller (``access.Metrics``) admits: integer inputs below 2^53 (so int→double
 conversions are exact), exact integer sums in 64/128-bit integers, and IEEE double
 operations in the same order as damo's Python expressions. Outside those ranges the
 caller uses the pure-Python twin instead.
+
+Every def function checks the lengths of its arrays before its loops, which then index
+them without bounds checks (the comment on each ``@cython.boundscheck(False)`` names
+the check).
 """
+cimport cython
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.math cimport fmod, floor, copysign
+from libc.stdio cimport snprintf
 
-cdef extern from *:
-    """
-    typedef __int128 dp_i128;
-    typedef unsigned __int128 dp_u128;
-    """
-    ctypedef long long dp_i128
-    ctypedef unsigned long long dp_u128
+from damo_pipe._kernels_common cimport CH_COMMA, CH_SPACE, dp_int128, dp_uint128
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def temperatures_i64(const int64_t[::1] sizes, const int64_t[::1] percents,
                      const int64_t[::1] usecs, int64_t ws, int64_t wa, int64_t wg,
                      int64_t[::1] out):
@@ -33,6 +34,7 @@ def temperatures_i64(const int64_t[::1] sizes, const int64_t[::1] percents,
             out[i] = t if percents[i] > 0 else -t
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def idle_times_i64(const int64_t[::1] percents, const int64_t[::1] usecs, int64_t aggr,
                    int64_t[::1] out):
     """0 if percent > 0 else usec + A (integer A)."""
@@ -44,6 +46,7 @@ def idle_times_i64(const int64_t[::1] percents, const int64_t[::1] usecs, int64_
             out[i] = 0 if percents[i] > 0 else usecs[i] + aggr
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def idle_times_f64(const int64_t[::1] percents, const int64_t[::1] usecs, double aggr,
                    double[::1] out):
     """0 if percent > 0 else usec + A (float A; usec < 2^53 so the conversion is exact)."""
@@ -56,18 +59,20 @@ def idle_times_f64(const int64_t[::1] percents, const int64_t[::1] usecs, double
     # note: damo's value for an accessed region is the int 0, printed identically
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def weighted_sum_u128(const uint64_t[::1] weights, const int64_t[::1] samples):
     """Exact Σ weight*samples (samples >= 0) as (high 64 bits, low 64 bits)."""
     cdef Py_ssize_t n = weights.shape[0], i
-    cdef dp_u128 acc = 0
+    cdef dp_uint128 acc = 0
     if samples.shape[0] != n:
         raise ValueError("column lengths differ")
     with nogil:
         for i in range(n):
-            acc += <dp_u128>weights[i] * <dp_u128>(<uint64_t>samples[i])
+            acc += <dp_uint128>weights[i] * <dp_uint128>(<uint64_t>samples[i])
     return int(<uint64_t>(acc >> 64)), int(<uint64_t>acc)
 
 
+@cython.boundscheck(False)  # order values and output sizes checked below; m <= nt + 1
 def percentile_walk(const int64_t[::1] order, const uint64_t[::1] weights, uint64_t total,
                     const double[::1] targets, int64_t[::1] out_t, int64_t[::1] out_i):
     """§9.3 walk over regions in ``order``; writes (target index, region index) pairs.
@@ -108,6 +113,7 @@ def percentile_walk(const int64_t[::1] order, const uint64_t[::1] weights, uint6
     return m
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def histogram_rows(const double[::1] values, const uint64_t[::1] weights,
                    const double[::1] starts, const double[::1] ends, uint64_t[::1] out):
     """Σ weight of the values in [start, end) per range (values exact doubles, Σ < 2^64)."""
@@ -142,15 +148,16 @@ cdef inline double _py_floordiv(double vx, double wx) noexcept nogil:
     return floordiv
 
 
-cdef inline dp_i128 _weighted_heat(dp_i128 sz, int64_t pc, int64_t usec, int64_t ws,
+cdef inline dp_int128 _weighted_heat(dp_int128 sz, int64_t pc, int64_t usec, int64_t ws,
                                    int64_t wa, int64_t wg) noexcept nogil:
     """temperature(region of size ``sz``, full weights) * sz, exact in 128 bits."""
-    cdef dp_i128 t = sz * ws + <dp_i128>(pc * wa) + <dp_i128>(usec * wg)
+    cdef dp_int128 t = sz * ws + <dp_int128>(pc * wa) + <dp_int128>(usec * wg)
     if not pc > 0:
         t = -t
     return t * sz
 
 
+@cython.boundscheck(False)  # lengths checked below; m < cap before every pixel
 def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
                    const int64_t[::1] percents, const int64_t[::1] usecs,
                    int64_t ws, int64_t wa, int64_t wg, int width, int static,
@@ -166,7 +173,7 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
     """
     cdef Py_ssize_t n = starts.shape[0], cap = px_start.shape[0], i, cur = 0, m = 0
     cdef double u, p, q, sz_d, t_d, heat_d, temp, newp, prev_p
-    cdef dp_i128 heat_i, t_i, span_i = 0
+    cdef dp_int128 heat_i, t_i, span_i = 0
     cdef bint p_int, heat_float, void, sorted_ends = True, found
     cdef int64_t pc
     cdef uint64_t rs, re, last_end
@@ -184,10 +191,10 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
         if i and ends[i] < ends[i - 1]:
             sorted_ends = False
     if static:
-        span_i = <dp_i128>ends[n - 1] - <dp_i128>starts[0]
+        span_i = <dp_int128>ends[n - 1] - <dp_int128>starts[0]
     else:
         for i in range(n):
-            span_i += <dp_i128>ends[i] - <dp_i128>starts[i]
+            span_i += <dp_int128>ends[i] - <dp_int128>starts[i]
     u = <double>span_i / <double>width
     if not (u > 0):
         raise ValueError("heatmap column size is not positive")
@@ -222,7 +229,7 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
                 void = False
                 pc = percents[i]
                 if p <= <double>rs and <double>re <= q:
-                    t_i = _weighted_heat(<dp_i128>re - <dp_i128>rs, pc, usecs[i], ws, wa, wg)
+                    t_i = _weighted_heat(<dp_int128>re - <dp_int128>rs, pc, usecs[i], ws, wa, wg)
                     if heat_float:
                         heat_d += <double>t_i
                     else:
@@ -233,7 +240,7 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
                     sz_d = q - p
                 elif <double>rs < p:
                     if p_int:
-                        t_i = _weighted_heat(<dp_i128>re - <dp_i128>(<uint64_t>p), pc, usecs[i],
+                        t_i = _weighted_heat(<dp_int128>re - <dp_int128>(<uint64_t>p), pc, usecs[i],
                                              ws, wa, wg)
                         if heat_float:
                             heat_d += <double>t_i
@@ -294,8 +301,6 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
 # ---------------------------------------------------------------------------------------
 # text columns of the region listing (twins: damo_format.format_sz / format_nr per value)
 
-from libc.stdio cimport snprintf
-
 cdef double _EIB = 1152921504606846976.0
 cdef double _PIB = 1125899906842624.0
 cdef double _TIB = 1099511627776.0
@@ -304,6 +309,7 @@ cdef double _MIB = 1048576.0
 cdef double _KIB = 1024.0
 
 
+@cython.boundscheck(False)  # each order value is checked against len(values)
 def format_sz_column(const uint64_t[::1] values, const int64_t[::1] order, int width=0):
     """``[format_sz(values[i]).ljust(width) for i in order]`` (non-raw), values below 2^63.
 
@@ -338,7 +344,7 @@ def format_sz_column(const uint64_t[::1] values, const int64_t[::1] order, int w
         if k < 0 or k >= 64:
             raise ValueError("formatting failed")
         while k < width and k < 63:
-            buf[k] = 32
+            buf[k] = CH_SPACE
             k += 1
         out[i] = buf[:k].decode("ascii")
     return out
@@ -361,12 +367,12 @@ def format_nr_range(Py_ssize_t n, int width=0):
             lead = 3
         for j in range(nd):
             if j and (j - lead) % 3 == 0:
-                buf[k] = 44     # ','
+                buf[k] = CH_COMMA
                 k += 1
             buf[k] = digits[j]
             k += 1
         while k < width and k < 47:
-            buf[k] = 32
+            buf[k] = CH_SPACE
             k += 1
         out[i] = buf[:k].decode("ascii")
     return out

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -O3 -ffp-contract=off
 """Cython kernels of the damo reports (heatmap, guides, wss, adjust).
 
@@ -7,22 +7,21 @@ reproduces damo 3.4.3's arithmetic operation by operation (SEMANTICS.md §2-§5)
 results are bit-identical to damo's Python code. The pure-Python reference twins live
 in the modules that call these kernels (heatmap.py, wss.py, adjust.py).
 
-All arrays are checked for length in the Python-level wrappers before the unchecked
-nogil loops run.
+Every def function checks the lengths of its arrays before its nogil loops run, which
+then index them without bounds checks (``@cython.boundscheck(False)``; the comment on
+each decorator names the check).
 """
+cimport cython
 from libc.math cimport isnan
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uint8_t
-from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memmove
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
                                 PyByteArray_Resize)
 
-cdef extern from *:
-    """
-    typedef __int128 dp_int128;
-    """
-    ctypedef long long dp_int128
+from damo_pipe._kernels_common cimport (
+    CH_0, CH_DOT, CH_LF, CH_LOWER_E, CH_MINUS, CH_PLUS, dp_int128, dp_uint128)
 
 import numpy as np
 
@@ -50,6 +49,7 @@ cdef inline int64_t _col(uint64_t a, uint64_t a_start, double addr_unit) noexcep
 # ---------------------------------------------------------------------------
 # heatmap pixel accumulation (SEMANTICS.md §2.3, damo 3.4.3 variant)
 # ---------------------------------------------------------------------------
+@cython.boundscheck(False)  # lengths, region ranges and the row band are checked below
 def heatmap_accumulate(double[:, ::1] heat,
                        const double[::1] ptime, const double[::1] ptime_next,
                        const uint64_t[::1] paddr,
@@ -217,6 +217,7 @@ def heatmap_accumulate(double[:, ::1] heat,
     return has_last, last_end
 
 
+@cython.boundscheck(False)  # i < T, j < A: the heat grid's own shape
 def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
     """``--output raw`` text: line (i, j) is ``tcol[i] + acol[j] + repr(heat[i, j])``
     (``NaN`` for NaN), lines joined by ``\\n`` with no trailing one. ``tcol``/``acol``
@@ -288,6 +289,7 @@ def format_raw_text(const double[:, ::1] heat, list tcol, list acol):
 # ---------------------------------------------------------------------------
 # guides (SEMANTICS.md §2.4)
 # ---------------------------------------------------------------------------
+@cython.boundscheck(False)  # lengths, region ranges and gap buffer checked below; nh <= maxn
 def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
                const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
                uint64_t[:, ::1] gaps, Py_ssize_t nr_gaps,
@@ -304,6 +306,8 @@ def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
     cdef uint64_t last_addr, s, e, gs, ge, hs, he
     cdef bint sorted_h
     cdef uint64_t[:, ::1] hbuf
+    if first_snapshot < 0:
+        raise ValueError("negative first snapshot")
     if nr_regions.shape[0] != S or rend.shape[0] != R:
         raise ValueError("columns differ in length")
     if gaps.shape[0] < nr_gaps or (gaps.shape[0] and gaps.shape[1] != 2):
@@ -376,6 +380,7 @@ def guide_scan(const uint64_t[::1] rstart, const uint64_t[::1] rend,
     return lowest, highest, init_at
 
 
+@cython.boundscheck(False)  # the lengths are checked below
 def guide_heats(const uint64_t[::1] rstart, const uint64_t[::1] rend,
                 const int64_t[::1] samples,
                 const uint64_t[::1] cstart, const uint64_t[::1] cend, bint c_sorted,
@@ -431,9 +436,6 @@ def guide_heats(const uint64_t[::1] rstart, const uint64_t[::1] rend,
 # ---------------------------------------------------------------------------
 # adjust: damo's aggregate_snapshots region merge (SEMANTICS.md §5), O(R log R)
 # ---------------------------------------------------------------------------
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memmove
-
 cdef class RegionMerger:
     """Incremental twin of damo's ``aggregate_snapshots`` for one window.
 
@@ -560,7 +562,7 @@ cdef class RegionMerger:
 
     cdef int _add(self, uint64_t xs, uint64_t xe, int64_t samples, int64_t age,
                   uint64_t passed) except -1 nogil:
-        cdef Py_ssize_t top = 0, lo, hi, p, pivot_pos
+        cdef Py_ssize_t top = 0, lo, hi, p
         cdef int64_t *fr
         cdef uint64_t ps, pe, pp, bs, be
         cdef Py_ssize_t best
@@ -588,12 +590,10 @@ cdef class RegionMerger:
             if lo >= hi:
                 self._append(ps, pe, samples, age, pp)
                 continue
-            pivot_pos = lo
             best = self.sorted_idx[lo]
             for p in range(lo + 1, hi):
                 if self.sorted_idx[p] < best:
                     best = self.sorted_idx[p]
-                    pivot_pos = p
             if self.b_acc[best] < samples:
                 self.b_acc[best] = samples
             bs = self.b_start[best]
@@ -605,6 +605,7 @@ cdef class RegionMerger:
                 self._push_part(&top, ps, bs, pp, pe - ps)
         return 0
 
+    @cython.boundscheck(False)  # lo..hi and the column lengths are checked below
     def add_snapshot(self, const uint64_t[::1] start, const uint64_t[::1] end,
                      const int64_t[::1] samples, const int64_t[::1] age,
                      const uint64_t[::1] passed, Py_ssize_t lo, Py_ssize_t hi):
@@ -622,6 +623,7 @@ cdef class RegionMerger:
                 self.b_samples[i] += self.b_acc[i]
                 self.b_acc[i] = 0
 
+    @cython.boundscheck(False)  # i < n: the arrays are allocated with n rows
     def result(self):
         """(start, end, samples, age, passed) arrays of the base, in discovery order."""
         cdef Py_ssize_t i, n = self.n
@@ -644,6 +646,7 @@ cdef class RegionMerger:
         return self.n
 
 
+@cython.boundscheck(False)  # lengths and region ranges are checked below
 def window_wss(const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
                const uint64_t[::1] start, const uint64_t[::1] end,
                const int64_t[::1] samples, int64_t acc_thres, uint64_t sz_thres,
@@ -671,6 +674,7 @@ def window_wss(const int64_t[::1] region_offset, const int64_t[::1] nr_regions,
             out[k] = total
 
 
+@cython.boundscheck(False)  # lengths checked below; n_in <= R <= len(in_gap_idx)
 def heats_scan(const uint64_t[::1] start, const uint64_t[::1] end, const int64_t[::1] samples,
                const uint64_t[::1] ga, const uint64_t[::1] gb,
                int64_t[::1] below_s_hi, uint64_t[::1] below_s_lo,

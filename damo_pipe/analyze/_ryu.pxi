@@ -5,14 +5,9 @@
 # the one nearest to it on ties, which is what CPython's dtoa mode 0 returns. The
 # layout follows CPython's format_float_short for the 'r' code with
 # Py_DTSF_ADD_DOT_0: fixed notation when -4 < decpt <= 16, else d.ddde+XX.
-# Included by _report_kernels.pyx; tested against repr() on millions of doubles
+# Included by _report_kernels.pyx (which cimports dp_uint128 and the CH_* codes from
+# _kernels_common.pxd); tested against repr() on millions of doubles
 # (tests/unit/test_float_repr.py).
-
-cdef extern from *:
-    """
-    typedef unsigned __int128 dp_uint128;
-    """
-    ctypedef unsigned long long dp_uint128
 
 cdef enum:
     RYU_POW5_INV_BITCOUNT = 125
@@ -28,7 +23,7 @@ cdef const char *_DIGIT_PAIRS = (b"000102030405060708091011121314151617181920212
                                  b"75767778798081828384858687888990919293949596979899")
 
 
-def _ryu_fill_tables():
+cdef int _ryu_fill_tables() except -1:
     """5**i and 2**k / 5**i to 125 significant bits (exact integer arithmetic, once)."""
     mask = (1 << 64) - 1
     for i in range(RYU_POW5_INV_TABLE):
@@ -43,6 +38,7 @@ def _ryu_fill_tables():
         v = p >> j if j >= 0 else p << -j
         _ryu_pow5[i][0] = v & mask
         _ryu_pow5[i][1] = v >> 64
+    return 0
 
 
 _ryu_fill_tables()
@@ -200,7 +196,7 @@ cdef Py_ssize_t _write_float_repr(double x, char *out) noexcept nogil:
     cdef int nd
     cdef char buf[24]
     if neg:
-        out[0] = 45   # '-'
+        out[0] = CH_MINUS
         pos = 1
     if ieee_e == 0x7FF:
         if ieee_m != 0:
@@ -224,15 +220,15 @@ cdef Py_ssize_t _write_float_repr(double x, char *out) noexcept nogil:
         k -= 2
         memcpy(buf + k, _DIGIT_PAIRS + 2 * d, 2)
     else:
-        buf[k - 1] = <char>(48 + d)
+        buf[k - 1] = <char>(CH_0 + d)
     decpt = nd + exp10          # value = 0.DIGITS x 10**decpt
     if -4 < decpt <= 16:
         if decpt <= 0:
-            out[pos] = 48
-            out[pos + 1] = 46
+            out[pos] = CH_0
+            out[pos + 1] = CH_DOT
             pos += 2
             for k in range(-decpt):
-                out[pos] = 48
+                out[pos] = CH_0
                 pos += 1
             memcpy(out + pos, buf, nd)
             pos += nd
@@ -240,15 +236,15 @@ cdef Py_ssize_t _write_float_repr(double x, char *out) noexcept nogil:
             memcpy(out + pos, buf, nd)
             pos += nd
             for k in range(decpt - nd):
-                out[pos] = 48
+                out[pos] = CH_0
                 pos += 1
-            out[pos] = 46
-            out[pos + 1] = 48
+            out[pos] = CH_DOT
+            out[pos + 1] = CH_0
             pos += 2
         else:
             memcpy(out + pos, buf, decpt)
             pos += decpt
-            out[pos] = 46
+            out[pos] = CH_DOT
             pos += 1
             memcpy(out + pos, buf + decpt, nd - decpt)
             pos += nd - decpt
@@ -256,20 +252,20 @@ cdef Py_ssize_t _write_float_repr(double x, char *out) noexcept nogil:
     out[pos] = buf[0]
     pos += 1
     if nd > 1:
-        out[pos] = 46
+        out[pos] = CH_DOT
         pos += 1
         memcpy(out + pos, buf + 1, nd - 1)
         pos += nd - 1
     e = decpt - 1
-    out[pos] = 101   # 'e'
+    out[pos] = CH_LOWER_E
     if e < 0:
-        out[pos + 1] = 45
+        out[pos + 1] = CH_MINUS
         e = -e
     else:
-        out[pos + 1] = 43
+        out[pos + 1] = CH_PLUS
     pos += 2
     if e >= 100:
-        out[pos] = <char>(48 + e // 100)
+        out[pos] = <char>(CH_0 + e // 100)
         pos += 1
         e %= 100
     memcpy(out + pos, _DIGIT_PAIRS + 2 * e, 2)
@@ -283,6 +279,7 @@ def float_repr(double x):
     return PyBytes_FromStringAndSize(out, n)
 
 
+@cython.boundscheck(False)  # i < n = len(xs); buf holds 26 bytes per value
 def float_repr_many(const double[::1] xs):
     """The reprs of ``xs`` joined by newlines (bytes); for bulk tests against repr."""
     cdef Py_ssize_t n = xs.shape[0], i, pos = 0
@@ -293,7 +290,7 @@ def float_repr_many(const double[::1] xs):
         with nogil:
             for i in range(n):
                 pos += _write_float_repr(xs[i], buf + pos)
-                buf[pos] = 10
+                buf[pos] = CH_LF
                 pos += 1
         return PyBytes_FromStringAndSize(buf, pos)
     finally:

@@ -8,7 +8,14 @@ cimport cython
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdio cimport snprintf
 from libc.errno cimport errno
+
+from damo_pipe._kernels_common cimport CH_0, CH_LF, CH_SPACE, CH_TAB, _is_digit
+
 import numpy as np
+
+cdef enum:
+    PATH_MAX_LEN = 64       # "<i>/<name>" below a region directory
+    VALUE_MAX_LEN = 63      # bytes read from one value file
 
 cdef extern from "fcntl.h" nogil:
     int openat(int dirfd, const char *pathname, int flags)
@@ -26,32 +33,32 @@ cdef extern from "fcntl.h" nogil:
 
 cdef int _read_u64(int dfd, long i, const char *name, uint64_t *out) noexcept nogil:
     """0 on success, -errno on I/O error, 1 on a parse error."""
-    cdef char path[64]
-    cdef char buf[64]
+    cdef char path[PATH_MAX_LEN]
+    cdef char buf[VALUE_MAX_LEN + 1]
     cdef int fd
     cdef ssize_t n
     cdef ssize_t k = 0
     cdef uint64_t v = 0
     cdef int digits = 0
-    snprintf(path, 64, b"%ld/%s", i, name)
+    snprintf(path, PATH_MAX_LEN, b"%ld/%s", i, name)
     fd = openat(dfd, path, O_RDONLY | O_CLOEXEC)
     if fd < 0:
         return -errno
-    n = read(fd, buf, 63)
+    n = read(fd, buf, VALUE_MAX_LEN)
     if n < 0:
         n = -errno
         close(fd)
         return <int>n
     close(fd)
-    while k < n and (buf[k] == 32 or buf[k] == 9):
+    while k < n and (buf[k] == CH_SPACE or buf[k] == CH_TAB):
         k += 1
-    while k < n and buf[k] >= 48 and buf[k] <= 57:
-        v = v * 10 + <uint64_t>(buf[k] - 48)
+    while k < n and _is_digit(<unsigned char>buf[k]):
+        v = v * 10 + <uint64_t>(buf[k] - CH_0)
         digits += 1
         k += 1
     if digits == 0 or digits > 20:
         return 1
-    while k < n and (buf[k] == 10 or buf[k] == 32):
+    while k < n and (buf[k] == CH_LF or buf[k] == CH_SPACE):
         k += 1
     if k != n:
         return 1
@@ -59,7 +66,7 @@ cdef int _read_u64(int dfd, long i, const char *name, uint64_t *out) noexcept no
     return 0
 
 
-@cython.boundscheck(False)
+@cython.boundscheck(False)  # i < n: every column is checked to have n rows below
 @cython.wraparound(False)
 def read_tried_regions(bytes dirpath, long n, bint with_filter_passed=False):
     """(start, end, nr_accesses, age, sz_filter_passed) columns of regions 0..n-1."""

@@ -9,7 +9,8 @@ Layout (little-endian, packed)::
                        nr_regions x { uint64 start, uint64 end, uint32 nr_accesses } }
 
 Engines: ``python`` (struct, the reference) and ``cython``
-(:func:`damo_pipe._fastparse.binary_scan`).  Both validate every length against the
+(:func:`damo_pipe.formats._binary_kernels.binary_scan`), chosen by
+:func:`damo_pipe._engine.select_engine`.  Both validate every length against the
 remaining bytes *before* allocating, and raise :class:`RecordFormatError` naming the
 byte offset of truncation, and "snapshot is not sorted by time" when a target's end
 time goes backwards.  Records are created per target id in first-seen order; no age,
@@ -22,6 +23,7 @@ import struct
 
 import numpy as np
 
+from damo_pipe._engine import select_engine
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
 from damo_pipe.model import AGE_UNKNOWN, Record
@@ -88,23 +90,13 @@ def py_binary_scan(buf, pos, version, max_regions, path=None):
             np.array(accs, np.int64))
 
 
-def _cy_scan(buf, pos, version, max_regions, path=None):
-    from damo_pipe import _fastparse
-    return _fastparse.binary_scan(buf, pos, version, max_regions, path)
+KERNELS = "damo_pipe.formats._binary_kernels"
 
 
 def _engine(engine):
-    if engine == "python":
-        return py_binary_scan
-    try:
-        from damo_pipe import _fastparse
-        if hasattr(_fastparse, "binary_scan"):
-            return _cy_scan
-    except ImportError:
-        pass
-    if engine == "cython":
-        raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
-    return py_binary_scan
+    """The block scanner of ``engine``: the compiled kernel or :func:`py_binary_scan`."""
+    kernels = select_engine(engine, KERNELS)
+    return py_binary_scan if kernels is None else kernels.binary_scan
 
 
 class BinaryStream:

@@ -5,9 +5,9 @@ The file is never held whole: ``json_compressed`` is inflated incrementally
 thread (zlib releases the GIL) while this thread scans; the scanner keeps a sliding
 window of the text.  The document structure (records, snapshots, their small values)
 is walked here; the hot part — each snapshot's ``regions`` array — is parsed by
-:func:`damo_pipe._fastparse.json_regions_scan` (no Python object per region).  A region
-the fast path does not handle (unit strings such as ``"1.500 KiB"``, non-empty
-``probe_hits``, escapes, floats, unknown keys...) is decoded on its own with ``json``
+:func:`damo_pipe.formats._json_kernels.json_regions_scan` (no Python object per
+region).  A region the fast path does not handle (unit strings such as ``"1.500 KiB"``,
+non-empty ``probe_hits``, escapes, floats, unknown keys...) is decoded on its own with ``json``
 and converted by the reference code (damo_json.py), so memory stays bounded and the
 result equals the reference engine's.  Malformed input raises RecordFormatError with
 the byte offset in the (decompressed) text.
@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+from damo_pipe._engine import select_engine
 from damo_pipe._prefetch import prefetched
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import damo_json
@@ -32,7 +33,6 @@ OUT_MAX = 4 << 20           # max inflated bytes per step
 MAX_VALUE = 64 << 20        # largest non-region JSON value accepted (bytes)
 REGION_CAP = 1 << 16        # scratch rows per scanner call
 
-_J_DONE, _J_MORE, _J_UNUSUAL, _J_FULL = 0, 1, 2, 3
 _WS = b" \t\r\n"
 _WS_RE = re.compile(rb"[ \t\r\n]*")
 # a JSON integer not followed by a fraction/exponent (then the json module decides)
@@ -41,12 +41,12 @@ _CTRL_RE = re.compile(rb"[\x00-\x1f]")
 _DECODER = json.JSONDecoder()
 
 
+KERNELS = "damo_pipe.formats._json_kernels"
+
+
 def available():
-    try:
-        from damo_pipe import _fastparse
-    except ImportError:
-        return False
-    return hasattr(_fastparse, "json_regions_scan")
+    """True when the compiled region scanner this engine needs is built."""
+    return select_engine("auto", KERNELS) is not None
 
 
 # ---------------------------------------------------------------- byte sources
@@ -338,7 +338,7 @@ class _Acc:
 
 
 def _parse_regions(w: _Window, acc: _Acc, where):
-    from damo_pipe._fastparse import json_regions_scan
+    from damo_pipe.formats._json_kernels import JsonScan, json_regions_scan
     w.expect("[")
     mode = 1
     while True:
@@ -346,12 +346,12 @@ def _parse_regions(w: _Window, acc: _Acc, where):
                                                acc.a, acc.g, acc.p, mode)
         w.pos = pos
         acc.count = cnt
-        if st == _J_DONE:
+        if st == JsonScan.J_DONE:
             return
-        if st == _J_FULL:
+        if st == JsonScan.J_FULL:
             acc.grow(acc.cap)
             continue
-        if st == _J_MORE:
+        if st == JsonScan.J_MORE:
             if not w.more():
                 raise w.err("invalid JSON: unexpected end of data in regions of %s" % where)
             continue

@@ -5,8 +5,8 @@ without the latency column), raw tracefs ``trace_pipe`` text, and perf.data (thr
 Two engines share one grammar:
 
 * ``python`` — the reference: one line at a time with ``bytes.split()``;
-* ``cython`` — :func:`damo_pipe._fastparse.trace_scan`, one pass over the bytes with no
-  Python object per line.
+* ``cython`` — :func:`damo_pipe.formats._trace_kernels.trace_scan`, one pass over the
+  bytes with no Python object per line.
 
 Both turn event lines into *rows* (end time, target, nr_regions, region, snapshot id,
 record index) with the same per-target grouping state machine, then
@@ -31,6 +31,7 @@ import subprocess
 
 import numpy as np
 
+from damo_pipe._engine import select_engine
 from damo_pipe.errors import ExternalToolError, RecordFormatError
 from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
 from damo_pipe.model import AGE_UNKNOWN, Record
@@ -194,25 +195,13 @@ def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
     return consumed, rows
 
 
-def _cy_trace_scan(data, st, final, path=None):
-    from damo_pipe import _fastparse
-    return _fastparse.trace_scan(data, st, final, path)
+KERNELS = "damo_pipe.formats._trace_kernels"
 
 
 def _engine_scan(engine):
-    if engine == "python":
-        return py_trace_scan
-    if engine in ("cython", "auto"):
-        try:
-            from damo_pipe import _fastparse  # noqa: F401
-            if hasattr(_fastparse, "trace_scan"):
-                return _cy_trace_scan
-        except ImportError:
-            pass
-        if engine == "cython":
-            raise ImportError("damo_pipe._fastparse (Cython engine) is not built")
-        return py_trace_scan
-    raise ValueError("unknown engine %r" % engine)
+    """The line scanner of ``engine``: the compiled kernel or :func:`py_trace_scan`."""
+    kernels = select_engine(engine, KERNELS)
+    return py_trace_scan if kernels is None else kernels.trace_scan
 
 
 def _concat_rows(a, b):

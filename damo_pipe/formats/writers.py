@@ -161,7 +161,7 @@ def _fast_regions(R, lo, hi):
     if R.probe_offset is not None and R.probe_offset[hi] != R.probe_offset[lo]:
         return None
     try:
-        from damo_pipe._fastparse import json_regions_text
+        from damo_pipe.formats._json_kernels import json_regions_text
     except ImportError:
         return None
     passed = R.sz_filter_passed[lo:hi]

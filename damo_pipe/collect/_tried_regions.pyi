@@ -1,0 +1,6 @@
+"""Type stubs of _tried_regions.pyx (DAMON tried_regions directory reader)."""
+import numpy as np
+
+def read_tried_regions(dirpath: bytes, n: int, with_filter_passed: bool = ...
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                  np.ndarray]: ...

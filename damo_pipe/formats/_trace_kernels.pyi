@@ -1,0 +1,22 @@
+"""Type stubs of _trace_kernels.pyx (trace text tokenizer and row grouping)."""
+from typing import Any
+
+import numpy as np
+
+class _Rows:
+    end_a: np.ndarray
+    tid_a: np.ndarray
+    nr_a: np.ndarray
+    s_a: np.ndarray
+    e_a: np.ndarray
+    acc_a: np.ndarray
+    age_a: np.ndarray
+    lines_a: np.ndarray
+    n: int
+    nlines: int
+    def __init__(self, cap: int) -> None: ...
+    def run(self, data: Any, lo: int, hi: int) -> None: ...
+    def error(self, data: Any, path: Any, line0: int) -> Exception | None: ...
+
+def trace_scan(data: Any, st: Any, final: bool, path: Any = ...
+               ) -> tuple[int, dict[str, np.ndarray]]: ...
