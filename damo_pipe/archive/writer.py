@@ -92,6 +92,7 @@ class ArchiveWriter:
         self._tables = []   # SideTables, committed with the records
         self._pending = []  # per record: list of chunks not yet written
         self._swmr_started = False
+        self._profile = None   # (perf.data path, samples, attrs) stored at close
         a = self._file.attrs
         a["format"] = layout.FORMAT_NAME
         a["format_version"] = layout.FORMAT_VERSION
@@ -383,19 +384,41 @@ class ArchiveWriter:
             t.commit()
         self._file.flush()
 
+    def set_profile(self, perf_data_path, samples, attrs=None):
+        """Store a CPU profile (perf.data bytes and/or its ProfileSamples) when the
+        writer closes: in the file itself (not SWMR), in the compaction copy (SWMR), or
+        with :func:`damo_pipe.archive.profile.attach_profile` after closing (SWMR
+        without compaction). Each way is as crash-safe as the archive itself."""
+        if perf_data_path is None and samples is None:
+            raise ValueError("a profile needs the perf.data, the samples, or both")
+        self._profile = (perf_data_path, samples, attrs)
+
+    def _profile_writer(self):
+        from damo_pipe.archive.profile import write_profile_group
+        pd, samples, attrs = self._profile
+        return lambda h5file: write_profile_group(h5file, pd, samples, attrs, self._compression)
+
     def close(self):
-        """Flush, store the guide summaries and close; a SWMR archive is then compacted
-        (see :func:`compact`) unless ``compact_on_close`` was False."""
+        """Flush, store the guide summaries (and a profile given to :meth:`set_profile`)
+        and close; a SWMR archive is then compacted (see :func:`compact`) unless
+        ``compact_on_close`` was False."""
         if self._file is None:
             return
+        profile = self._profile
         try:
             self.flush()
             self._write_guides()
+            if profile is not None and not self._swmr_started:
+                self._profile_writer()(self._file)
+                profile = None
         finally:
             self._file.close()
             self._file = None
         if self.swmr and self._compact_on_close:
-            compact(self.path)
+            compact(self.path, finish=None if profile is None else self._profile_writer())
+        elif profile is not None:
+            from damo_pipe.archive.profile import attach_profile
+            attach_profile(self.path, *profile[:2], attrs=profile[2])
 
     def __enter__(self):
         return self
@@ -428,9 +451,10 @@ def write_records(records, path, *, source_format=None, source_path=None, compre
                 w.set_first_start(idx, rec.first_start_ns)
 
 
-def compact(path):
+def compact(path, finish=None):
     """Rewrite a closed archive into a fresh file (atomically) to drop the space that
-    repeated SWMR flushes left behind. Dataset layout, filters and attributes are kept."""
+    repeated SWMR flushes left behind. Dataset layout, filters and attributes are kept.
+    ``finish(h5file)`` may add to the fresh file before it replaces the old one."""
     import h5py
     import hdf5plugin  # noqa: F401  (filters needed to copy compressed chunks)
 
@@ -441,3 +465,5 @@ def compact(path):
                 dst.attrs[k] = v
             for name in src:
                 src.copy(src[name], dst, name=name)
+            if finish is not None:
+                finish(dst)
