@@ -299,7 +299,7 @@ def heatmap_pixels(const uint64_t[::1] starts, const uint64_t[::1] ends,
 
 
 # ---------------------------------------------------------------------------------------
-# text columns of the region listing (twins: damo_format.format_sz / format_nr per value)
+# text columns of the region listing (twins: numfmt.format_sz / format_nr per value)
 
 cdef double _EIB = 1152921504606846976.0
 cdef double _PIB = 1125899906842624.0

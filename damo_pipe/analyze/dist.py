@@ -34,7 +34,7 @@ def percentile_value(values, percentile):
 def format_dist(metric, values, percentiles, raw=False, pr_all=False, nr_cols_bar=59):
     """damo's ``fmt_dists``: header, average, then one line per percentile (with a bar
     of ``nr_cols_bar`` columns when it is positive) or, with ``pr_all``, every value."""
-    from damo_pipe.analyze.numfmt import format_sz
+    from damo_pipe.numfmt import format_sz
     lines = ["# <percentile> <%s>" % metric]
     n = len(values)
     if n == 0:
@@ -65,7 +65,7 @@ def format_dist(metric, values, percentiles, raw=False, pr_all=False, nr_cols_ba
 def format_percentile_cells(values, percentiles=(0, 25, 50, 75, 100)):
     """The ``%15s`` cells of one row of holistic's percentile table (damo prints
     ``-1 B`` for an empty list)."""
-    from damo_pipe.analyze.numfmt import format_sz
+    from damo_pipe.numfmt import format_sz
     cells = []
     for p in percentiles:
         v = percentile_value(values, p)

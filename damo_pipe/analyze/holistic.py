@@ -34,7 +34,7 @@ ADJUST_ABOVE = 200
 
 def heatmap_axes_text(t_range, a_range, resol):
     """The axis lines damo prints for an empty heatmap (``resol``: rows, columns)."""
-    from damo_pipe.analyze.numfmt import format_sz, format_sz_accurate, format_time_ns
+    from damo_pipe.numfmt import format_sz, format_sz_accurate, format_time_ns
     rows, cols = resol
     t0, t1 = t_range
     a0, a1 = a_range

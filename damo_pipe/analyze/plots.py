@@ -68,7 +68,7 @@ def time_unit(span_ns):
 
 
 def _human_sz(b):
-    from damo_pipe.analyze.numfmt import format_sz
+    from damo_pipe.numfmt import format_sz
     return format_sz(b)
 
 
@@ -83,7 +83,7 @@ def _human_time(ns):
         import datetime
         t = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
         return t.strftime("%Y-%m-%d %H:%M:%S UTC")
-    from damo_pipe.analyze.numfmt import format_time_ns
+    from damo_pipe.numfmt import format_time_ns
     return format_time_ns(ns)
 
 

@@ -22,9 +22,9 @@ import zlib
 import numpy as np
 
 from damo_pipe._atomic import atomic_output
+from damo_pipe.numfmt import format_nr, format_sz, format_time_ns_min_unit
 from damo_pipe.model import AGE_UNKNOWN, Record
 
-U64_MAX = (1 << 64) - 1
 
 # damo 3.4.3 writes these damos_stats keys (the ones present in its files)
 DAMOS_STATS_KEYS = ("nr_tried", "sz_tried", "nr_applied", "sz_applied",
@@ -32,64 +32,11 @@ DAMOS_STATS_KEYS = ("nr_tried", "sz_tried", "nr_applied", "sz_applied",
 
 
 # ------------------------------------------------------------ damo number formats
-
-def format_nr(nr, raw=False):
-    """damo's format_nr: '%d', with ',' thousands separators unless raw."""
-    if nr < 0:
-        return "-" + format_nr(-nr, raw)
-    s = "%d" % nr
-    if raw:
-        return s
-    n = len(s)
-    head = n % 3 or 3
-    parts = [s[:head]] + [s[i:i + 3] for i in range(head, n, 3)]
-    return ",".join(parts)
-
-
-def format_sz(sz, raw=False):
-    if raw:
-        return "%d" % sz
-    f = float(sz)
-    if f == float(U64_MAX):
-        return "max"
-    for shift, unit in ((60, "EiB"), (50, "PiB"), (40, "TiB"), (30, "GiB"),
-                        (20, "MiB"), (10, "KiB")):
-        if f > (1 << shift):
-            return "%.3f %s" % (f / (1 << shift), unit)
-    return "%d B" % f
-
-
-_NS_UNITS = ((24 * 3600 * 10 ** 9, "d"), (3600 * 10 ** 9, "h"), (60 * 10 ** 9, "m"),
-             (10 ** 9, "s"), (10 ** 6, "ms"), (1000, "us"), (1, "ns"))
-
-
-def format_time_ns_exact(t, raw=False):
-    """damo's format_time_ns_min_unit(t, 1 ns, raw)."""
-    if raw:
-        return "%d" % t
-    sign = ""
-    if t < 0:
-        sign, t = "-", -t
-    if t >= U64_MAX:
-        return sign + "max"
-    for unit_ns, name in _NS_UNITS:
-        if t < unit_ns:
-            continue
-        if unit_ns == 1:
-            if t % unit_ns:
-                return "%s%.3f %s" % (sign, t / unit_ns, name)
-            return "%s%d %s" % (sign, t / unit_ns, name)
-        unit_nr = int(t / unit_ns)
-        unit_str = "%s %s" % (format_nr(unit_nr), name)
-        less = t - unit_nr * unit_ns
-        if less == 0:
-            return sign + unit_str
-        return "%s%s %s" % (sign, unit_str, format_time_ns_exact(less))
-    return "0 ns"
+# one home: damo_pipe/numfmt.py (damo's formatters, shared with the reports)
 
 
 def format_time_us_exact(t_us, raw=False):
-    return format_time_ns_exact(t_us * 1000, raw)
+    return format_time_ns_min_unit(t_us * 1000, raw)
 
 
 def _js(v):
@@ -434,4 +381,4 @@ def write_records(records, path, fmt, *, region_values=None, mode=None):
 
 
 __all__ = ["write_records", "ChunkedRecord", "json_text", "perf_script_text", "iter_json_text",
-           "iter_perf_script_lines", "format_nr", "format_sz", "format_time_ns_exact"]
+           "iter_perf_script_lines", "format_nr", "format_sz", "format_time_ns_min_unit"]

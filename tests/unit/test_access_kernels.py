@@ -282,7 +282,7 @@ def test_heatmap_unsorted_regions_cython_equals_python(regs, width, static, perm
 def test_text_columns_equal_numfmt():
     """Cython text columns equal numfmt.format_sz / format_nr value by value."""
     k = pytest.importorskip("damo_pipe.analyze._access_kernels")
-    from damo_pipe.analyze.numfmt import format_nr, format_sz
+    from damo_pipe.numfmt import format_nr, format_sz
     rng = np.random.default_rng(5)
     special = [0, 1, 1023, 1024, 1025, 1088, 2 ** 20, 2 ** 20 + 1, 2 ** 30 + 512,
                2 ** 40 - 1, 2 ** 40, 2 ** 40 + 1, 2 ** 47 + 12345, 2 ** 50 + 1, 2 ** 60,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from damo_pipe.formats import read_records, write_records
-from damo_pipe.formats.writers import format_nr, format_sz, format_time_ns_exact
+from damo_pipe.formats.writers import format_nr, format_sz, format_time_ns_min_unit
 from damo_pipe.model import (Intervals, IntervalsGoal, Record, RegionColumns,
                              SnapshotColumns)
 
@@ -179,8 +179,8 @@ def test_format_sz(b, want):
 @pytest.mark.parametrize("t,want", [(0, "0 ns"), (1500, "1 us 500 ns"),
                                     (1_500_000_000, "1 s 500 ms"), (61_000_000_000, "1 m 1 s"),
                                     (1.5, "1.500 ns"), (3_600_000_000_000, "1 h")])
-def test_format_time_ns_exact(t, want):
-    assert format_time_ns_exact(t) == want
+def test_format_time_ns_min_unit(t, want):
+    assert format_time_ns_min_unit(t) == want
 
 
 def test_atomic_no_partial_file(tmp_path):

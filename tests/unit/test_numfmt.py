@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from damo_pipe.analyze import numfmt as f
+from damo_pipe import numfmt as f
 
 
 @pytest.mark.parametrize("b,want", [

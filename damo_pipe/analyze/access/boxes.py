@@ -8,7 +8,7 @@ import numpy as np
 
 from damo_pipe.analyze.access.options import SNAPSHOT_TIME_LINE, AccessCrash
 from damo_pipe.analyze.colors import color_samples, colored
-from damo_pipe.analyze.numfmt import format_percent, format_sz, format_time_us
+from damo_pipe.numfmt import format_percent, format_sz, format_time_us
 
 STYLES = ("simple-boxes", "cold", "hot")
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from damo_pipe.analyze.access.options import AccessCrash, has_ops_filter
-from damo_pipe.analyze.numfmt import format_nr, format_sz, format_time_us
+from damo_pipe.numfmt import format_nr, format_sz, format_time_us
 
 #: style -> metric
 STYLES = {"recency-sz-hist": "recency", "cold-memory-tail": "recency",

@@ -11,7 +11,7 @@ from damo_pipe.analyze.access.options import OPS_FILTER_TYPES, AccessCrash
 from damo_pipe.analyze.access.percentiles import percentiles_text
 from damo_pipe.analyze.access.snapshot_heatmap import snapshot_heatmap_text
 from damo_pipe.analyze.colors import color_samples
-from damo_pipe.analyze.numfmt import (format_bp, format_hz, format_nr, format_percent, format_sz,
+from damo_pipe.numfmt import (format_bp, format_hz, format_nr, format_percent, format_sz,
                                       format_time_ns, format_time_us)
 
 

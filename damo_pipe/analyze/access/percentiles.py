@@ -5,7 +5,7 @@ from __future__ import annotations
 from damo_pipe.analyze.access.metrics import exact_sum
 from damo_pipe.analyze.access.options import (DEFAULT_PERCENTILES, SNAPSHOT_TIME_LINE,
                                               AccessCrash, has_ops_filter)
-from damo_pipe.analyze.numfmt import format_nr, format_time_us
+from damo_pipe.numfmt import format_nr, format_time_us
 
 #: style -> metric
 STYLES = {"recency-percentiles": "recency", "idle-time-percentiles": "recency",

@@ -1,7 +1,7 @@
 """``report access --raw_form`` (SEMANTICS.md §7)."""
 from __future__ import annotations
 
-from damo_pipe.analyze.numfmt import format_sz, format_time_ns
+from damo_pipe.numfmt import format_sz, format_time_ns
 
 
 def render_raw_form(records, raw=False) -> str:

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 
 from damo_pipe.analyze.access.metrics import as_pylist
-from damo_pipe.analyze.numfmt import format_hz, format_nr, format_percent, format_sz, format_time_us
+from damo_pipe.numfmt import format_hz, format_nr, format_percent, format_sz, format_time_us
 from damo_pipe.errors import ReportError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from damo_pipe.analyze.access.options import AccessCrash
 from damo_pipe.analyze.colors import colored
-from damo_pipe.analyze.numfmt import format_nr, format_sz
+from damo_pipe.numfmt import format_nr, format_sz
 
 
 def snapshot_heatmap_text(metrics, opts, sv, df):

@@ -73,7 +73,7 @@ class Guide:
         """damo's ``--guide`` text (``--guide_human``: times and sizes in human units, as
         damo's ``report record_info``: addresses with six decimals)."""
         if human:
-            from damo_pipe.analyze.numfmt import format_sz, format_sz_accurate, format_time_ns
+            from damo_pipe.numfmt import format_sz, format_sz_accurate, format_time_ns
         else:
             format_sz = format_sz_accurate = format_time_ns = lambda v: "%d" % v
         lines = ["%s: %s" % (name, getattr(self, name))

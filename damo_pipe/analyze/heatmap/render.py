@@ -6,7 +6,7 @@ import numpy as np
 
 from damo_pipe._engine import select_engine
 from damo_pipe.analyze.colors import RESET, color_samples, color_start
-from damo_pipe.analyze.numfmt import format_sz, format_sz_accurate, format_time_ns
+from damo_pipe.numfmt import format_sz, format_sz_accurate, format_time_ns
 
 #: the compiled raw-text formatter
 KERNELS = "damo_pipe.analyze._report_kernels"

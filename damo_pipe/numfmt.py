@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ULONG_MAX", "format_sz", "format_sz_accurate", "format_time_ns", "format_time_us",
-    "format_time_ns_exact", "format_nr", "format_hz", "format_percent", "format_bp",
+    "format_time_ns_min_unit", "format_nr", "format_hz", "format_percent", "format_bp",
     "py_num", "pct_str",
 ]
 
@@ -96,7 +96,6 @@ def format_time_ns(t, raw=False):
 
 
 #: damo has both names; they print the same for the values reports use.
-format_time_ns_exact = format_time_ns
 
 
 def format_time_us(us, raw=False):
@@ -161,3 +160,34 @@ def format_bp(bp, raw=False):
     if raw:
         return "%f" % bp
     return pct_str(float(bp) / 10000) + " %"
+
+
+_MIN_UNITS_NS = ((24 * 3600 * NS_PER_SEC, "d"), (3600 * NS_PER_SEC, "h"), (60 * NS_PER_SEC, "m"),
+                 (NS_PER_SEC, "s"), (NS_PER_MS, "ms"), (NS_PER_US, "us"), (1, "ns"))
+
+
+def format_time_ns_min_unit(t, raw=False):
+    """damo's ``format_time_ns_min_unit(t, 1 ns, raw)``: every unit spelled out, exact
+    (``1 us 24 ns``), as damo's json/text record writers print intervals."""
+    t = py_num(t)
+    if raw:
+        return "%d" % t
+    sign = ""
+    if t < 0:
+        sign, t = "-", -t
+    if t >= ULONG_MAX:
+        return sign + "max"
+    for unit_ns, name in _MIN_UNITS_NS:
+        if t < unit_ns:
+            continue
+        if unit_ns == 1:
+            if t % 1:
+                return "%s%.3f %s" % (sign, t, name)
+            return "%s%d %s" % (sign, t, name)
+        unit_nr = int(t / unit_ns)
+        less = t - unit_nr * unit_ns
+        text = "%s %s" % (format_nr(unit_nr), name)
+        if less == 0:
+            return sign + text
+        return "%s%s %s" % (sign, text, format_time_ns_min_unit(less))
+    return "0 ns"
