@@ -5,9 +5,20 @@ an archive keeps memory bounded whatever the input size, and damo-format outputs
 big (or perf.data) inputs go through a temporary archive.  Outputs are written under a
 temporary name and renamed when complete.  Archives written here store the heatmap
 guide summary (:class:`damo_pipe.analyze.heatmap.GuideBuilder`).
+
+Side data (``side_files=True``, the default) goes along: damo's side files beside a
+record file ``X`` (``X.mem_footprint``, ``X.profile``: :data:`damo_pipe.sources.SIDE_FILES`)
+become the archive's ``footprints``/``meminfo`` tables and its CPU profile (the
+perf.data bytes and their sample table, parsed with perf when it is installed); an
+archive's ``/collect`` group (every side table, the profile, the recording's
+attributes) and root provenance (recording host, command line) go into a new archive
+whole; an archive converted to a damo format writes ``X.mem_footprint`` and
+``X.profile`` back beside ``X``; damo files converted to damo formats take copies of
+their side files along.
 """
 import logging
 import os
+import shutil
 
 from damo_pipe import formats, sources
 from damo_pipe.errors import UsageError
@@ -42,46 +53,137 @@ def output_format(path, forced=None):
 
 
 def convert_file(src, dst, fmt, *, input_type=None, compression=None,
-                 chunk_regions=CHUNK_REGIONS, engine="auto"):
+                 chunk_regions=CHUNK_REGIONS, engine="auto", side_files=True, perf_path="perf"):
     """Convert one file into ``fmt``; the output appears only when complete.
-    Returns the number of records written."""
+    Returns the number of records written. ``side_files``: carry the side data along
+    (module docstring); ``perf_path``: the perf that parses a CPU profile going into an
+    archive."""
     if fmt == sources.ARCHIVE_FORMAT:
         return to_archive(src, dst, input_type=input_type, compression=compression,
-                          chunk_regions=chunk_regions, engine=engine)
+                          chunk_regions=chunk_regions, engine=engine, side_files=side_files,
+                          perf_path=perf_path)
     in_fmt = input_type or sources.detect_format(src)
     if sources.handler(in_fmt, src).open is not None:
-        return archive_to_damo(src, dst, fmt, chunk_regions)
+        return archive_to_damo(src, dst, fmt, chunk_regions, side_files=side_files)
     if in_fmt == "perf_data" or os.path.getsize(src) > STREAM_VIA_ARCHIVE_BYTES:
         tmp = _tmp_name(dst)
         try:
             to_archive(src, tmp, input_type=input_type, compression="none",
-                       chunk_regions=chunk_regions, engine=engine)
-            return archive_to_damo(tmp, dst, fmt, chunk_regions)
+                       chunk_regions=chunk_regions, engine=engine, side_files=False)
+            n = archive_to_damo(tmp, dst, fmt, chunk_regions, side_files=False)
         finally:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-    records = sources.read_records(src, input_type=input_type, engine=engine)
-    sources.write_records(records, dst, fmt)
-    return len(records)
+    else:
+        records = sources.read_records(src, input_type=input_type, engine=engine)
+        sources.write_records(records, dst, fmt)
+        n = len(records)
+    if side_files:
+        copy_side_files(src, dst)
+    return n
 
 
-def archive_to_damo(src, dst, fmt, chunk_regions=CHUNK_REGIONS):
-    """Stream an archive record by record, chunk by chunk, into a damo format."""
+def copy_side_files(src, dst):
+    """Copy damo's side files of record file ``src`` beside ``dst`` (byte for byte,
+    each atomically). Returns the paths written."""
+    from damo_pipe._atomic import atomic_output
+    out = []
+    for kind, path in sources.side_files(src).items():
+        target = sources.side_file_path(dst, kind)
+        if os.path.exists(target) and os.path.samefile(path, target):
+            continue
+        with atomic_output(target) as tmp:
+            shutil.copyfile(path, tmp)
+        out.append(target)
+    return out
+
+
+def archive_to_damo(src, dst, fmt, chunk_regions=CHUNK_REGIONS, side_files=True):
+    """Stream an archive record by record, chunk by chunk, into a damo format; with
+    ``side_files``, write its footprints and CPU profile beside ``dst`` as damo's
+    side files (:func:`write_side_files`)."""
     from damo_pipe.formats.writers import ChunkedRecord
     with sources.handler(sources.ARCHIVE_FORMAT).open(src) as reader:
         metas = reader.records
         items = (ChunkedRecord(metas[i], reader.iter_chunks(i, regions_per_chunk=chunk_regions))
                  for i in range(len(reader)))
         formats.write_records(items, dst, fmt)
-        return len(reader)
+        n = len(reader)
+    if side_files:
+        write_side_files(src, dst)
+    return n
+
+
+def write_side_files(archive, dst):
+    """damo's side files of an archive beside ``dst``: ``dst.mem_footprint`` (its
+    ``footprints``/``meminfo`` tables, in damo's pages and KiB) and ``dst.profile`` (the
+    stored perf.data, byte for byte), for what the archive holds. Returns the paths."""
+    from damo_pipe.analyze.footprints import archive_footprints
+    from damo_pipe.archive.profile import extract_perf_data
+    from damo_pipe.formats.footprints import write_mem_footprint
+    out = []
+    fp = archive_footprints(archive)
+    if fp is not None:
+        path = sources.side_file_path(dst, "mem_footprint")
+        write_mem_footprint(fp, path)
+        out.append(path)
+    path = extract_perf_data(archive, sources.side_file_path(dst, "profile"))
+    if path is not None:
+        out.append(path)
+    return out
+
+
+#: root attributes an archive's writer sets itself (the others are provenance)
+_WRITER_ATTRS = ("format", "format_version", "writer", "created_utc", "compression")
+
+
+def _provenance(src, in_fmt):
+    """Root provenance of an archive made from ``src``: an archive's own (recording
+    host, kernel, command line ...) plus ``converted_from``; else the input's format
+    and path."""
+    if in_fmt != sources.ARCHIVE_FORMAT:
+        return {"source_format": in_fmt, "source_path": os.path.abspath(src)}
+    with sources.handler(sources.ARCHIVE_FORMAT).open(src) as reader:
+        prov = {k: v for k, v in reader.attrs.items() if k not in _WRITER_ATTRS}
+    prov["converted_from"] = os.path.abspath(src)
+    return prov
+
+
+def _add_damo_side_files(w, src, perf_path):
+    """damo's side files of ``src`` into the open ArchiveWriter ``w``."""
+    from damo_pipe.archive.sidetables import add_footprint_tables
+    from damo_pipe.formats.footprints import DAMO_PAGE_SIZE, read_mem_footprint
+    found = sources.side_files(src)
+    if "mem_footprint" in found:
+        add_footprint_tables(w, read_mem_footprint(found["mem_footprint"]), attrs={
+            "source": "damo .mem_footprint", "clock": "realtime",
+            "page_size": DAMO_PAGE_SIZE})
+    if "profile" in found:
+        samples, attrs = profile_samples(found["profile"], perf_path)
+        w.set_profile(found["profile"], samples, attrs)
+
+
+def profile_samples(perf_data, perf_path="perf"):
+    """(ProfileSamples or None, attrs) of a perf.data for the archive: without a
+    working perf the bytes are kept alone and ``samples_error`` says why."""
+    from damo_pipe.errors import DamoPipeError
+    from damo_pipe.formats.perf_samples import read_perf_samples
+    attrs = {"perf_clock": "perf", "time_offset_ns": 0, "source": "damo .profile"}
+    try:
+        return read_perf_samples(perf_data, perf=perf_path), attrs
+    except DamoPipeError as e:
+        log.warning("%s: CPU profile kept without its sample table (%s)", perf_data, e)
+        attrs["samples_error"] = str(e)
+        return None, attrs
 
 
 def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHUNK_REGIONS,
-               engine="auto"):
-    """Stream any input into a new archive (with the heatmap guide summary).
-    Returns the number of records written."""
+               engine="auto", side_files=True, perf_path="perf"):
+    """Stream any input into a new archive (with the heatmap guide summary and, with
+    ``side_files``, the side data: module docstring). Returns the number of records
+    written."""
     from damo_pipe._atomic import atomic_output
     from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import ArchiveWriter
@@ -89,7 +191,7 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
                                         engine=engine)
     added = []   # metadata written per archive record
     with atomic_output(dst) as tmp:
-        prov = {"source_format": stream.format, "source_path": os.path.abspath(src)}
+        prov = _provenance(src, stream.format)
         with ArchiveWriter(tmp, compression=compression, provenance=prov,
                            summariser=GuideBuilder) as w:
             for ri, chunk in stream:
@@ -108,6 +210,10 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
             for ri, meta in enumerate(stream.records[:len(added)]):
                 if _meta_key(meta) != _meta_key(added[ri]):
                     w.update_record_meta(ri, meta)
+            if side_files and stream.format == sources.ARCHIVE_FORMAT:
+                w.copy_side_data(src)
+            elif side_files:
+                _add_damo_side_files(w, src, perf_path)
     return len(added)
 
 
@@ -124,9 +230,10 @@ def _tmp_name(path):
     return tmp
 
 
-def expand_inputs(inputs):
+def expand_inputs(inputs, skip_side_files=False):
     """[(source path, relative output name)] for files and directories (walked in sorted
-    order, hidden entries skipped)."""
+    order, hidden entries skipped); ``skip_side_files``: leave out damo's side files of
+    the other inputs (they go along with their record file)."""
     out = []
     for p in inputs:
         if os.path.isdir(p):
@@ -139,6 +246,9 @@ def expand_inputs(inputs):
                     out.append((full, os.path.relpath(full, p)))
         else:
             out.append((p, os.path.basename(p)))
+    if skip_side_files:
+        records = {src for src, _ in out}
+        out = [(src, rel) for src, rel in out if not sources.is_side_file(src, records)]
     return out
 
 
@@ -164,7 +274,7 @@ def convert_paths(inputs, output, fmt=None, *, progress=None, **options):
         log.info("%s -> %s (%s, %d records)", inputs[0], output, fmt, n)
         return
     fmt = fmt or sources.ARCHIVE_FORMAT
-    jobs = expand_inputs(inputs)
+    jobs = expand_inputs(inputs, skip_side_files=options.get("side_files", True))
     if os.path.exists(output) and not os.path.isdir(output):
         raise UsageError("%s exists and is not a directory (several inputs convert into "
                          "a directory)" % output)

@@ -18,7 +18,35 @@ from damo_pipe.formats import (ARCHIVE_FORMAT, INPUT_TYPES, FormatHandler, Recor
                                detect_format)
 
 __all__ = ["FORMATS", "INPUT_TYPES", "OUTPUT_FORMATS", "ARCHIVE_FORMAT", "RecordChunkStream",
-           "detect_format", "handler", "read_records", "iter_record_chunks", "write_records"]
+           "detect_format", "handler", "read_records", "iter_record_chunks", "write_records",
+           "SIDE_FILES", "side_file_path", "side_files", "is_side_file"]
+
+#: damo's side files of a record file ``X``: kind -> suffix (``damo record`` writes
+#: ``X.mem_footprint``, the memory footprints, and ``X.profile``, the CPU profile
+#: (perf.data)); an archive holds them as ``/collect`` tables (docs/format.md)
+SIDE_FILES = {"mem_footprint": ".mem_footprint", "profile": ".profile"}
+
+
+def side_file_path(record_path, kind):
+    """Where damo keeps side file ``kind`` of ``record_path``."""
+    return os.fspath(record_path) + SIDE_FILES[kind]
+
+
+def side_files(record_path):
+    """{kind: path} of the side files that exist beside a damo record file."""
+    out = {}
+    for kind in SIDE_FILES:
+        p = side_file_path(record_path, kind)
+        if os.path.isfile(p):
+            out[kind] = p
+    return out
+
+
+def is_side_file(path, record_paths):
+    """True when ``path`` is a side file of one of ``record_paths`` (a set of paths)."""
+    path = os.fspath(path)
+    return any(path.endswith(sfx) and path[:-len(sfx)] in record_paths
+               for sfx in SIDE_FILES.values())
 
 
 class _ArchiveStream:

@@ -7,7 +7,8 @@ starts where the previous kept one ended extends its interval (across records to
 damo does). ``report times`` prints them in seconds; ``report profile`` hands them to
 ``perf report --time`` (:mod:`damo_pipe.analyze.perf`).
 
-:func:`profile_path` is the one place that decides where a recording's CPU profile is.
+:func:`profile_path` is the one place that decides where a recording's CPU profile is
+(``--profile``, an archive's own perf.data, or damo's side file).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import contextlib
 import numpy as np
 
 __all__ = ["access_intervals", "format_times", "times_json", "perf_time_args",
-           "default_profile_path", "profile_path", "ENGINES"]
+           "default_profile_path", "profile_path", "profile_offset_ns", "shift_intervals",
+           "ENGINES"]
 
 ENGINES = ("cython", "python")
 
@@ -107,16 +109,66 @@ def default_profile_path(access_pattern):
     return "%s.profile" % access_pattern
 
 
+def _archive_profile_attrs(access_pattern):
+    """The archive's profile attributes, or None (not an archive, or no profile)."""
+    import os
+
+    from damo_pipe.errors import RecordFormatError
+    from damo_pipe.formats import detect_format
+    path = str(access_pattern)
+    if not os.path.isfile(path):
+        return None
+    try:
+        if detect_format(path) != "hdf5":
+            return None
+    except RecordFormatError:
+        return None
+    from damo_pipe.archive.profile import profile_attrs
+    return profile_attrs(path)
+
+
 @contextlib.contextmanager
 def profile_path(access_pattern, given=None):
     """Path of the perf.data CPU profile that belongs to ``access_pattern``, for the
     duration of the ``with`` block.
 
-    ``given`` (``--profile``, the second ``--inputs`` value) wins; otherwise damo's side
-    file ``<access_pattern>.profile``. This is the single place to extend when archives
-    carry their profile: extract it to a temporary file here and remove it on exit.
+    ``given`` (``--profile``, the second ``--inputs`` value) wins; then the perf.data an
+    archive holds (extracted to a temporary file, removed on exit); otherwise damo's
+    side file ``<access_pattern>.profile``.
     """
     if given is not None:
         yield str(given)
         return
+    attrs = _archive_profile_attrs(access_pattern)
+    if attrs is not None:
+        import os
+        import shutil
+        import tempfile
+
+        from damo_pipe.archive.profile import extract_perf_data
+        d = tempfile.mkdtemp(prefix="damo-pipe-profile.")
+        try:
+            path = extract_perf_data(access_pattern, os.path.join(d, "perf.data"))
+            if path is not None:
+                yield path
+                return
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
     yield default_profile_path(access_pattern)
+
+
+def profile_offset_ns(access_pattern, given=None):
+    """What to subtract from the record's times to get perf's times in the profile
+    :func:`profile_path` yields: an archive's ``time_offset_ns`` when its own profile is
+    used, else 0 (damo's files share perf's clock)."""
+    if given is not None:
+        return 0
+    attrs = _archive_profile_attrs(access_pattern)
+    return int(attrs.get("time_offset_ns", 0)) if attrs else 0
+
+
+def shift_intervals(intervals, offset_ns):
+    """The intervals with ``offset_ns`` subtracted (no copy when 0)."""
+    if not offset_ns:
+        return intervals
+    return [[s - offset_ns, e - offset_ns] for s, e in intervals]

@@ -40,6 +40,14 @@ class SideTable:
         for c in self.columns:
             self._pending[c].append(row.get(c, 0))
 
+    def extend(self, **columns):
+        """Queue many rows at once: column name -> sequence (equal lengths; missing
+        columns are 0)."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        for c in self.columns:
+            v = columns.get(c)
+            self._pending[c].extend([0] * n if v is None else list(v))
+
     def write_pending(self):
         n = len(next(iter(self._pending.values()))) if self._pending else 0
         if not n:
@@ -79,3 +87,49 @@ def read_side_table(path_or_file, name):
     finally:
         if own:
             f.close()
+
+
+#: the tables damo's ``.mem_footprint`` becomes (columns: bytes, as damo-collect's)
+FOOTPRINTS, MEMINFO = "footprints", "meminfo"
+
+
+def add_footprint_tables(writer, fp, attrs=None):
+    """Store MemFootprints (:mod:`damo_pipe.formats.footprints`) as the ``footprints``
+    (one row per pid and time) and ``meminfo`` (one row per time with a system entry)
+    tables of an open ArchiveWriter; ``attrs`` go to both tables."""
+    times = fp.time_ns
+    tf = writer.add_side_table(FOOTPRINTS, {"time_ns": np.int64, "pid": np.int64,
+                                            **{c: np.uint64 for c in fp.proc}}, attrs)
+    tf.extend(time_ns=times[fp.proc_snapshot], pid=fp.pid, **fp.proc)
+    tm = writer.add_side_table(MEMINFO, {"time_ns": np.int64,
+                                         **{c: np.uint64 for c in fp.sys}}, attrs)
+    has = np.asarray(fp.has_sys, bool)
+    tm.extend(time_ns=times[has], **{c: v[has] for c, v in fp.sys.items()})
+
+
+def copy_collect_group(src_path, dst_file, skip=()):
+    """Copy the ``/collect`` group of the archive at ``src_path`` (every side table, the
+    CPU profile, the group's attributes) into the open h5py file ``dst_file``; members
+    already in ``dst_file`` or named in ``skip`` are left out. Returns the names copied."""
+    import h5py
+
+    from damo_pipe.archive._blosc_direct import register_blosc_filter
+    register_blosc_filter()
+    copied = []
+    try:
+        src = h5py.File(src_path, "r", locking=False)
+    except OSError:     # a SWMR writer has it open
+        src = h5py.File(src_path, "r", swmr=True, locking=False)
+    with src:
+        if GROUP not in src:
+            return copied
+        g = dst_file.require_group(GROUP)
+        for k, v in src[GROUP].attrs.items():
+            if k not in g.attrs:
+                g.attrs[k] = v
+        for name in src[GROUP]:
+            if name in g or name in skip:
+                continue
+            src.copy(src[GROUP][name], g, name=name)
+            copied.append(name)
+    return copied

@@ -128,6 +128,14 @@ class ArchiveWriter:
         for k, v in attrs.items():
             g.attrs[k] = v
 
+    def copy_side_data(self, src_path):
+        """Copy every side table, the CPU profile and the ``/collect`` attributes of the
+        archive at ``src_path`` into this one (archive -> archive conversion); before
+        SWMR appending starts. Returns the names copied."""
+        from damo_pipe.archive.sidetables import copy_collect_group
+        self._check_structure_open("side data")
+        return copy_collect_group(src_path, self._file)
+
     def _check_structure_open(self, what):
         if self._swmr_started:
             raise ArchiveError("cannot add %s after appending started in SWMR mode" % what,

@@ -25,7 +25,7 @@ import numpy as np
 from damo_pipe.errors import RecordFormatError
 
 __all__ = ["MemFootprints", "read_mem_footprint", "parse_mem_footprint", "DAMO_PAGE_SIZE",
-           "STATM_FIELDS", "MEMINFO_FIELDS"]
+           "STATM_FIELDS", "MEMINFO_FIELDS", "format_mem_footprint", "write_mem_footprint"]
 
 #: page size damo assumes when it turns statm pages into bytes
 DAMO_PAGE_SIZE = 4096
@@ -173,6 +173,16 @@ def _units(fp, key, required):
     return int(v)
 
 
+def _ns_of_seconds(t):
+    """ns of damo's float seconds: the decimal value the file states (the float's
+    shortest repr), rounded to ns, so that :func:`format_mem_footprint` writes the same
+    float back (``t * 10^9`` in floats can be off by a few hundred ns)."""
+    if isinstance(t, int):
+        return t * 1_000_000_000
+    from decimal import ROUND_HALF_EVEN, Decimal
+    return int((Decimal(repr(t)) * 1_000_000_000).to_integral_value(ROUND_HALF_EVEN))
+
+
 class _Builder:
     def __init__(self, page_size):
         self.page_size = page_size
@@ -214,7 +224,7 @@ class _Builder:
             procs[pid] = [_units(fp, k, k in _REQUIRED_NUMBERS) * self.page_size
                           for k in STATM_FIELDS]
         k = len(self.times)
-        self.times.append(int(round(t * 1_000_000_000)))
+        self.times.append(_ns_of_seconds(t))
         self.has_sys.append(sys_values is not None)
         for col, v in zip(MEMINFO_FIELDS.values(), sys_values or [0] * len(MEMINFO_FIELDS)):
             self.sys[col].append(v)
@@ -227,3 +237,43 @@ class _Builder:
     def build(self, path):
         return MemFootprints.from_columns(self.times, self.rows_snapshot, self.rows_pid, self.proc,
                                           self.has_sys, self.sys, source=str(path or ""))
+
+
+def _seconds(ns):
+    """damo's float seconds of ``ns`` (correctly rounded: int / int)."""
+    return ns / 1_000_000_000
+
+
+def format_mem_footprint(fp, page_size=DAMO_PAGE_SIZE):
+    """damo's ``.mem_footprint`` text of MemFootprints (``json.dump(..., indent=4)`` of
+    the snapshots, processes first, then the system entry): bytes back to pages of
+    ``page_size`` and to KiB, times to seconds, so that :func:`read_mem_footprint`
+    gives the same columns back."""
+    import json
+    rows_of = [[] for _ in range(fp.nr_snapshots)]
+    for r, k in enumerate(fp.proc_snapshot.tolist()):
+        rows_of[k].append(r)
+    proc = {k: fp.proc[c].tolist() if c in fp.proc else [0] * len(fp.pid)
+            for k, c in STATM_FIELDS.items()}
+    sysv = {k: fp.sys[c].tolist() if c in fp.sys else [0] * fp.nr_snapshots
+            for k, c in MEMINFO_FIELDS.items()}
+    pids = fp.pid.tolist()
+    out = []
+    for k, t in enumerate(fp.time_ns.tolist()):
+        entries = [{"pid": pids[r], "footprint": {key: proc[key][r] // page_size for key in proc}}
+                   for r in rows_of[k]]
+        if fp.has_sys[k]:
+            entries.append({"pid": None,
+                            "footprint": {key: sysv[key][k] // 1024 for key in sysv}})
+        out.append({"time": _seconds(int(t)), "footprints": entries})
+    return json.dumps(out, indent=4)
+
+
+def write_mem_footprint(fp, path, page_size=DAMO_PAGE_SIZE, mode=None):
+    """Write :func:`format_mem_footprint` to ``path`` (atomically; ``mode``: the file's
+    permission bits, default 0666 less the umask)."""
+    from damo_pipe._atomic import atomic_output
+    text = format_mem_footprint(fp, page_size)
+    with atomic_output(path, mode=mode) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)

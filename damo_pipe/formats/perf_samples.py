@@ -53,8 +53,10 @@ class ProfileSamples:
     def __post_init__(self):
         for c in self.COLUMNS:
             setattr(self, c, np.asarray(getattr(self, c), self.DTYPES[c]))
-        self.symbols = [str(s) for s in self.symbols]
-        self.dsos = [str(s) for s in self.dsos]
+        if not isinstance(self.symbols, list):   # lists are shared between windows
+            self.symbols = [str(s) for s in self.symbols]
+        if not isinstance(self.dsos, list):
+            self.dsos = [str(s) for s in self.dsos]
         n = len(self.time_ns)
         if any(len(getattr(self, c)) != n for c in self.COLUMNS):
             raise ValueError("ProfileSamples columns differ in length")

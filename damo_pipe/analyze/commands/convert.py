@@ -18,6 +18,12 @@ each (same relative name, the format's extension).  Large inputs are streamed:
 converting to an archive keeps memory bounded whatever the input size.  Outputs are
 written under a temporary name and renamed when complete.
 
+damo's side files go along (--no_side_files: not): X.mem_footprint and X.profile
+beside a record file X become the archive's memory-footprint tables and CPU profile
+(the perf.data bytes and, when perf is installed, its sample table for hotspots); an
+archive converted back writes them beside its output; an archive converted to an
+archive keeps every side table, its profile and its recording's attributes.
+
 examples:
   damo-analyze convert damon.data record.h5
   damo-analyze convert record.h5 damon.json
@@ -44,6 +50,12 @@ def prepare_parser(parser):
                         help="regions per streamed chunk (memory/speed trade-off)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="parser engine (default auto = cython when built)")
+    parser.add_argument("--no_side_files", dest="side_files", action="store_false",
+                        help="leave damo's side files (.mem_footprint, .profile) and an "
+                             "archive's side tables behind")
+    parser.add_argument("--perf_path", metavar="<path>", default="perf",
+                        help="perf that reads a CPU profile going into an archive "
+                             "(default: perf on PATH)")
 
 
 def _progress_bar(total):
@@ -60,5 +72,6 @@ def run(args) -> int:
     convert_paths(args.paths[:-1], args.paths[-1], args.format,
                   progress=_progress_bar if show else None,
                   input_type=args.input_type, compression=args.compression,
-                  chunk_regions=args.chunk_regions, engine=args.engine)
+                  chunk_regions=args.chunk_regions, engine=args.engine,
+                  side_files=args.side_files, perf_path=args.perf_path)
     return 0

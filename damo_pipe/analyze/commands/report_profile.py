@@ -41,7 +41,9 @@ def run(args):
         # damo's message and exit code (on stdout)
         sys.stdout.write("No snapshot of the condition found\n")
         return 1
+    offset = P.profile_offset_ns(access_pattern, given_profile)
     with P.profile_path(access_pattern, given_profile) as profile:
         sys.stdout.flush()
-        run_perf_report(args.perf_path, profile, P.perf_time_args(intervals))
+        run_perf_report(args.perf_path, profile,
+                        P.perf_time_args(P.shift_intervals(intervals, offset)))
     return 0
