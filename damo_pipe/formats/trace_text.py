@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import numpy as np
 
+from damo_pipe import perf_tool as _perf_tool
 from damo_pipe._engine import select_engine
-from damo_pipe.errors import ExternalToolError, RecordFormatError
+from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
 from damo_pipe.model import AGE_UNKNOWN, Record
 
@@ -432,36 +432,21 @@ def parse_trace_bytes(data, engine="auto", path=None):
 
 # ---------------------------------------------------------------- perf.data
 
-PERF_CANDIDATES = ("perf", "/usr/bin/perf")
+#: where perf is looked for (module attribute: tests point it elsewhere)
+PERF_CANDIDATES = _perf_tool.PERF_CANDIDATES
 
 
 def find_perf():
-    import shutil
-    for c in PERF_CANDIDATES:
-        p = shutil.which(c)
-        if p:
-            return p
-    return None
+    """perf's path, or None when it is not installed."""
+    return _perf_tool.which_perf(None, PERF_CANDIDATES)
 
 
 def open_perf_script(path):
-    """Start ``perf script --force -i path``; return the Popen (stdout is a pipe, stderr
-    goes to an anonymous temporary file so that a chatty perf cannot block)."""
-    import tempfile
-    perf = find_perf()
-    if perf is None:
-        raise ExternalToolError("perf is not installed (needed to read perf.data %s; "
-                                "install linux-perf)" % path)
-    err = tempfile.TemporaryFile()
-    try:
-        proc = subprocess.Popen([perf, "script", "--force", "-i", os.fspath(path)],
-                                stdout=subprocess.PIPE, stderr=err,
-                                stdin=subprocess.DEVNULL)
-    except OSError as e:
-        err.close()
-        raise ExternalToolError("cannot run perf (%s)" % e)
-    proc.err_file = err
-    return proc
+    """Start ``perf script --force -i path`` through the one perf runner
+    (:mod:`damo_pipe.perf_tool`): a PerfProcess whose stdout is a pipe."""
+    perf = _perf_tool.find_perf(None, "(needed to read perf.data %s)" % path,
+                                candidates=PERF_CANDIDATES)
+    return _perf_tool.popen_perf([perf, "script", "--force", "-i", os.fspath(path)])
 
 
 def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", intervals=None):
@@ -476,16 +461,11 @@ def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", interva
         ok = True
     finally:
         if not ok:
-            proc.kill()
-        proc.stdout.close()
-        rc = proc.wait()
-        proc.err_file.seek(0)
-        err = proc.err_file.read()[-4096:]
-        proc.err_file.close()
-    if rc != 0:
-        msg = err.decode("utf-8", "replace").strip().splitlines()
-        raise ExternalToolError("perf script failed on %s (exit %d)%s"
-                                % (path, rc, (": " + msg[-1]) if msg else ""))
+            proc.close()
+    try:
+        proc.check()    # ExternalToolError naming the command, exit status and stderr
+    finally:
+        proc.close()
 
 
 def read_perf_data(path, engine="auto", intervals=None):
