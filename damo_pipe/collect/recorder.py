@@ -177,9 +177,18 @@ class ArchiveRecorder:
         if self.writer is not None and self.session.is_running():
             self._record_stats()
 
+    def restart_clock(self):
+        """Count the current file's rotation interval from now (the recording waited
+        for its side recorders before its first snapshot)."""
+        self._opened = time.monotonic()
+
     def close(self):
+        """Close the current archive file: the side recorders' final rows, flush, close
+        (compaction); then every side recorder's ``closed(path)``, the first failure
+        raised after all ran."""
         if self.writer is None:
             return
+        path = self.writer.path
         try:
             for side in self.side_recorders:
                 side.close(self.writer)   # the state at the end, too
@@ -187,6 +196,14 @@ class ArchiveRecorder:
         finally:
             self.writer.close()
             self.writer = None
+        errors = []
+        for side in self.side_recorders:
+            try:
+                side.closed(path)
+            except Exception as e:  # noqa: BLE001 - let the others finish, raise below
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
     def seconds_to_next_flush(self):
         return max(0.0, self.flush_interval - (time.monotonic() - self._last_flush))

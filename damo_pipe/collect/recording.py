@@ -6,7 +6,7 @@ entered into one clean-up stack (:class:`CleanupStack`, a :class:`contextlib.Exi
 right after it is taken: signal handling (:class:`~damo_pipe.collect.signals.StopFlag`),
 the target command, the kdamond session (and its ownership entry), the archive writer
 (:class:`~damo_pipe.collect.recorder.ArchiveRecorder`) and the side recorders (memory
-footprints, DAMON tracepoints, ...). Whether the loop ends by timeout, signal, the
+footprints, the CPU profile, DAMON tracepoints, ...). Whether the loop ends by timeout, signal, the
 target's exit or an error, the stack then: ignores further signals, records the final
 DAMOS stats, turns the kdamond off (no new trace events after this), stops the side
 recorders (drain, restore tracefs), closes the archive, terminates the command and
@@ -25,10 +25,12 @@ import importlib
 import logging
 import os
 import subprocess
+import time
 from typing import Callable, Dict, List, Optional
 
 from damo_pipe.collect.footprints import FootprintRecorder
 from damo_pipe.collect.kdamond import KdamondSession, MonitoringSpec, check_idle
+from damo_pipe.collect.profile import ProfileOptions, ProfileRecorder
 from damo_pipe.collect.recorder import ArchiveRecorder, record_loop
 from damo_pipe.collect.side_recorders import TraceRecorder
 from damo_pipe.collect.signals import StopFlag
@@ -47,6 +49,8 @@ class RecordTarget:
     ongoing: bool = False
     #: the operations set asked for (None: vaddr with a process, else paddr)
     ops: Optional[str] = None
+    #: the command's stdout and stderr go to /dev/null (``monitor`` prints on stdout)
+    quiet: bool = False
 
 
 @dataclasses.dataclass
@@ -64,6 +68,10 @@ class RecordingOptions:
     engine: str = "auto"
     proc_root: str = "/proc"
     command_line: str = ""                       # provenance
+    footprints: bool = True                      # statm + meminfo (damo's mem_footprint)
+    cpu_profile: Optional[ProfileOptions] = None  # perf record beside (damo's cpu_profile)
+    wait_ready: float = 0.0    # wait up to this long for the side recorders (perf) to
+    #                            record before the first snapshot
 
 
 @dataclasses.dataclass
@@ -80,6 +88,11 @@ def check_request(target: RecordTarget, options: RecordingOptions, tracer=None):
     """Raise UsageError for a request that cannot be recorded (before touching anything)."""
     if options.flush_interval <= 0:
         raise UsageError("--flush_interval must be positive")
+    prof = options.cpu_profile
+    if prof is not None and prof.scope == "targets" and not target.pids and not target.command \
+            and not target.ongoing:
+        raise UsageError("a CPU profile of the targets needs target processes (paddr has "
+                         "none): profile the whole system instead")
     if tracer is not None and tracer.enabled and options.rotate_interval:
         raise UsageError("--tracer cannot be combined with --output_flush_sec rotation")
     if not target.ongoing and not target.pids and not target.command and target.ops != "paddr":
@@ -166,12 +179,14 @@ class Recording:
     the last of ``pids``); not needed for an ongoing target. ``tracer``: a
     :class:`~damo_pipe.collect.tracing.TracerOptions` to stream DAMON tracepoints too.
     ``side_recorders``: more :class:`~damo_pipe.collect.side_recorders.SideRecorder`
-    objects, after the footprints and the tracer.
+    objects, after the footprints (``options.footprints``), the CPU profile
+    (``options.cpu_profile``) and the tracer. ``until()``: ends the recording when it
+    returns True (checked every loop turn, like a signal).
     """
 
     def __init__(self, target: RecordTarget, options: RecordingOptions, *, tree, ownership,
                  spec_builder: Optional[Callable[[List[int]], MonitoringSpec]] = None,
-                 tracer=None, side_recorders=()):
+                 tracer=None, side_recorders=(), until: Optional[Callable[[], bool]] = None):
         check_request(target, options, tracer)
         if not target.ongoing and spec_builder is None:
             raise UsageError("a new kdamond needs a spec_builder")
@@ -180,7 +195,13 @@ class Recording:
         self.tree = tree
         self.ownership = ownership
         self.spec_builder = spec_builder
-        self.side_recorders = [FootprintRecorder(options.footprint_interval, options.proc_root)]
+        self.until = until
+        self.side_recorders = []
+        if options.footprints:
+            self.side_recorders.append(FootprintRecorder(options.footprint_interval,
+                                                         options.proc_root))
+        if options.cpu_profile is not None:
+            self.side_recorders.append(ProfileRecorder(options.cpu_profile))
         if tracer is not None and tracer.enabled:
             self.side_recorders.append(TraceRecorder(tracer))
         self.side_recorders += list(side_recorders)
@@ -213,7 +234,11 @@ class Recording:
             def should_stop():
                 for side in self.side_recorders:
                     side.poll()
-                return stop()
+                return stop() or (self.until is not None and self.until())
+
+            if opts.wait_ready > 0:
+                self._wait_ready(should_stop, child, opts.wait_ready)
+                recorder.restart_clock()
 
             log.info("recording %s into %s", session.spec.ops, opts.output)
             reason = record_loop(session, recorder, timeout=opts.timeout,
@@ -224,6 +249,26 @@ class Recording:
         return RecordingResult(
             reason, list(recorder.paths), recorder.nr_snapshots, recorder.nr_regions,
             recorder.nr_failed, summaries)
+
+    def _wait_ready(self, should_stop, child, timeout):
+        """Wait up to ``timeout`` s until every side recorder records (perf's start-up
+        takes seconds on a big machine, half a minute in a TCG VM)."""
+        t0 = time.monotonic()
+        waiting = [s.name for s in self.side_recorders if not s.ready()]
+        if waiting:
+            log.info("waiting up to %.0f s for %s to start recording", timeout,
+                     ", ".join(waiting))
+        while any(not s.ready() for s in self.side_recorders):
+            if should_stop() or (child is not None and child.poll() is not None):
+                return
+            if time.monotonic() - t0 >= timeout:
+                log.warning("%s did not start recording within %.0f s; going on",
+                            ", ".join(s.name for s in self.side_recorders if not s.ready()),
+                            timeout)
+                return
+            time.sleep(0.1)
+        if waiting:
+            log.info("%s recording after %.1f s", ", ".join(waiting), time.monotonic() - t0)
 
     def _start_session(self, stack):
         """-> (session, child, stop_session): attach to the ongoing kdamond, or run the
@@ -240,8 +285,10 @@ class Recording:
         pids = list(self.target.pids)
         child = None
         if self.target.command:
+            out = subprocess.DEVNULL if self.target.quiet else None
             try:
-                child = subprocess.Popen(self.target.command)
+                child = subprocess.Popen(self.target.command, stdout=out,
+                                         stderr=subprocess.STDOUT if self.target.quiet else None)
             except OSError as e:
                 raise UsageError("cannot run %s: %s" % (self.target.command[0], e)) from None
             stack.callback(_terminate, child)

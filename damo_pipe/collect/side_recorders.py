@@ -10,18 +10,27 @@ Its hooks, in the order they are called:
 ``start(writer)``
     once, after the first archive is open and the kdamond runs: start producers
     (processes, tracing). The recording enters :meth:`stop` into its clean-up stack.
+``ready()``
+    whether it records yet (perf takes a while to start); a recording with
+    ``wait_ready`` waits for every side recorder before its first snapshot.
 ``poll()``
     every turn of the record loop (non-blocking).
 ``sample(now)``
     after every appended snapshot (``now``: ``time.monotonic()`` when the step began):
     take what is due.
 ``close(writer)``
-    before an archive file is closed (rotation, end): its final rows.
+    before an archive file is closed (rotation, end): its final rows (or what
+    ``writer.set_profile`` stores while the file closes).
+``closed(path)``
+    after that archive file was closed and compacted: clean up what it no longer
+    needs (temporary files), use the finished file (``damo-collect monitor`` reports
+    it). Not called when closing failed.
 ``stop()``
     once at the end, after the kdamond is off and before the archive closes: stop
     producers, drain, release; idempotent. Returns a summary dict (or None).
 
-:class:`~damo_pipe.collect.footprints.FootprintRecorder` (statm, meminfo) and
+:class:`~damo_pipe.collect.footprints.FootprintRecorder` (statm, meminfo),
+:class:`~damo_pipe.collect.profile.ProfileRecorder` (CPU profile, ``perf record``) and
 :class:`TraceRecorder` (DAMON tracepoints) are the ones ``damo-collect record`` uses.
 """
 from __future__ import annotations
@@ -43,6 +52,9 @@ class SideRecorder:
     def start(self, writer):
         pass
 
+    def ready(self):
+        return True
+
     def poll(self):
         pass
 
@@ -50,6 +62,9 @@ class SideRecorder:
         pass
 
     def close(self, writer):
+        pass
+
+    def closed(self, path):
         pass
 
     def stop(self):

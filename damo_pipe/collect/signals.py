@@ -4,6 +4,7 @@
 clean-up of a :class:`~damo_pipe.collect.recording.Recording` runs); :class:`SigtermExit`
 turns SIGTERM into ``SystemExit(143)`` for simpler loops that rely on ``finally`` blocks
 (a standalone tracer). Both only act in the main thread and restore what they replaced.
+:func:`parent_death_signal` makes a child process (perf) get a signal when we die.
 """
 from __future__ import annotations
 
@@ -74,3 +75,17 @@ class SigtermExit:
 
 def _raise_exit(signum, frame):
     raise SystemExit(128 + signum)
+
+
+def parent_death_signal(sig):
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when the thread
+    that started it dies (Linux ``prctl(PR_SET_PDEATHSIG)``; best effort elsewhere), so
+    that a SIGKILLed collector leaves no perf running and perf still writes its file."""
+    def preexec():
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(sig), 0, 0, 0)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+    return preexec

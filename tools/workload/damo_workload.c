@@ -24,6 +24,8 @@
  *
  * Stops after --duration seconds (default: run until killed). Writes one byte per 4 KiB
  * page, so the work per round is small and the access pattern is what DAMON samples.
+ * The writing happens in workload_hot_loop, workload_warm_loop and
+ * workload_moving_set_loop, which a CPU profile shows as the hot functions.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -50,6 +52,25 @@ static void touch(volatile char *p, size_t len, unsigned char v)
 {
 	for (size_t off = 0; off < len; off += PAGE)
 		p[off] = v;
+}
+
+/*
+ * The phases' work in functions of their own (never inlined), so that a CPU profile
+ * names them: tests look for them among the hotspots of `report holistic`.
+ */
+__attribute__((noinline)) void workload_hot_loop(char *p, size_t len, unsigned char v)
+{
+	touch(p, len, v);
+}
+
+__attribute__((noinline)) void workload_warm_loop(char *p, size_t len, unsigned char v)
+{
+	touch(p, len, v);
+}
+
+__attribute__((noinline)) void workload_moving_set_loop(char *p, size_t len, unsigned char v)
+{
+	touch(p, len, v);
 }
 
 static void usage(const char *prog)
@@ -106,12 +127,13 @@ int main(int argc, char **argv)
 			break;
 		if (!strcmp(mode, "phases")) {
 			int phase = (int)(t / phase_sec) % 5;  /* working set: areas 1+phase, 2+phase */
-			touch(buf, area, (unsigned char)round);
-			touch(buf + (1 + phase) * area, 2 * area, (unsigned char)round);
+			workload_hot_loop(buf, area, (unsigned char)round);
+			workload_moving_set_loop(buf + (1 + phase) * area, 2 * area,
+						 (unsigned char)round);
 		} else {
-			touch(buf, hot, (unsigned char)round);
+			workload_hot_loop(buf, hot, (unsigned char)round);
 			if (round % 20 == 0)
-				touch(buf + hot, warm, (unsigned char)round);
+				workload_warm_loop(buf + hot, warm, (unsigned char)round);
 		}
 		/* pace: touching takes about duty% of the time */
 		double busy = now() - t0 - t;

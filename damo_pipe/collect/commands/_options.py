@@ -70,6 +70,71 @@ def add_monitoring_options(parser):
     return g
 
 
+def add_profile_options(parser, do_record=True):
+    """--do_record (damo's words) and --perf_path."""
+    from damo_pipe.collect.profile import DO_RECORD_CHOICES, DO_RECORD_DEFAULT
+    g = parser.add_argument_group("what to record beside the access pattern")
+    if do_record:
+        g.add_argument("--do_record", nargs="+", choices=DO_RECORD_CHOICES, default=None,
+                       metavar="WHAT",
+                       help="what to record (damo's words): access (always), cpu_profile "
+                            "(perf record, system-wide, stored in the archive; left out with "
+                            "a warning when perf is missing), mem_footprint (/proc/PID/statm "
+                            "and /proc/meminfo); default: %s (no cpu_profile with "
+                            "--sysfs_root, a test tree). vmas and proc_stats are accepted "
+                            "and ignored" % " ".join(DO_RECORD_DEFAULT))
+    g.add_argument("--perf_path", metavar="PATH", default=None,
+                   help="perf executable for the CPU profile and --tracer perf (default: "
+                        "perf in PATH)")
+    return g
+
+
+def perf_path(args):
+    """The perf to run: --perf_path, else the tracer's --perf when given, else None."""
+    given = getattr(args, "perf_path", None)
+    if given is None and getattr(args, "perf", "perf") != "perf":
+        given = args.perf
+    return given
+
+
+def do_record_words(args):
+    """The --do_record words asked for (checked), or damo's default (without cpu_profile
+    when --sysfs_root drives a test tree: no profile of the real machine then)."""
+    from damo_pipe.collect.profile import DO_RECORD_DEFAULT, check_do_record
+    words = getattr(args, "do_record", None)
+    if words is None:
+        words = list(DO_RECORD_DEFAULT)
+        if getattr(args, "sysfs_root", None) is not None:
+            words.remove("cpu_profile")
+    check_do_record(words)
+    return words
+
+
+def deduce_target(args, shell_single=False):
+    """RecordTarget of the TARGET arguments (a pid, `paddr`, `ongoing` or a command).
+    ``shell_single``: one argument with a space is a shell command line (damo's monitor
+    runs its target with bash)."""
+    from damo_pipe.collect.recording import RecordTarget
+
+    t = list(args.target)
+    pids = list(args.target_pid)
+    if len(t) == 1 and t[0] == "ongoing":
+        return RecordTarget(ongoing=True, ops=args.ops)
+    if len(t) == 1 and t[0] == "paddr":
+        if args.ops not in (None, "paddr"):
+            raise UsageError("target paddr conflicts with --ops %s" % args.ops)
+        args.ops = "paddr"
+    elif len(t) == 1 and t[0].isdigit():
+        pids.append(int(t[0]))
+    elif len(t) == 1 and shell_single and len(t[0].split()) > 1:
+        import shutil
+        return RecordTarget(pids=pids, command=[shutil.which("bash") or "/bin/sh", "-c", t[0]],
+                            ops=args.ops)
+    elif t:
+        return RecordTarget(pids=pids, command=t, ops=args.ops)
+    return RecordTarget(pids=pids, ops=args.ops)
+
+
 def add_record_timing_options(parser):
     g = parser.add_argument_group("recording")
     g.add_argument("--snapshot_interval", metavar="TIME", default=None,

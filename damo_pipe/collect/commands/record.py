@@ -2,7 +2,6 @@
 import logging
 
 from damo_pipe.collect.commands import _options
-from damo_pipe.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -12,7 +11,8 @@ DESCRIPTION = """\
 Create a kdamond through DAMON sysfs, take a snapshot of the monitoring results (a
 `stat` DAMOS scheme's tried regions) every aggregation interval (or every
 --snapshot_interval) and append it to an HDF5 archive that `damo-analyze` can read while
-recording goes on. Scheme stats, /proc/PID/statm and /proc/meminfo are recorded too.
+recording goes on. Scheme stats, /proc/PID/statm and /proc/meminfo, and a CPU profile
+(`perf record -a`, when perf is installed) are recorded too (--do_record chooses).
 Stops at --timeout, when the target exits, or on SIGINT/SIGTERM; the kdamond is then
 turned off and nr_kdamonds restored. Refuses to run when any kdamond exists that
 damo-collect did not create.
@@ -23,6 +23,7 @@ kdamond that `damo-collect start` left running; it keeps running afterwards).
 examples:
   damo-collect record -o app.h5 --target_pid 1234 --timeout 60
   damo-collect record -o app.h5 -- ./my_workload --size 1G
+  damo-collect record -o app.h5 --do_record access mem_footprint -- ./my_workload
   damo-collect record -o ram.h5 --ops paddr --timeout 10
   damo-collect record -o app.h5 --target_pid 1234 --damos_action pageout \\
       --damos_access_rate 0 0 --damos_sz_region 4K max --damos_age 60s max
@@ -39,33 +40,17 @@ def prepare_parser(parser):
                         help="stop recording after this many seconds")
     _options.add_monitoring_options(parser)
     _options.add_record_timing_options(parser)
+    _options.add_profile_options(parser)
     _options.add_sysfs_options(parser)
     from damo_pipe.collect.commands import record_trace
     record_trace.add_tracer_options(parser)
 
 
-def _deduce_target(args):
-    """RecordTarget of the TARGET arguments (a pid, `paddr`, `ongoing` or a command)."""
-    from damo_pipe.collect.recording import RecordTarget
-
-    t = list(args.target)
-    pids = list(args.target_pid)
-    if len(t) == 1 and t[0] == "ongoing":
-        return RecordTarget(ongoing=True, ops=args.ops)
-    if len(t) == 1 and t[0] == "paddr":
-        if args.ops not in (None, "paddr"):
-            raise UsageError("target paddr conflicts with --ops %s" % args.ops)
-        args.ops = "paddr"
-    elif len(t) == 1 and t[0].isdigit():
-        pids.append(int(t[0]))
-    elif t:
-        return RecordTarget(pids=pids, command=t, ops=args.ops)
-    return RecordTarget(pids=pids, ops=args.ops)
-
-
 def _recording_options(args):
+    from damo_pipe.collect.profile import profile_options_for
     from damo_pipe.collect.recording import RecordingOptions
 
+    words = _options.do_record_words(args)
     snapshot_interval = None
     if args.snapshot_interval:
         snapshot_interval = _options._num_us(args.snapshot_interval, "snapshot interval") / 1e6
@@ -74,14 +59,16 @@ def _recording_options(args):
         flush_interval=args.flush_interval, stats_interval=args.stats_interval,
         footprint_interval=args.footprint_interval, rotate_interval=args.output_flush_sec,
         compression=args.compression, engine=args.engine, proc_root=args.proc_root,
-        command_line=" ".join(["damo-collect", "record"] + list(args.target)))
+        command_line=" ".join(["damo-collect", "record"] + list(args.target)),
+        footprints="mem_footprint" in words,
+        cpu_profile=profile_options_for(words, _options.perf_path(args)))
 
 
 def run(args):
     from damo_pipe.collect.commands import record_trace
     from damo_pipe.collect.recording import Recording, check_request
 
-    target = _deduce_target(args)
+    target = _options.deduce_target(args)
     options = _recording_options(args)
     tracer = record_trace.tracer_options(args)
     check_request(target, options, tracer)      # usage errors before sysfs is opened

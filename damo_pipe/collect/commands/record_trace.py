@@ -29,7 +29,8 @@ def add_tracer_options(parser):
                         "to apply to) into separate records; doubles the trace volume with "
                         "damo-collect's catch-all stat scheme")
     g.add_argument("--perf", metavar="PATH", default="perf",
-                   help="perf executable for --tracer perf (default: perf in PATH)")
+                   help="perf executable for --tracer perf (default: --perf_path, else perf "
+                        "in PATH)")
     g.add_argument("--perf_mmap_pages", type=int, metavar="N", default=None,
                    help="perf record -m (smaller = lower latency, more wakeups)")
     g.add_argument("--tracer_state_dir", metavar="DIR", default=None, help=argparse.SUPPRESS)
@@ -47,5 +48,6 @@ def tracer_options(args):
         tracefs_mode=getattr(args, "tracefs_mode", "instance"),
         buffer_kb=getattr(args, "trace_buffer_kb", None),
         state_dir=getattr(args, "tracer_state_dir", None),
-        damos=getattr(args, "trace_damos", False), perf=getattr(args, "perf", "perf"),
+        damos=getattr(args, "trace_damos", False),
+        perf=getattr(args, "perf_path", None) or getattr(args, "perf", "perf"),
         perf_mmap_pages=getattr(args, "perf_mmap_pages", None))

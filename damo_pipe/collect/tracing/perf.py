@@ -14,23 +14,12 @@ import signal
 import subprocess
 import time
 
+from damo_pipe.collect.signals import parent_death_signal as _set_pdeathsig
 from damo_pipe.collect.tracing.tracefs import (DEFAULT_EVENTS, NO_REAL_ENV, REQUIRED_EVENT,
                                                available_damon_events, find_tracefs)
 from damo_pipe.errors import DamonUnavailableError, ExternalToolError
 
 log = logging.getLogger(__name__)
-
-
-def _set_pdeathsig(sig):
-    """preexec_fn: have the child get ``sig`` when we die (Linux prctl PR_SET_PDEATHSIG)."""
-    def fn():
-        try:
-            import ctypes
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(sig), 0, 0, 0)
-        except Exception:  # best effort
-            pass
-    return fn
 
 
 #: perf record's workload: tell us (fd ``{fd}``) that perf has enabled its events, then
