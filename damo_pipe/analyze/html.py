@@ -35,6 +35,7 @@ img.thumb { width: 100px; height: auto; border: 1px solid #ddd; display: block; 
 img.full { max-width: 100%; height: auto; border: 1px solid #ddd; }
 img.kind-heatmap { width: 760px; }
 img.kind-wss_dist, img.kind-wss_chron { width: 520px; }
+img.kind-holistic { width: 1100px; }
 .failed { color: #a00; }
 .warn { color: #850; margin: .2em 0; }
 table.failures td { background: #fff3f3; }
@@ -428,11 +429,13 @@ def ansi_to_html(text):
 
 
 def render_record_report(records, path, summary, images, *, max_table_rows=500,
-                         generated=None, access=None, warnings=()):
+                         generated=None, access=None, warnings=(), holistic=None):
     """Self-contained HTML for one record file.
 
     ``images``: list of (caption, png bytes[, kind]). ``access``: text of damo's ``report
     access`` for the last snapshot, or None to show a region table instead.
+    ``holistic``: (png bytes, whole-record Hotspots, notes) of the holistic view, or None
+    when the record has no memory footprints nor CPU profile.
     """
     generated = generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     name = os.path.basename(os.fspath(path))
@@ -460,6 +463,8 @@ def render_record_report(records, path, summary, images, *, max_table_rows=500,
         out.append("</div>")
     else:
         out.append("<p>No snapshot: nothing to plot.</p>")
+    if holistic is not None:
+        out.append(_holistic_section(*holistic))
     out.append("<h2 id=\"hottest\">Hottest address ranges</h2>")
     for t in summary["targets"]:
         out.append("<h3>target %s</h3>" % _e(str(t["target_id"])))
@@ -479,6 +484,47 @@ def render_record_report(records, path, summary, images, *, max_table_rows=500,
         if not shown:
             out.append("<p>No snapshot.</p>")
     return _page("damo-pipe report: %s" % name, "\n".join(out))
+
+
+def _holistic_section(png, spots, notes):
+    """The holistic view: the stacked picture and the record's hotspot functions."""
+    out = ["<h2 id=\"holistic\">Holistic view: access, memory footprints and hotspot "
+           "functions on one time axis</h2>"]
+    for n in notes:
+        out.append("<p class=\"warn\">note: %s</p>" % _e(n))
+    out.append("<figure><img class=\"full kind-holistic\" src=\"%s\" alt=\"holistic view\">"
+               "<figcaption>heatmap, working set size, memory footprints and hotspot "
+               "functions per time window</figcaption></figure>" % data_uri(png))
+    if spots:
+        out.append("<h3>Hotspot functions of the whole record</h3>")
+        out.append("<table class=\"sortable hotspots\"><thead><tr>%s%s%s%s</tr></thead><tbody>"
+                   % (_th("share", "hs-share", True), _th("samples", "hs-samples", True),
+                      _th("function", "hs-function"), _th("binary", "hs-dso")))
+        for h in spots:
+            out.append("<tr>%s%s%s%s</tr>" % (
+                _num_cell(h.share, "%.2f%%" % (h.share * 100)), _num_cell(h.samples),
+                _text_cell(_e(h.symbol)), _text_cell(_e(h.dso))))
+        out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def holistic_view(path, input_type=None, warnings=None):
+    """(png, hotspots, notes) for the report page, or None when the record has no side
+    data (footprints, CPU profile); problems become ``warnings``."""
+    from damo_pipe.analyze.holistic_picture import (compute_timeline, holistic_image_bytes,
+                                                    side_data_available)
+    from damo_pipe.errors import DamoPipeError
+    try:
+        if not side_data_available(path):
+            return None
+        tl = compute_timeline(path, input_type=input_type)
+        if not tl.has_side_data:
+            return None
+        return holistic_image_bytes(tl, size=(1100, 1200)), tl.whole_hotspots, tl.notes
+    except DamoPipeError as e:
+        if warnings is not None:
+            warnings.append("holistic view: %s" % e)
+        return None
 
 
 def write_record_report(path, output, *, options=None, input_type=None, max_table_rows=500):
@@ -506,8 +552,10 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
             if kind in written:
                 with open(os.path.join(tmp, written[kind]), "rb") as f:
                     images.append((captions[kind], f.read(), kind))
+    holistic = holistic_view(path, input_type, warnings)
     text = render_record_report(records, path, summary, images, max_table_rows=max_table_rows,
-                                access=access_text(records), warnings=warnings)
+                                access=access_text(records), warnings=warnings,
+                                holistic=holistic)
     tmp_out = os.fspath(output) + ".tmp"
     try:
         with open(tmp_out, "w", encoding="utf-8") as f:

@@ -2,9 +2,10 @@
 against its recorded outputs in ../shared/fixtures/damo-holistic (read at test time).
 
 Every case runs in-process (both engines where the command has them); stdout and exit
-code must equal damo's. The cases whose input is an access record are re-run on an
-HDF5 archive made from it, with the memory footprints stored as the archive's side
-tables (/collect/footprints, /collect/meminfo), which must print the same bytes.
+code must equal damo's. Every case is re-run on HDF5 archives made from its inputs by
+``convert`` (damo's side files carried into the archive: footprint tables and the CPU
+profile), with the side files left out of the command line where the archive holds
+them; they must print the same bytes.
 
 Two parts of perf's output depend on the machine, not on us: the random tip line (the
 compat checker compares it as one token, so do we) and the names of ``[vdso]`` symbols,
@@ -14,12 +15,10 @@ which perf finds only in the build-id cache of the machine that recorded the pro
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shlex
 import shutil
 
-import numpy as np
 import pytest
 
 from tests.golden.conftest import FIXTURES, require_shared
@@ -96,48 +95,20 @@ def test_case(row, engine, capfd, in_holistic):
     _check(row, rc, out)
 
 
-def write_archive(path, records, footprints):
-    """An archive of ``records`` whose side tables hold ``footprints`` (if not None) as
-    damo-collect writes them (bytes; one footprints row per pid and time, one meminfo row
-    per time)."""
-    from damo_pipe.archive import ArchiveWriter
-    with ArchiveWriter(path) as w:
-        for rec in records:
-            idx = w.add_record(rec)
-            w.append(idx, rec)
-            if rec.first_start_ns is not None:
-                w.set_first_start(idx, rec.first_start_ns)
-        if footprints is None:
-            return
-        statm = list(footprints.proc)
-        tf = w.add_side_table("footprints", {"time_ns": np.int64, "pid": np.int64,
-                                             **{c: np.uint64 for c in statm}})
-        tm = w.add_side_table("meminfo", {"time_ns": np.int64,
-                                          **{c: np.uint64 for c in footprints.sys}})
-        times = footprints.time_ns.tolist()
-        for k, t in enumerate(times):
-            if footprints.has_sys[k]:
-                tm.append(time_ns=t, **{c: int(v[k]) for c, v in footprints.sys.items()})
-        for r, k in enumerate(footprints.proc_snapshot.tolist()):
-            tf.append(time_ns=times[k], pid=int(footprints.pid[r]),
-                      **{c: int(v[r]) for c, v in footprints.proc.items()})
-
-
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
-    """recN.data -> recN.h5 (with recN.data.mem_footprint inside, if any), made on first use."""
+    """recN.data -> recN.h5 made by ``convert`` (damo's side files recN.data.mem_footprint
+    and recN.data.profile, if any, inside), on first use, in a directory of its own (so
+    that no damo side file lies beside an archive)."""
     return {"dir": tmp_path_factory.mktemp("holistic-archives"), "paths": {}}
 
 
 def _archive_of(archives, data):
-    from damo_pipe.formats import read_records
-    from damo_pipe.formats.footprints import read_mem_footprint
+    from damo_pipe.convert import convert_file
     h5 = archives["paths"].get(data)
     if h5 is None:
         h5 = archives["dir"] / (data.replace("/", "_") + ".h5")
-        side = data + ".mem_footprint"
-        write_archive(h5, read_records(data),
-                      read_mem_footprint(side) if os.path.exists(side) else None)
+        convert_file(data, str(h5), "hdf5")
         archives["paths"][data] = h5
     return str(h5)
 
@@ -145,26 +116,48 @@ def _archive_of(archives, data):
 ARCHIVE_ROWS = [pytest.param(r, id=r["case"]) for r in ROWS if r["case"] != "holi.fp.missing"]
 
 
-@pytest.mark.parametrize("row", ARCHIVE_ROWS)
-def test_case_from_archive(row, capfd, in_holistic, archives):
-    words = _words(row)
+def _archive_argv(words, archives):
+    """damo's command line with every record file replaced by its archive: footprint
+    files by the archive of their record, a record's own profile dropped (the archive
+    carries it); profiles of other records stay explicit."""
     argv = words[1:]
     kind = words[2]
-    if kind == "footprints":
+    side = {".mem_footprint", ".profile"}
+
+    def record_of(path):
+        for sfx in side:
+            if path.endswith(sfx):
+                return path[:-len(sfx)]
+        return path
+
+    if kind in ("footprints", "record_info"):
         i = argv.index("--input") + 1
-        data = argv[i][:-len(".mem_footprint")]
-        argv[i] = _archive_of(archives, data)
-    elif kind in ("record_info",):
-        i = argv.index("--input") + 1
-        argv[i] = _archive_of(archives, argv[i])
+        argv[i] = _archive_of(archives, record_of(argv[i]))
     elif kind in ("times", "profile"):
         i = argv.index("--inputs") + 1
-        argv[i] = _archive_of(archives, argv[i])
-    else:
-        i = argv.index("--access_pattern") + 1
         data = argv[i]
         argv[i] = _archive_of(archives, data)
-        if "--profile" not in argv:
-            argv += ["--profile", data + ".profile"]
+        if i + 1 < len(argv) and argv[i + 1] == data + ".profile":
+            del argv[i + 1]
+    else:
+        i = argv.index("--access_pattern") + 1
+        argv[i] = _archive_of(archives, argv[i])
+        if "--footprints" in argv:
+            j = argv.index("--footprints") + 1
+            argv[j] = _archive_of(archives, record_of(argv[j]))
+    return argv
+
+
+@pytest.mark.parametrize("row", ARCHIVE_ROWS)
+def test_case_from_archive(row, capfd, in_holistic, archives):
+    """The same bytes from archives made by ``convert``: footprints from the archive's
+    tables, the CPU profile (``report profile``/``holistic`` without --profile) from the
+    perf.data stored in it."""
+    words = _words(row)
+    argv = _archive_argv(words, archives)
+    if HAVE_PERF and words[2] in ("profile", "holistic") and "--profile" not in argv:
+        from damo_pipe.archive.profile import profile_attrs
+        assert profile_attrs(argv[argv.index("--inputs" if words[2] == "profile"
+                                             else "--access_pattern") + 1]) is not None
     rc, out = _run(argv, capfd)
     _check(row, rc, out)

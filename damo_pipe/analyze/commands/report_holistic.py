@@ -15,10 +15,17 @@ default to the archive's own tables (an archive) or to damo's side file
 <access_pattern>.mem_footprint; the profile defaults to <access_pattern>.profile.
 The short report leaves the hotspot section out when perf is not installed.
 
+--output FILE.png (or .svg, .pdf, .jpeg) draws the recording on one time axis
+instead of printing the text: the access heatmap, the working set size, the memory
+footprints (RSS/VSZ of the targets, system memory used) and the hotspot functions
+per time window (--hotspot_windows, --hotspot_top), stacked. An archive's stored
+CPU-profile samples need no perf.
+
 examples:
   damo-analyze report holistic --access_pattern damon.data
   damo-analyze report holistic --access_pattern damon.data --long
   damo-analyze report holistic --access_pattern record.h5 --profile perf.data
+  damo-analyze report holistic --access_pattern record.h5 --output holistic.png
 """
 
 
@@ -31,6 +38,15 @@ def prepare_parser(parser):
     parser.add_argument("--long", action="store_true", help="make the long report")
     parser.add_argument("--perf_path", metavar="<path>", default="perf",
                         help="path of the perf tool (default: perf on PATH)")
+    parser.add_argument("--output", metavar="<file>",
+                        help="draw the holistic picture into this image (png, svg, pdf, "
+                             "jpeg) instead of printing the report; our extension")
+    parser.add_argument("--hotspot_windows", type=int, metavar="<int>", default=12,
+                        help="time windows of the picture's hotspot panel (default 12)")
+    parser.add_argument("--hotspot_top", type=int, metavar="<int>", default=8,
+                        help="functions shown in the picture's hotspot panel (default 8)")
+    parser.add_argument("--image_size", type=int, nargs=2, metavar=("<width>", "<height>"),
+                        help="picture size in pixels (default 1400 1500)")
     # damo's hidden option for 'damo monitor': heatmaps of the last N seconds only
     parser.add_argument("--heatmap_time_last_n_sec", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=["cython", "python"], default="cython",
@@ -38,6 +54,18 @@ def prepare_parser(parser):
 
 
 def run(args):
+    if args.output is not None:
+        from damo_pipe.analyze.holistic_picture import (check_image_path, compute_timeline,
+                                                        save_holistic_image)
+        from damo_pipe.errors import UsageError
+        if args.hotspot_windows < 1 or args.hotspot_top < 1:
+            raise UsageError("--hotspot_windows and --hotspot_top must be positive")
+        check_image_path(args.output)
+        tl = compute_timeline(args.access_pattern, args.footprints, args.profile,
+                              nr_windows=args.hotspot_windows, top=args.hotspot_top,
+                              perf_path=args.perf_path, engine=args.engine)
+        save_holistic_image(tl, args.output, size=args.image_size)
+        return 0
     from damo_pipe.analyze.holistic import holistic_report
     text = holistic_report(args.access_pattern, footprints=args.footprints, profile=args.profile,
                            long=args.long, perf_path=args.perf_path,

@@ -1,0 +1,30 @@
+"""The HTML report's holistic section rendered by headless Chromium: the stacked
+picture shows, the hotspot table is there and sorts.
+
+Needs Debian's ``chromium`` (``tools/install-test-deps`` installs it); skipped otherwise.
+"""
+import re
+
+from damo_pipe.analyze.cli import main
+from tests.browser.test_pages import (assert_not_blank, chromium, colourful_fraction,  # noqa: F401
+                                      run_chromium, screenshot)
+from tests.unit.test_holistic_picture import recorded_archive
+
+
+def test_holistic_section(chromium, tmp_path):  # noqa: F811
+    h5 = recorded_archive(tmp_path / "app.h5")
+    out = tmp_path / "app.html"
+    assert main(["report", "html", h5, "-o", str(out), "--resol", "80", "80"]) == 0
+    px = screenshot(chromium, tmp_path, out.as_uri() + "#holistic", tmp_path / "h.png",
+                    size=(1300, 1400))
+    assert_not_blank(px)
+    assert colourful_fraction(px) > 0.05       # the stacked picture is in view
+    dom = run_chromium(chromium, tmp_path, out.as_uri(), "--dump-dom")
+    assert 'id="holistic"' in dom and dom.count('src="data:image/png;base64,') == 4
+    rows = re.findall(r'<tr><td class="num" data-sort="[^"]*">[^<]*</td><td class="num" '
+                      r'data-sort="(\d+)">', dom)
+    assert [int(x) for x in rows] == [750, 750, 500]      # most samples first
+    dom = run_chromium(chromium, tmp_path, out.as_uri() + "#sort=hs-samples-asc", "--dump-dom")
+    rows = re.findall(r'<tr><td class="num" data-sort="[^"]*">[^<]*</td><td class="num" '
+                      r'data-sort="(\d+)">', dom)
+    assert [int(x) for x in rows] == [500, 750, 750]
