@@ -20,6 +20,12 @@ class EngineError(UsageError):
     """An unknown engine name, or the Cython engine asked for but not built."""
 
 
+class MissingExtraError(DamoPipeError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names
+    the extra to install (``pip install 'damo-pipe[analyze]'``). An ImportError too, so
+    that ``except ImportError`` in a notebook catches it."""
+
+
 class RecordFormatError(DamoPipeError, ValueError):
     """An input file is not a valid record of the format it claims to be.
 

@@ -71,7 +71,15 @@ def read_side_table(path_or_file, name):
     from damo_pipe.archive._blosc_direct import register_blosc_filter
     register_blosc_filter()
     own = not isinstance(path_or_file, h5py.File)
-    f = h5py.File(path_or_file, "r", swmr=True) if own else path_or_file
+    f = path_or_file
+    if own:
+        # as ArchiveReader opens: normally (the file may already be open so in this
+        # process, and HDF5 refuses a second open with other flags), SWMR when a
+        # writer has it
+        try:
+            f = h5py.File(path_or_file, "r", locking=False)
+        except OSError:
+            f = h5py.File(path_or_file, "r", swmr=True, locking=False)
     try:
         if GROUP not in f or name not in f[GROUP]:
             return None
