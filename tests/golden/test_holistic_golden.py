@@ -161,3 +161,31 @@ def test_case_from_archive(row, capfd, in_holistic, archives):
                                              else "--access_pattern") + 1]) is not None
     rc, out = _run(argv, capfd)
     _check(row, rc, out)
+
+
+def test_profile_on_another_clock(capfd, in_holistic, tmp_path):
+    """An archive whose record is on another clock than its perf.data (``time_offset_ns``):
+    ``report profile`` on it gives damo's bytes, perf seeing its own times."""
+    if not HAVE_PERF:
+        pytest.skip("perf is not installed")
+    from damo_pipe.archive import write_records
+    from damo_pipe.archive.profile import attach_profile
+    from damo_pipe.formats import read_records
+    from damo_pipe.formats.perf_samples import read_perf_samples
+    offset = 1_700_000_000 * 10**9          # boot clock -> a wall-clock-like time
+    recs = read_records("inputs/holi/rec1.data")
+    for r in recs:
+        r.snapshots.start_ns += offset
+        r.snapshots.end_ns += offset
+        if r.first_start_ns is not None:
+            r.first_start_ns += offset
+    h5 = str(tmp_path / "shifted.h5")
+    write_records(recs, h5)
+    prof = "inputs/holi/rec1.data.profile"
+    attach_profile(h5, prof, read_perf_samples(prof), attrs={"time_offset_ns": offset})
+    row = next(r for r in ROWS if r["case"] == "holi.prof.hot")
+    argv = shlex.split(row["command"])[1:]
+    i = argv.index("--inputs") + 1
+    argv[i:i + 2] = [h5]
+    rc, out = _run(argv, capfd)
+    _check(row, rc, out)
