@@ -10,11 +10,13 @@ HDF5 archive. Never touches a kdamond it did not create.
 examples:
   damo-collect record -o app.h5 --target_pid 1234 --timeout 60
   damo-collect record -o app.h5 -- ./my_workload --size 1G
+  damo-collect monitor --count 3 -- ./my_workload --size 1G
   damo-collect start --ops paddr && damo-collect snapshot && damo-collect stop
 """
 
 COMMANDS = [
     ("record", "record"),
+    ("monitor", "monitor"),
     ("start", "start"),
     ("stop", "stop"),
     ("status", "status"),

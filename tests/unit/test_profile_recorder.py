@@ -31,8 +31,10 @@ FAKE_PERF = Path(__file__).resolve().parent / "fake_perf.py"
 
 
 @pytest.fixture(autouse=True)
-def no_real_sysfs(monkeypatch):
+def no_real_sysfs(monkeypatch, root):
+    """Nothing here may reach the real DAMON sysfs or the real ownership file."""
     monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
+    monkeypatch.setenv("DAMO_PIPE_STATE_FILE", os.path.join(root, "owned.json"))
 
 
 @pytest.fixture
