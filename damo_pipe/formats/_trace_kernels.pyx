@@ -4,7 +4,9 @@
 Pure-Python twin: ``damo_pipe.formats.trace_text.py_trace_scan`` (same rows, same
 state updates, same errors).  Lines are tokenized and parsed without the GIL into
 :class:`_Rows`; a buffer of >= 1 MiB is split at a newline and its halves are parsed
-by two threads; the per-target grouping state machine then runs over the rows in order.
+by two threads; the per-target grouping state machine then runs over the rows in order
+(the steps of ``_trace_state.TraceState.add_line``: strict reading raises at the first
+damaged line or incomplete snapshot, lenient reading counts and drops).
 """
 cimport cython
 from libc.stdint cimport int64_t, uint64_t, uint8_t
@@ -54,6 +56,8 @@ cdef enum TraceError:
     TE_NR_ACCESSES
     TE_AGE
     TE_ROW_OVERFLOW
+    TE_FIELDS_AGGREGATED
+    TE_FIELDS_BEFORE_APPLY
 
 _ERRORS = {
     TE_TIMESTAMP: "bad timestamp %r",
@@ -68,6 +72,8 @@ _ERRORS = {
     TE_NR_ACCESSES: "bad nr_accesses %r",
     TE_AGE: "bad age %r",
     TE_ROW_OVERFLOW: "internal row overflow%.0s",
+    TE_FIELDS_AGGREGATED: "damon_aggregated line with %d fields (expected 4 or 5)",
+    TE_FIELDS_BEFORE_APPLY: "damos_before_apply line with %d fields (expected 7)",
 }
 
 # event kinds (the value is the number of fields after the event token)
@@ -83,6 +89,7 @@ cdef struct TokErr:
     Py_ssize_t line
     Py_ssize_t a
     Py_ssize_t b
+    Py_ssize_t nf
 
 
 cdef class _Rows:
@@ -91,9 +98,11 @@ cdef class _Rows:
     cdef int64_t[::1] end_v, nr_v, acc_v, age_v, lines_v
     cdef uint64_t[::1] tid_v, s_v, e_v
     cdef public Py_ssize_t n, nlines
+    cdef public Py_ssize_t ndamaged, first_damaged   # lenient: skipped lines, first one
+    cdef bint lenient
     cdef TokErr err
 
-    def __init__(self, Py_ssize_t cap):
+    def __init__(self, Py_ssize_t cap, bint lenient=False):
         self.end_a = np.empty(cap, np.int64)
         self.tid_a = np.empty(cap, np.uint64)
         self.nr_a = np.empty(cap, np.int64)
@@ -112,6 +121,9 @@ cdef class _Rows:
         self.age_v = self.age_a
         self.n = 0
         self.nlines = 0
+        self.ndamaged = 0
+        self.first_damaged = 0
+        self.lenient = lenient
         self.err.code = TE_OK
 
     @cython.boundscheck(False)  # &mv[0] and mv[hi - 1] only when hi > lo (range checked)
@@ -180,21 +192,26 @@ cdef class _Rows:
             nf = ntok - ts_idx - 2
             f0 = ts_idx + 2
             kind = EV_NONE
-            if nf == EV_AGGREGATED_NO_AGE or nf == EV_AGGREGATED:
-                if _bytes_eq(b + ev_s, ev_l, b"damon_aggregated", 16):
-                    kind = nf
-                    tidf = f0; nrf = f0 + 1; rngf = f0 + 2; accf = f0 + 3; agef = f0 + 4
-            elif nf == EV_BEFORE_APPLY:
-                if _bytes_eq(b + ev_s, ev_l, b"damos_before_apply", 18):
-                    kind = EV_BEFORE_APPLY
-                    tidf = f0 + 2; nrf = f0 + 3; rngf = f0 + 4; accf = f0 + 5; agef = f0 + 6
+            if _bytes_eq(b + ev_s, ev_l, b"damon_aggregated", 16):
+                if nf != EV_AGGREGATED_NO_AGE and nf != EV_AGGREGATED:
+                    if self._fail(TE_FIELDS_AGGREGATED, line, ev_s, nf): break
+                    continue
+                kind = nf
+                tidf = f0; nrf = f0 + 1; rngf = f0 + 2; accf = f0 + 3; agef = f0 + 4
+            elif _bytes_eq(b + ev_s, ev_l, b"damos_before_apply", 18):
+                if nf != EV_BEFORE_APPLY:
+                    if self._fail(TE_FIELDS_BEFORE_APPLY, line, ev_s, nf): break
+                    continue
+                kind = EV_BEFORE_APPLY
+                tidf = f0 + 2; nrf = f0 + 3; rngf = f0 + 4; accf = f0 + 5; agef = f0 + 6
             if kind == EV_NONE or f0 + nf > MAXTOK:
                 continue
             # timestamp (without its ':')
             tp = b + ts_s[ts_idx]
             tl = ts_e[ts_idx] - ts_s[ts_idx] - 1
             if not _ts_ok(tp, tl):
-                self._fail(TE_TIMESTAMP, line, ts_s[ts_idx], ts_s[ts_idx] + tl); break
+                if self._fail(TE_TIMESTAMP, line, ts_s[ts_idx], ts_s[ts_idx] + tl): break
+                continue
             if _ts_to_double(tp, tl, &d):
                 pass
             elif tl < TS_STACK - 1:
@@ -204,14 +221,16 @@ cdef class _Rows:
             else:
                 big = <char*>malloc(tl + 1)
                 if big == NULL:
-                    self._fail(TE_TIME_RANGE, line, ts_s[ts_idx], ts_s[ts_idx] + tl); break
+                    if self._fail(TE_TIME_RANGE, line, ts_s[ts_idx], ts_s[ts_idx] + tl): break
+                    continue
                 memcpy(big, tp, tl)
                 big[tl] = 0
                 d = strtod(big, NULL)
                 free(big)
             d = d * 1e9
             if not (d < 9223372036854775808.0):
-                self._fail(TE_TIME_RANGE, line, ts_s[ts_idx], ts_s[ts_idx] + tl); break
+                if self._fail(TE_TIME_RANGE, line, ts_s[ts_idx], ts_s[ts_idx] + tl): break
+                continue
             # target id: "name=<u64>"
             tp = b + ts_s[tidf]
             tl = ts_e[tidf] - ts_s[tidf]
@@ -219,9 +238,11 @@ cdef class _Rows:
             while k < tl and tp[k] != CH_EQUALS:
                 k += 1
             if k >= tl:
-                self._fail(TE_TARGET_FIELD, line, ts_s[tidf], ts_e[tidf]); break
+                if self._fail(TE_TARGET_FIELD, line, ts_s[tidf], ts_e[tidf]): break
+                continue
             if _parse_u64(tp + k + 1, tl - k - 1, &tid) != PARSE_OK:
-                self._fail(TE_TARGET_ID, line, ts_s[tidf] + k + 1, ts_e[tidf]); break
+                if self._fail(TE_TARGET_ID, line, ts_s[tidf] + k + 1, ts_e[tidf]): break
+                continue
             # nr_regions: "nr_regions=<u64 below 2**63>"
             tp = b + ts_s[nrf]
             tl = ts_e[nrf] - ts_s[nrf]
@@ -229,10 +250,12 @@ cdef class _Rows:
             while k < tl and tp[k] != CH_EQUALS:
                 k += 1
             if k >= tl:
-                self._fail(TE_NR_FIELD, line, ts_s[nrf], ts_e[nrf]); break
+                if self._fail(TE_NR_FIELD, line, ts_s[nrf], ts_e[nrf]): break
+                continue
             if (_parse_u64(tp + k + 1, tl - k - 1, &nrr) != PARSE_OK
                     or nrr > 9223372036854775807ULL):
-                self._fail(TE_NR_REGIONS, line, ts_s[nrf] + k + 1, ts_e[nrf]); break
+                if self._fail(TE_NR_REGIONS, line, ts_s[nrf] + k + 1, ts_e[nrf]): break
+                continue
             # range: "<start>-<end>:"
             tp = b + ts_s[rngf]
             tl = ts_e[rngf] - ts_s[rngf] - 1
@@ -240,16 +263,20 @@ cdef class _Rows:
             while dash < tl and tp[dash] != CH_MINUS:
                 dash += 1
             if dash >= tl:
-                self._fail(TE_RANGE, line, ts_s[rngf], ts_s[rngf] + (tl if tl > 0 else 0)); break
+                if self._fail(TE_RANGE, line, ts_s[rngf], ts_s[rngf] + (tl if tl > 0 else 0)): break
+                continue
             if _parse_u64(tp, dash, &rs) != PARSE_OK:
-                self._fail(TE_START, line, ts_s[rngf], ts_s[rngf] + dash); break
+                if self._fail(TE_START, line, ts_s[rngf], ts_s[rngf] + dash): break
+                continue
             if _parse_u64(tp + dash + 1, tl - dash - 1, &re_) != PARSE_OK:
-                self._fail(TE_END, line, ts_s[rngf] + dash + 1, ts_s[rngf] + tl); break
+                if self._fail(TE_END, line, ts_s[rngf] + dash + 1, ts_s[rngf] + tl): break
+                continue
             # nr_accesses, age
             tp = b + ts_s[accf]
             tl = ts_e[accf] - ts_s[accf]
             if _parse_i64(tp, tl, &acc) != PARSE_OK:
-                self._fail(TE_NR_ACCESSES, line, ts_s[accf], ts_e[accf]); break
+                if self._fail(TE_NR_ACCESSES, line, ts_s[accf], ts_e[accf]): break
+                continue
             if kind == EV_AGGREGATED_NO_AGE:
                 age = AGE_UNKNOWN
             else:
@@ -258,9 +285,11 @@ cdef class _Rows:
                 if _bytes_eq(tp, tl, b"None", 4):
                     age = AGE_UNKNOWN
                 elif _parse_i64(tp, tl, &age) != PARSE_OK:
-                    self._fail(TE_AGE, line, ts_s[agef], ts_e[agef]); break
+                    if self._fail(TE_AGE, line, ts_s[agef], ts_e[agef]): break
+                    continue
             if row >= cap:
-                self._fail(TE_ROW_OVERFLOW, line, 0, 0); break
+                if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
+                continue
             self.end_v[row] = <int64_t>d
             self.tid_v[row] = tid
             self.nr_v[row] = <int64_t>nrr
@@ -273,33 +302,133 @@ cdef class _Rows:
         self.n = row
         self.nlines = line
 
-    cdef void _fail(self, int code, Py_ssize_t line, Py_ssize_t a, Py_ssize_t bb) noexcept nogil:
+    cdef bint _fail(self, int code, Py_ssize_t line, Py_ssize_t a, Py_ssize_t bb) noexcept nogil:
+        """A damaged event line: strict reading records the error and returns True (stop);
+        lenient reading counts the line and returns False (go on with the next line).
+        The TE_FIELDS_* codes pass the number of fields as ``bb``."""
+        if self.lenient:
+            if self.ndamaged == 0:
+                self.first_damaged = line
+            self.ndamaged += 1
+            return False
         self.err.code = code
         self.err.line = line
         self.err.a = a
         self.err.b = bb
+        self.err.nf = bb
+        return True
 
     def error(self, data, path, Py_ssize_t line0):
         """The RecordFormatError of the tokenizer failure, or None."""
         if self.err.code == TE_OK:
             return None
+        if self.err.code == TE_FIELDS_AGGREGATED or self.err.code == TE_FIELDS_BEFORE_APPLY:
+            return RecordFormatError(_ERRORS[self.err.code] % self.err.nf, path=path,
+                                     line=line0 + self.err.line)
         tok = bytes(data[self.err.a:self.err.b]).decode("latin-1")
         return RecordFormatError(_ERRORS[self.err.code] % tok, path=path,
                                  line=line0 + self.err.line)
 
 
-@cython.boundscheck(False)  # rows index the _Rows arrays below n; r < rcap (grown below)
+cdef enum:
+    HAS_LAST = 1        # _Group.has_v bits: last_end known,
+    HAS_CLOSED = 2      # closed_end known
+
+
+cdef class _Group:
+    """TraceState's per-record lists as typed arrays for the grouping loop (loaded
+    from the state, grown for new records, stored back before returning or raising)."""
+    cdef object open_a, cnt_a, want_a, line_a, last_a, closed_a, addr_a, has_a
+    cdef int64_t[::1] open_v, cnt_v, want_v, line_v, last_v, closed_v
+    cdef uint64_t[::1] addr_v
+    cdef uint8_t[::1] has_v
+    cdef Py_ssize_t cap
+
+    def __init__(self, st):
+        cdef Py_ssize_t i, n = len(st.targets)
+        self._alloc(n + 16, 0)
+        for i in range(n):
+            self.open_v[i] = st.open_sid[i]
+            self.cnt_v[i] = st.count[i]
+            self.want_v[i] = st.want[i]
+            self.line_v[i] = st.open_line[i]
+            self.addr_v[i] = st.addr_end[i]
+            if st.last_end[i] is not None:
+                self.last_v[i] = st.last_end[i]
+                self.has_v[i] |= HAS_LAST
+            if st.closed_end[i] is not None:
+                self.closed_v[i] = st.closed_end[i]
+                self.has_v[i] |= HAS_CLOSED
+
+    def _alloc(self, Py_ssize_t cap, Py_ssize_t keep):
+        old = (self.open_a, self.cnt_a, self.want_a, self.line_a, self.last_a,
+               self.closed_a, self.addr_a, self.has_a)
+        self.open_a = np.full(cap, -1, np.int64)
+        self.cnt_a = np.zeros(cap, np.int64)
+        self.want_a = np.zeros(cap, np.int64)
+        self.line_a = np.zeros(cap, np.int64)
+        self.last_a = np.zeros(cap, np.int64)
+        self.closed_a = np.zeros(cap, np.int64)
+        self.addr_a = np.zeros(cap, np.uint64)
+        self.has_a = np.zeros(cap, np.uint8)
+        new = (self.open_a, self.cnt_a, self.want_a, self.line_a, self.last_a,
+               self.closed_a, self.addr_a, self.has_a)
+        if keep:
+            for a, b in zip(new, old):
+                a[:keep] = b[:keep]
+        self.open_v = self.open_a
+        self.cnt_v = self.cnt_a
+        self.want_v = self.want_a
+        self.line_v = self.line_a
+        self.last_v = self.last_a
+        self.closed_v = self.closed_a
+        self.addr_v = self.addr_a
+        self.has_v = self.has_a
+        self.cap = cap
+
+    cdef void ensure(self, Py_ssize_t r):
+        """Room for record index ``r`` (a new record: its slot starts closed, empty)."""
+        if r >= self.cap:
+            self._alloc(self.cap * 2 if r < self.cap * 2 else r + 16, self.cap)
+
+    def store(self, st):
+        cdef Py_ssize_t i
+        for i in range(len(st.targets)):
+            st.open_sid[i] = int(self.open_v[i])
+            st.count[i] = int(self.cnt_v[i])
+            st.want[i] = int(self.want_v[i])
+            st.open_line[i] = int(self.line_v[i])
+            st.addr_end[i] = int(self.addr_v[i])
+            st.last_end[i] = int(self.last_v[i]) if self.has_v[i] & HAS_LAST else None
+            st.closed_end[i] = int(self.closed_v[i]) if self.has_v[i] & HAS_CLOSED else None
+
+
+cdef inline void _drop(_Group g, int64_t r, list dropped):
+    """Drop the open snapshot of record ``r`` (TraceState.drop_open without its
+    counters, which the caller keeps)."""
+    dropped.append(g.open_v[r])
+    g.open_v[r] = -1
+    g.last_v[r] = g.closed_v[r]
+    if g.has_v[r] & HAS_CLOSED:
+        g.has_v[r] |= HAS_LAST
+    else:
+        g.has_v[r] &= ~HAS_LAST
+
+
+@cython.boundscheck(False)  # rows index the _Rows arrays below n; r < g.cap (g.ensure)
 def trace_scan(data, st, bint final, path=None):
     """Cython twin of ``trace_text.py_trace_scan`` (same rows, same state updates).
 
     Lines are tokenized and parsed without the GIL; a buffer of >= 1 MiB is split at a
     newline and its halves parsed by two threads.  The grouping state machine then runs
-    over the rows in order.
+    over the rows in order.  Rows of lines that lenient reading skips get snapshot id
+    -1 (and -1 joins ``st.dropped_sids``, so that the caller filters them out).
     """
     cdef const uint8_t[::1] mv = data
     cdef Py_ssize_t n = mv.shape[0]
     cdef const uint8_t* b = &mv[0] if n > 0 else NULL
     cdef Py_ssize_t body, lines_end = 0, i, mid
+    cdef bint lenient = st.lenient
     # lines_end: just after the last newline; the bytes after it are a line only when
     # ``final`` (body: the bytes this call consumes)
     i = n - 1
@@ -313,8 +442,8 @@ def trace_scan(data, st, bint final, path=None):
         mid = lines_end // 2
         while mid < lines_end and b[mid - 1] != CH_LF:
             mid += 1
-        r1 = _Rows(mid // BYTES_PER_ROW_MIN + 2)
-        r2 = _Rows((lines_end - mid) // BYTES_PER_ROW_MIN + 2)
+        r1 = _Rows(mid // BYTES_PER_ROW_MIN + 2, lenient)
+        r2 = _Rows((lines_end - mid) // BYTES_PER_ROW_MIN + 2, lenient)
         th = threading.Thread(target=r2.run, args=(data, mid, lines_end))
         th.start()
         try:
@@ -323,17 +452,17 @@ def trace_scan(data, st, bint final, path=None):
             th.join()
         parts = [(r1, data), (r2, data)]      # (rows, the buffer their offsets index)
     else:
-        r1 = _Rows(lines_end // BYTES_PER_ROW_MIN + 2)
+        r1 = _Rows(lines_end // BYTES_PER_ROW_MIN + 2, lenient)
         r1.run(data, 0, lines_end)
         parts = [(r1, data)]
     if body > lines_end:
         # a last line without a newline: _Rows parses a copy that has one
         tail = bytes(mv[lines_end:body]) + b"\n"
-        rt = _Rows(2)
+        rt = _Rows(2, lenient)
         rt.run(tail, 0, len(tail))
         parts.append((rt, tail))
 
-    # grouping over the rows, in order
+    # grouping over the rows, in order (TraceState.add_line, step for step)
     cdef Py_ssize_t total = 0
     cdef _Rows rp
     for rp, _ in parts:
@@ -341,85 +470,130 @@ def trace_scan(data, st, bint final, path=None):
     sid_a = np.empty(total, np.int64)
     rec_a = np.empty(total, np.int64)
     cdef int64_t[::1] sid_v = sid_a, rec_v = rec_a
-    cdef Py_ssize_t nrec = len(st.targets)
-    cdef Py_ssize_t rcap = nrec + 16
-    open_a = np.full(rcap, -1, np.int64)
-    cnt_a = np.zeros(rcap, np.int64)
-    last_a = np.zeros(rcap, np.int64)
-    has_a = np.zeros(rcap, np.uint8)
-    cdef int64_t[::1] open_v = open_a, cnt_v = cnt_a, last_v = last_a
-    cdef uint8_t[::1] has_v = has_a
-    for i in range(nrec):
-        open_v[i] = st.open_sid[i]
-        cnt_v[i] = st.count[i]
-        if st.last_end[i] is not None:
-            last_v[i] = st.last_end[i]
-            has_v[i] = 1
+    cdef _Group g = _Group(st)
     cdef int64_t next_sid = st.next_sid
     rec_of = st.rec_of
     targets = st.targets
-    cdef Py_ssize_t line0 = st.line_no, row = 0, k
+    dropped = st.dropped_sids
+    cdef Py_ssize_t line0 = st.line_no, row = 0, k, line
+    cdef Py_ssize_t events = 0, ndropped = 0, dropped_lines = 0, damaged = 0
+    cdef Py_ssize_t first_damage = -1 if st.first_damage is None else st.first_damage
+    cdef Py_ssize_t first_disorder = -1 if st.first_disorder is None else st.first_disorder
+    cdef bint skipped = False
     cdef _Rows rr
-    cdef uint64_t tid, cached_tid = 0, nrr
-    cdef int64_t r, cached_r = -1, sid, end_ns
-    for rr, buf in parts:
-        for k in range(rr.n):
-            tid = rr.tid_v[k]
-            end_ns = rr.end_v[k]
-            if cached_r >= 0 and tid == cached_tid:
-                r = cached_r
-            else:
-                ro = rec_of.get(tid)
-                if ro is None:
-                    r = len(targets)
-                    rec_of[tid] = r
-                    targets.append(tid)
-                    st.open_sid.append(-1)
-                    st.count.append(0)
-                    st.last_end.append(None)
-                    if r >= rcap:
-                        rcap = rcap * 2
-                        open_a = np.concatenate([open_a, np.full(rcap - len(open_a), -1, np.int64)])
-                        cnt_a = np.concatenate([cnt_a, np.zeros(rcap - len(cnt_a), np.int64)])
-                        last_a = np.concatenate([last_a, np.zeros(rcap - len(last_a), np.int64)])
-                        has_a = np.concatenate([has_a, np.zeros(rcap - len(has_a), np.uint8)])
-                        open_v = open_a; cnt_v = cnt_a; last_v = last_a; has_v = has_a
-                    open_v[r] = -1
-                    cnt_v[r] = 0
-                    has_v[r] = 0
+    cdef uint64_t tid, cached_tid = 0
+    cdef int64_t r, cached_r = -1, sid, end_ns, nrr
+    try:
+        for rr, buf in parts:
+            for k in range(rr.n):
+                tid = rr.tid_v[k]
+                end_ns = rr.end_v[k]
+                line = line0 + rr.lines_v[k]
+                if cached_r >= 0 and tid == cached_tid:
+                    r = cached_r
                 else:
-                    r = ro
-                cached_r = r
-                cached_tid = tid
-            if has_v[r] and last_v[r] > end_ns:
-                raise RecordFormatError("trace is not time-sorted", path=path,
-                                        line=line0 + rr.lines_v[k])
-            sid = open_v[r]
-            if sid < 0:
-                sid = next_sid
-                open_v[r] = sid
-                next_sid += 1
-                cnt_v[r] = 0
-                last_v[r] = end_ns
-                has_v[r] = 1
-            cnt_v[r] += 1
-            nrr = <uint64_t>rr.nr_v[k]
-            if <uint64_t>cnt_v[r] == nrr:
-                open_v[r] = -1
-            sid_v[row] = sid
-            rec_v[row] = r
-            row += 1
-        err = rr.error(buf, path, line0)
-        if err is not None:
-            raise err
-        line0 += rr.nlines
-    nrec = len(targets)
-    for i in range(nrec):
-        st.open_sid[i] = int(open_v[i])
-        st.count[i] = int(cnt_v[i])
-        st.last_end[i] = int(last_v[i]) if has_v[i] else None
-    st.next_sid = next_sid
-    st.line_no = line0
+                    ro = rec_of.get(tid)
+                    if ro is None:
+                        r = st.new_record(tid)
+                        g.ensure(r)
+                    else:
+                        r = ro
+                    cached_r = r
+                    cached_tid = tid
+                if g.has_v[r] & HAS_LAST and g.last_v[r] > end_ns:
+                    if not lenient:
+                        raise RecordFormatError("trace is not time-sorted", path=path,
+                                                line=line)
+                    if g.open_v[r] >= 0:
+                        _drop(g, r, dropped)
+                        ndropped += 1
+                        dropped_lines += g.cnt_v[r]
+                        if first_damage < 0 or line < first_damage:
+                            first_damage = line
+                    if g.has_v[r] & HAS_LAST and g.last_v[r] > end_ns:
+                        damaged += 1
+                        if first_damage < 0 or line < first_damage:
+                            first_damage = line
+                        sid_v[row] = -1
+                        rec_v[row] = r
+                        row += 1
+                        skipped = True
+                        continue
+                sid = g.open_v[r]
+                nrr = rr.nr_v[k]
+                if sid >= 0:
+                    if nrr != g.want_v[r]:
+                        if not lenient:
+                            g.store(st)
+                            st.first_disorder = None if first_disorder < 0 else first_disorder
+                            raise st.incomplete(r, path, line, nrr)
+                        _drop(g, r, dropped)
+                        ndropped += 1
+                        dropped_lines += g.cnt_v[r]
+                        if first_damage < 0 or line < first_damage:
+                            first_damage = line
+                        sid = -1
+                    elif rr.s_v[k] < g.addr_v[r]:
+                        if lenient:
+                            _drop(g, r, dropped)
+                            ndropped += 1
+                            dropped_lines += g.cnt_v[r]
+                            if first_damage < 0 or line < first_damage:
+                                first_damage = line
+                            sid = -1
+                        elif first_disorder < 0:
+                            first_disorder = line
+                if sid < 0:
+                    if nrr == 0:
+                        if not lenient:
+                            raise RecordFormatError("nr_regions=0 on a region line",
+                                                    path=path, line=line)
+                        damaged += 1
+                        if first_damage < 0 or line < first_damage:
+                            first_damage = line
+                        sid_v[row] = -1
+                        rec_v[row] = r
+                        row += 1
+                        skipped = True
+                        continue
+                    sid = next_sid
+                    next_sid += 1
+                    g.open_v[r] = sid
+                    g.cnt_v[r] = 0
+                    g.want_v[r] = nrr
+                    g.line_v[r] = line
+                    g.last_v[r] = end_ns
+                    g.has_v[r] |= HAS_LAST
+                g.cnt_v[r] += 1
+                g.addr_v[r] = rr.e_v[k]
+                events += 1
+                if g.cnt_v[r] == g.want_v[r]:
+                    g.open_v[r] = -1
+                    g.closed_v[r] = g.last_v[r]
+                    g.has_v[r] |= HAS_CLOSED
+                sid_v[row] = sid
+                rec_v[row] = r
+                row += 1
+            err = rr.error(buf, path, line0)
+            if err is not None:
+                raise err
+            if rr.ndamaged:
+                damaged += rr.ndamaged
+                if first_damage < 0 or line0 + rr.first_damaged < first_damage:
+                    first_damage = line0 + rr.first_damaged
+            line0 += rr.nlines
+    finally:
+        g.store(st)
+        st.next_sid = next_sid
+        st.line_no = line0
+        st.events += events
+        st.dropped_snapshots += ndropped
+        st.dropped_lines += dropped_lines
+        st.damaged_lines += damaged
+        st.first_damage = None if first_damage < 0 else first_damage
+        st.first_disorder = None if first_disorder < 0 else first_disorder
+    if skipped:
+        dropped.append(-1)
 
     def cat(name):
         arrs = [getattr(p, name)[:(<_Rows>p).n] for p, _ in parts]
@@ -428,3 +602,4 @@ def trace_scan(data, st, bint final, path=None):
             "end": cat("e_a"), "nr_accesses": cat("acc_a"), "age": cat("age_a"),
             "sid": sid_a, "rec": rec_a}
     return body, rows
+

@@ -25,8 +25,10 @@ its own open snapshot (damo has one global flag, which misgroups interleaved tar
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import subprocess
 
 import numpy as np
 
@@ -34,7 +36,10 @@ from damo_pipe import perf_tool as _perf_tool
 from damo_pipe._engine import select_engine
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
+from damo_pipe.formats._trace_state import TraceState
 from damo_pipe.model import AGE_UNKNOWN, Record
+
+log = logging.getLogger(__name__)
 
 U64_MAX = (1 << 64) - 1
 I64_MAX = (1 << 63) - 1
@@ -47,31 +52,6 @@ ROW_FIELDS = ("end_ns", "nr_regions", "start", "end", "nr_accesses", "age", "sid
 
 # bytes read per step when streaming a file
 READ_CHUNK = 4 << 20
-
-
-class TraceState:
-    """Grouping state shared by both engines (per record: open snapshot, last end)."""
-
-    def __init__(self):
-        self.rec_of = {}          # target id -> record index
-        self.targets = []         # record index -> target id
-        self.open_sid = []        # record index -> open snapshot id or -1
-        self.count = []           # regions in the open snapshot
-        self.last_end = []        # end of the record's last snapshot (None: no snapshot)
-        self.next_sid = 0
-        self.line_no = 0          # lines consumed so far
-
-    def new_record(self, tid):
-        idx = len(self.targets)
-        self.rec_of[tid] = idx
-        self.targets.append(tid)
-        self.open_sid.append(-1)
-        self.count.append(0)
-        self.last_end.append(None)
-        return idx
-
-    def open_sids(self):
-        return [s for s in self.open_sid if s >= 0]
 
 
 def _bad(msg, path, line):
@@ -103,11 +83,63 @@ def _after_eq(tok, what, path, line):
     return tok[i + 1:]
 
 
+def _parse_event_line(raw, line, path):
+    """(target id, end_ns, nr_regions, start, end, nr_accesses, age) of a DAMON region
+    event line; None for any other line; RecordFormatError for a damaged event line."""
+    toks = raw.split()
+    if len(toks) < 4:
+        return None
+    ts_idx = 2 if toks[2].endswith(b":") else 3
+    if len(toks) <= ts_idx + 1:
+        return None  # e.g. trace-cmd's "CPU 1 is empty" (damo: IndexError)
+    ev = toks[ts_idx + 1][:-1]
+    if ev.startswith(b"damon:"):
+        ev = ev[6:]
+    fields = toks[ts_idx + 2:]
+    nf = len(fields)
+    if ev == b"damon_aggregated":
+        if nf not in (4, 5):
+            raise _bad("damon_aggregated line with %d fields (expected 4 or 5)" % nf,
+                       path, line)
+        tidt, nrt, rng, acct = fields[0], fields[1], fields[2], fields[3]
+        aget = fields[4] if nf == 5 else None
+    elif ev == b"damos_before_apply":
+        if nf != 7:
+            raise _bad("damos_before_apply line with %d fields (expected 7)" % nf, path, line)
+        tidt, nrt, rng, acct, aget = fields[2], fields[3], fields[4], fields[5], fields[6]
+    else:
+        return None
+    tst = toks[ts_idx][:-1]
+    if not _TS_RE.match(tst):
+        raise _bad("bad timestamp %r" % tst.decode("latin-1"), path, line)
+    d = float(tst) * 1e9
+    if not d < 9223372036854775808.0:    # also inf (a very long digit string)
+        raise _bad("timestamp %s out of range" % tst.decode("latin-1"), path, line)
+    end_ns = int(d)
+    tid = _parse_uint(_after_eq(tidt, "target", path, line), "target id", path, line)
+    nr = _parse_uint(_after_eq(nrt, "nr_regions", path, line), "nr_regions", path, line)
+    if nr > I64_MAX:
+        raise _bad("nr_regions %d out of range" % nr, path, line)
+    rng = rng[:-1]
+    dash = rng.find(b"-")
+    if dash < 0:
+        raise _bad("bad address range %r" % rng.decode("latin-1"), path, line)
+    start = _parse_uint(rng[:dash], "region start", path, line)
+    end = _parse_uint(rng[dash + 1:], "region end", path, line)
+    acc = _parse_int(acct, "nr_accesses", path, line)
+    if aget is None or aget == b"None":
+        age = AGE_UNKNOWN
+    else:
+        age = _parse_int(aget, "age", path, line)
+    return tid, end_ns, nr, start, end, acc, age
+
+
 def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
     """Reference engine: parse complete lines of ``data``; return (consumed, rows dict).
 
     Only whole lines are consumed unless ``final`` (then a last unterminated line is
-    parsed too).
+    parsed too).  Lines are grouped with ``st`` (:meth:`TraceState.add_line`); damaged
+    event lines raise RecordFormatError, or are counted in ``st`` when it is lenient.
     """
     cols = {f: [] for f in ROW_FIELDS}
     if not isinstance(data, bytes):
@@ -119,66 +151,26 @@ def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
         body = data[:cut + 1] if cut >= 0 else b""
     consumed = len(body)
     lines = body.split(b"\n")
-    if body.endswith(b"\n"):
+    if body.endswith(b"\n") or not body:
         lines.pop()
     base = st.line_no
+    lenient = st.lenient
     for li, raw in enumerate(lines):
         line = base + li + 1
-        toks = raw.split()
-        if len(toks) < 4:
+        try:
+            ev = _parse_event_line(raw, line, path)
+        except RecordFormatError:
+            if not lenient:
+                raise
+            st.damaged(line)
             continue
-        ts_idx = 2 if toks[2].endswith(b":") else 3
-        if len(toks) <= ts_idx + 1:
-            continue  # e.g. trace-cmd's "CPU 1 is empty" (damo: IndexError)
-        ev = toks[ts_idx + 1][:-1]
-        if ev.startswith(b"damon:"):
-            ev = ev[6:]
-        fields = toks[ts_idx + 2:]
-        nf = len(fields)
-        if ev == b"damon_aggregated" and nf in (4, 5):
-            tidt, nrt, rng, acct = fields[0], fields[1], fields[2], fields[3]
-            aget = fields[4] if nf == 5 else None
-        elif ev == b"damos_before_apply" and nf == 7:
-            tidt, nrt, rng, acct, aget = fields[2], fields[3], fields[4], fields[5], fields[6]
-        else:
+        if ev is None:
             continue
-        tst = toks[ts_idx][:-1]
-        if not _TS_RE.match(tst):
-            raise _bad("bad timestamp %r" % tst.decode("latin-1"), path, line)
-        end_ns = int(float(tst) * 1e9)
-        if end_ns > I64_MAX:
-            raise _bad("timestamp %s out of range" % tst.decode("latin-1"), path, line)
-        tid = _parse_uint(_after_eq(tidt, "target", path, line), "target id", path, line)
-        nr = _parse_uint(_after_eq(nrt, "nr_regions", path, line), "nr_regions", path, line)
-        if nr > I64_MAX:
-            raise _bad("nr_regions %d out of range" % nr, path, line)
-        rng = rng[:-1]
-        dash = rng.find(b"-")
-        if dash < 0:
-            raise _bad("bad address range %r" % rng.decode("latin-1"), path, line)
-        start = _parse_uint(rng[:dash], "region start", path, line)
-        end = _parse_uint(rng[dash + 1:], "region end", path, line)
-        acc = _parse_int(acct, "nr_accesses", path, line)
-        if aget is None or aget == b"None":
-            age = AGE_UNKNOWN
-        else:
-            age = _parse_int(aget, "age", path, line)
-        # grouping (per-target open snapshot)
-        r = st.rec_of.get(tid)
-        if r is None:
-            r = st.new_record(tid)
-        last = st.last_end[r]
-        if last is not None and last > end_ns:
-            raise _bad("trace is not time-sorted", path, line)
-        sid = st.open_sid[r]
-        if sid < 0:
-            sid = st.open_sid[r] = st.next_sid
-            st.next_sid += 1
-            st.count[r] = 0
-            st.last_end[r] = end_ns
-        st.count[r] += 1
-        if st.count[r] == nr:
-            st.open_sid[r] = -1
+        tid, end_ns, nr, start, end, acc, age = ev
+        got = st.add_line(line, tid, end_ns, nr, start, end, path)
+        if got is None:
+            continue
+        sid, r = got
         for f, v in zip(ROW_FIELDS, (end_ns, nr, start, end, acc, age, sid, r)):
             cols[f].append(v)
     st.line_no = base + len(lines)
@@ -214,6 +206,15 @@ def _concat_rows(a, b):
 
 def _take_rows(rows, idx):
     return {f: rows[f][idx] for f in ROW_FIELDS}
+
+
+def drop_rows(rows, sids):
+    """``rows`` without the rows of snapshot ids ``sids`` (dropped snapshots; -1: rows
+    of skipped lines)."""
+    keep = ~np.isin(rows["sid"], np.asarray(sids, np.int64))
+    if keep.all():
+        return rows
+    return _take_rows(rows, np.nonzero(keep)[0])
 
 
 def rows_to_batch(rows, open_sids):
@@ -264,7 +265,7 @@ class TraceStreamParser:
                 ...                            # key: record index (0, 1, ... in order
                                                # of first appearance); p.records[key] is
                                                # the record's metadata (target_id)
-        for key, chunk in p.finish():          # incomplete last snapshots, held-back data
+        for key, chunk in p.finish():          # held-back data
             ...
         p.first_starts                         # {key: exact float start of snapshot 0}
 
@@ -274,13 +275,21 @@ class TraceStreamParser:
     placeholder until ``finish()`` reports the deduced start in ``first_starts`` (apply
     it with ``ArchiveWriter.set_first_start``).  ``chunk_regions`` > 0 batches output
     until that many regions of a record are pending (0 = emit on every feed).
-    Errors raise :class:`RecordFormatError` with the line number.
+
+    Damage (a lost, added or garbled line, an input that ends inside a snapshot; see
+    :mod:`damo_pipe.formats._trace_state`) raises :class:`RecordFormatError` with the
+    line number.  ``lenient=True`` instead drops incomplete snapshots and skips
+    damaged lines, counts them in ``state`` (``dropped_snapshots``, ``dropped_lines``,
+    ``damaged_lines``; :meth:`damage_message`) and logs one warning at ``finish()``:
+    what a live collector wants, since one lost or garbled kernel line must not end
+    the recording.
     """
 
-    def __init__(self, *, engine="auto", path=None, chunk_regions=0, intervals=None):
+    def __init__(self, *, engine="auto", path=None, chunk_regions=0, intervals=None,
+                 lenient=False):
         self._scan = _engine_scan(engine)
         self.path = path
-        self.state = TraceState()
+        self.state = TraceState(lenient)
         self.records = []          # metadata Records, by key
         self.intervals = intervals
         self._asm = ChunkAssembler(self.records, chunk_regions)
@@ -294,11 +303,25 @@ class TraceStreamParser:
         for tid in self.state.targets[len(self.records):]:
             self.records.append(Record(target_id=tid, intervals=self.intervals))
 
+    @property
+    def lenient(self):
+        return self.state.lenient
+
+    def damage_message(self):
+        """What lenient reading dropped so far (one line), or None."""
+        return self.state.damage_message()
+
     def _process(self, data, final):
-        consumed, rows = self._scan(data, self.state, final, self.path)
+        st = self.state
+        consumed, rows = self._scan(data, st, final, self.path)
         self._sync_metas()
+        if final:
+            st.end_of_input(self.path)
         rows = _concat_rows(self._carry, rows)
         self._carry = None
+        if st.dropped_sids:
+            rows = drop_rows(rows, st.dropped_sids)
+            st.dropped_sids = []
         if final:
             batch, carry = rows_to_batch(rows, [])
         else:
@@ -350,18 +373,36 @@ class TraceStreamParser:
         _, out = self._process(self._buf + bytes(rest) if rest else self._buf, True)
         self._buf = b""
         rest, self.first_starts = self._asm.finish()
+        msg = self.state.damage_message()
+        if msg is not None:
+            log.warning("%s%s", "" if self.path is None else "%s: " % self.path, msg)
         return out + rest
+
+    def check_found(self):
+        """After ``finish()``: RecordFormatError unless the input held at least one
+        snapshot (a text file without any DAMON event is no record)."""
+        st = self.state
+        if st.kept_lines > 0:
+            return
+        if st.events or st.damaged_lines:
+            raise RecordFormatError("no complete snapshot (%s)" % st.damage_message(),
+                                    path=self.path)
+        raise RecordFormatError("not a DAMON record: no damon_aggregated or "
+                                "damos_before_apply trace event found", path=self.path)
 
 
 def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto",
-                      intervals=None, read_size=READ_CHUNK):
+                      intervals=None, read_size=READ_CHUNK, lenient=False,
+                      require_record=True):
     """Yield (rec_idx, chunk) from a binary file object.  The first item is
     ``(None, parser)`` so that the caller can reach ``parser.records`` and, after the
     iteration, ``parser.first_starts``.  Regular files are memory-mapped and scanned in
-    windows of ``read_size`` bytes without copying; pipes are read."""
+    windows of ``read_size`` bytes without copying; pipes are read.  ``lenient``: see
+    :class:`TraceStreamParser`; ``require_record``: an input without any snapshot is a
+    RecordFormatError (:meth:`TraceStreamParser.check_found`)."""
     import mmap
     p = TraceStreamParser(engine=engine, path=path, chunk_regions=chunk_regions,
-                          intervals=intervals)
+                          intervals=intervals, lenient=lenient)
     yield None, p
     mm = None
     try:
@@ -398,6 +439,8 @@ def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto
                 mv.release()
         finally:
             mm.close()
+        if require_record:
+            p.check_found()
         return
     while True:
         data = fileobj.read(read_size)
@@ -407,6 +450,8 @@ def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto
             yield item
     for item in p.finish():
         yield item
+    if require_record:
+        p.check_found()
 
 
 def _is_regular(fd):
@@ -414,19 +459,21 @@ def _is_regular(fd):
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def read_trace_text(path, engine="auto", intervals=None):
+def read_trace_text(path, engine="auto", intervals=None, lenient=False):
     """Read a trace text file into full records."""
     with open(path, "rb") as f:
         gen = iter_trace_chunks(f, path=path, chunk_regions=1 << 62, engine=engine,
-                                intervals=intervals)
+                                intervals=intervals, lenient=lenient)
         _, parser = next(gen)
         chunks = list(gen)
     return collect_records(parser.records, chunks, parser.first_starts)
 
 
-def parse_trace_bytes(data, engine="auto", path=None):
-    p = TraceStreamParser(engine=engine, path=path, chunk_regions=1 << 62)
+def parse_trace_bytes(data, engine="auto", path=None, lenient=False):
+    """Records of trace text held in memory (read like a file)."""
+    p = TraceStreamParser(engine=engine, path=path, chunk_regions=1 << 62, lenient=lenient)
     chunks = p.feed(data) + p.finish()
+    p.check_found()
     return collect_records(p.records, chunks, p.first_starts)
 
 
@@ -449,16 +496,34 @@ def open_perf_script(path):
     return _perf_tool.popen_perf([perf, "script", "--force", "-i", os.fspath(path)])
 
 
-def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", intervals=None):
+def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", intervals=None,
+                          lenient=False):
     """Stream ``perf script`` output of a perf.data through the trace parser."""
     proc = open_perf_script(path)
     ok = False
+    parser = None
     try:
         gen = iter_trace_chunks(proc.stdout, path=path, chunk_regions=chunk_regions,
-                                engine=engine, intervals=intervals, read_size=1 << 20)
+                                engine=engine, intervals=intervals, read_size=1 << 20,
+                                lenient=lenient, require_record=False)
         for item in gen:
+            if item[0] is None:
+                parser = item[1]
             yield item
         ok = True
+    except RecordFormatError:
+        # a perf that failed half-way leaves damaged text: its own error explains it
+        try:
+            failed = proc.proc.wait(timeout=1) != 0
+        except subprocess.TimeoutExpired:
+            failed = False
+        if failed:
+            ok = True
+            try:
+                proc.check()
+            finally:
+                proc.close()
+        raise
     finally:
         if not ok:
             proc.close()
@@ -466,10 +531,12 @@ def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", interva
         proc.check()    # ExternalToolError naming the command, exit status and stderr
     finally:
         proc.close()
+    parser.check_found()
 
 
-def read_perf_data(path, engine="auto", intervals=None):
-    gen = iter_perf_data_chunks(path, chunk_regions=1 << 62, engine=engine, intervals=intervals)
+def read_perf_data(path, engine="auto", intervals=None, lenient=False):
+    gen = iter_perf_data_chunks(path, chunk_regions=1 << 62, engine=engine, intervals=intervals,
+                                lenient=lenient)
     _, parser = next(gen)
     chunks = list(gen)
     return collect_records(parser.records, chunks, parser.first_starts)

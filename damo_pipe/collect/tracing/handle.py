@@ -135,13 +135,25 @@ class TracerHandle:
         s = self.streamer
         return {"tracer": self.kind, "bytes": s.bytes_in, "snapshots": s.snapshots_out,
                 "regions": s.regions_out, "dropped_regions": s.dropped_regions,
-                "lost_events": max(s.lost_events, self.overrun_events)}
+                "lost_events": max(s.lost_events, self.overrun_events),
+                **_trace_damage(s.parser, s.damos_parser)}
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _trace_damage(*parsers):
+    """Snapshots and lines the (lenient) trace parsers dropped or skipped."""
+    out = {"dropped_snapshots": 0, "damaged_lines": 0}
+    for p in parsers:
+        st = getattr(p, "state", None)
+        if st is not None:
+            out["dropped_snapshots"] += getattr(st, "dropped_snapshots", 0)
+            out["damaged_lines"] += getattr(st, "damaged_lines", 0)
+    return out
 
 
 class NullTracerHandle:

@@ -25,8 +25,10 @@ _LOST_RE = re.compile(rb"\[LOST (\d+) EVENTS\]")
 
 
 def default_parser_factory():
+    """A lenient parser: one lost or garbled kernel line must not end a recording; the
+    incomplete snapshot is dropped, counted and reported (TraceStreamParser)."""
     from damo_pipe.formats.trace_text import TraceStreamParser
-    return TraceStreamParser()
+    return TraceStreamParser(lenient=True)
 
 
 class TraceStreamer:
