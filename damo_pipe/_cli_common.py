@@ -44,13 +44,25 @@ def exit_fast(rc):
     run_exitfuncs()
     if threading.active_count() != 1 or _hdf5_files_open():
         return rc
+    rc = rc if isinstance(rc, int) else 1
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
                 stream.flush()
-        except (OSError, ValueError):   # closed or broken pipe: as a normal exit would
+        except OSError as e:
+            import errno
+            if stream is sys.stdout and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # the report did not reach its file: never exit 0 with a cut output
+                try:
+                    sys.stderr.write("%s: error: no space left on device writing stdout\n"
+                                     % os.path.basename(sys.argv[0] or "damo-pipe"))
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                rc = rc or 1
+        except ValueError:   # closed or broken pipe: as a normal exit would
             pass
-    os._exit(rc if isinstance(rc, int) else 1)
+    os._exit(rc)
 
 
 def _hdf5_files_open():
@@ -180,3 +192,12 @@ def run_main(parser, argv):
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # a full disk met outside the writers that translate it (e.g. stdout redirected
+        # to a file): one line, like every other error
+        import errno
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = " writing %s" % e.filename if e.filename else ""
+        print("%s: error: no space left on device%s" % (parser.prog, where), file=sys.stderr)
+        return 1

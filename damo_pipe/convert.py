@@ -66,16 +66,11 @@ def convert_file(src, dst, fmt, *, input_type=None, compression=None,
     if sources.handler(in_fmt, src).open is not None:
         return archive_to_damo(src, dst, fmt, chunk_regions, side_files=side_files)
     if in_fmt == "perf_data" or os.path.getsize(src) > STREAM_VIA_ARCHIVE_BYTES:
-        tmp = _tmp_name(dst)
-        try:
+        from damo_pipe._atomic import scratch_file
+        with scratch_file(dst) as tmp:   # a marked temporary: see _atomic
             to_archive(src, tmp, input_type=input_type, compression="none",
                        chunk_regions=chunk_regions, engine=engine, side_files=False)
             n = archive_to_damo(tmp, dst, fmt, chunk_regions, side_files=False)
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
     else:
         records = sources.read_records(src, input_type=input_type, engine=engine)
         sources.write_records(records, dst, fmt)
@@ -193,7 +188,7 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
     with atomic_output(dst) as tmp:
         prov = _provenance(src, stream.format)
         with ArchiveWriter(tmp, compression=compression, provenance=prov,
-                           summariser=GuideBuilder) as w:
+                           summariser=GuideBuilder, discard_on_error=True) as w:
             for ri, chunk in stream:
                 while len(added) <= ri:
                     meta = stream.records[len(added)]
@@ -220,14 +215,6 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
 def _meta_key(meta):
     return (meta.target_id, meta.kdamond_idx, meta.context_idx, meta.scheme_idx,
             repr(meta.intervals), repr(meta.scheme_filters), meta.data_source, meta.ops, meta.pid)
-
-
-def _tmp_name(path):
-    import tempfile
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    os.close(fd)
-    return tmp
 
 
 def expand_inputs(inputs, skip_side_files=False):
@@ -262,9 +249,10 @@ def convert_paths(inputs, output, fmt=None, *, progress=None, **options):
     ``close()`` (e.g. tqdm) is then told of each file.  ``options``: those of
     :func:`convert_file`.  UsageError for missing inputs or an unknown output format.
     """
+    from damo_pipe.errors import RecordFormatError
     for p in inputs:
         if not os.path.exists(p):
-            raise UsageError("input not found: %s" % p)
+            raise RecordFormatError("no such file", path=p)
     many = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs) or os.path.isdir(output)
     if not many:
         fmt = output_format(output, fmt)

@@ -64,6 +64,23 @@ class ArchiveError(RecordFormatError):
     """An HDF5 archive cannot be opened, is of an unknown version, or is damaged."""
 
 
+class OutputError(DamoPipeError):
+    """An output file cannot be written (missing directory, permission, full disk).
+
+    ``path`` is the output as the user named it (never a temporary name)."""
+
+    def __init__(self, message, path=None):
+        self.path = None if path is None else str(path)
+        super().__init__(message)
+
+
+class DiskFullError(OutputError):
+    """No space left on the device (or quota) while writing an output."""
+
+    def __init__(self, path):
+        super().__init__("no space left on device writing %s" % path, path)
+
+
 class ReportError(DamoPipeError):
     """A report cannot be produced from the given records and options."""
 

@@ -98,7 +98,7 @@ def expand_inputs(inputs, exclude_dirs=()):
                 elif not is_excluded(m):
                     add(m)
         else:
-            items.append(InputItem(arg, error="no such file or directory"))
+            items.append(InputItem(arg, error="no such file"))
     return items
 
 

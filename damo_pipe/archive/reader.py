@@ -142,6 +142,8 @@ class ArchiveReader:
         try:
             with open(self.path, "rb") as f:
                 magic = f.read(8)
+        except FileNotFoundError:
+            raise ArchiveError("no such file", path=self.path) from None
         except OSError as e:
             raise ArchiveError("cannot open (%s)" % (e.strerror or e), path=self.path)
         if magic != b"\x89HDF\r\n\x1a\n":

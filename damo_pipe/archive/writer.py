@@ -4,6 +4,11 @@ Durability protocol (HDF5-CRASH-FACTS.md): every ``flush()`` first writes the ne
 and flushes the *file*, then advances the per-record ``committed`` counters and flushes
 again. A reader trusts only ``min(committed, readable length)``, so a writer killed at
 any moment leaves a file that opens and holds every snapshot flushed before the kill.
+
+A full disk: before every batch HDF5 gets, the space it can need is reserved
+(:mod:`damo_pipe._diskspace`); when it cannot be, :class:`DiskFullError` is raised
+before HDF5 writes anything, so the file stays as it was after the last flush and
+closes cleanly. HDF5 itself never meets the full disk (it does not survive that).
 """
 import json
 import os
@@ -15,9 +20,10 @@ import warnings
 import numpy as np
 
 from damo_pipe import __version__
-from damo_pipe._atomic import atomic_output
+from damo_pipe._atomic import DISK_FULL_ERRNOS, atomic_output, output_error
+from damo_pipe._diskspace import SpaceReservation, detach_hdf5_file
 from damo_pipe.archive import layout
-from damo_pipe.errors import ArchiveError
+from damo_pipe.errors import ArchiveError, DiskFullError
 from damo_pipe.model import DAMOS_STAT_FIELDS, Record
 
 def _set_opt(attrs, name, value):
@@ -63,7 +69,8 @@ class ArchiveWriter:
     """
 
     def __init__(self, path, *, swmr=False, compression=None, provenance=None,
-                 chunk_rows=None, compact_on_close=True, summariser=None):
+                 chunk_rows=None, compact_on_close=True, summariser=None,
+                 discard_on_error=False):
         """``chunk_rows``: rows per region-column chunk; SWMR archives default to smaller
         chunks because every flush rewrites the last, partly filled chunk of each column
         and HDF5 does not reuse the space it leaves (docs/format.md, "Crash safety").
@@ -73,7 +80,11 @@ class ArchiveWriter:
         (``feed(chunk)``) and whose ``summary()`` is stored at close as the record's guide
         summary (docs/format.md, "Guide summary"); None stores none (readers then scan).
         The summary is optional: a summariser that fails is dropped with a warning and the
-        archive is written without it."""
+        archive is written without it.
+
+        ``discard_on_error``: the file is a temporary one the caller deletes when writing
+        fails (atomic_output); leaving the ``with`` block on an exception then drops its
+        content and closes it without writing what is queued."""
         import h5py
 
         self.path = os.fspath(path)
@@ -84,12 +95,27 @@ class ArchiveWriter:
         self._summariser = summariser
         self._compression = layout.compression_kwargs(compression)
         self._compression_name = compression or layout.DEFAULT_COMPRESSION
+        self._discard_on_error = discard_on_error
+        self._failed = False       # a write could not be made: close without writing more
+        self._hdf5_failed = False  # HDF5 itself met the full disk (see _Hdf5Writes)
+        self._space = None
+        self._size_at_flush = 0    # file size at the last HDF5 flush (see _space_bound)
         try:
             self._file = h5py.File(self.path, "w", libver=("v110", "latest"))
         except OSError as e:
+            if e.errno:     # the file system's answer (no directory, permission, full)
+                raise output_error(e, self.path) from None
             raise ArchiveError("cannot create archive (%s)" % e, path=self.path)
+        try:
+            self._space = SpaceReservation(self.path)
+            self._space.ensure(_META_BYTES)
+            self._size_at_flush = os.path.getsize(self.path)
+        except BaseException:
+            self.abort()
+            raise
         self._records = []
         self._tables = []   # SideTables, committed with the records
+        self._tables_flushed = []   # their rows on disk at the last flush
         self._pending = []  # per record: list of chunks not yet written
         self._swmr_started = False
         self._profile = None   # (perf.data path, samples, attrs) stored at close
@@ -117,6 +143,7 @@ class ArchiveWriter:
         self._check_structure_open("a side table")
         table = SideTable(self._file, name, columns, self._compression, attrs)
         self._tables.append(table)
+        self._tables_flushed.append(0)
         return table
 
     def set_side_attrs(self, **attrs):
@@ -134,7 +161,11 @@ class ArchiveWriter:
         SWMR appending starts. Returns the names copied."""
         from damo_pipe.archive.sidetables import copy_collect_group
         self._check_structure_open("side data")
-        return copy_collect_group(src_path, self._file)
+        self._reserve(_collect_storage_bytes(src_path))
+        with self._hdf5_writes():
+            names = copy_collect_group(src_path, self._file)
+            self._hdf5_flush()
+        return names
 
     def _check_structure_open(self, what):
         if self._swmr_started:
@@ -146,6 +177,7 @@ class ArchiveWriter:
             raise ArchiveError("cannot add a record after appending started in SWMR mode",
                                path=self.path)
         idx = len(self._records)
+        self._reserve()   # room for the record's metadata
         g = self._file[layout.RECORDS_GROUP].create_group(layout.RECORD_NAME_FORMAT % idx)
         write_record_meta(g, meta)
         snaps = g.create_group("snapshots")
@@ -171,7 +203,8 @@ class ArchiveWriter:
         self._create_guide_datasets(g)
         self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
         self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
-                              "last_end": None, "guide": self._new_summariser(idx)})
+                              "last_end": None, "guide": self._new_summariser(idx),
+                              "flushed": (0, 0, 0), "optional": 0})
         self._pending.append([])
         return idx
 
@@ -245,6 +278,7 @@ class ArchiveWriter:
                     self._summary_failed(idx, e)
             if summary is None or summary["nr_snapshots"] != st["snapshots"]:
                 continue
+            self._reserve(extra=32 * (len(summary["gaps"]) + len(summary["heats"] or ())))
             heats = summary["heats"]
             if heats is not None and (len(heats) != len(summary["gaps"]) + 1
                                       or any(not (-(1 << 127) <= h < (1 << 127)) for h in heats)):
@@ -306,6 +340,18 @@ class ArchiveWriter:
         chunks = self._pending[record_idx]
         if not chunks:
             return
+        optional = sum(1 for n in layout.OPTIONAL_REGION_COLUMNS
+                       if any(getattr(c.regions, n) is not None for c in chunks))
+        self._reserve(batch=(record_idx, sum(c.nr_snapshots for c in chunks),
+                             sum(c.nr_regions for c in chunks),
+                             sum(len(c.regions.probe_hits) for c in chunks
+                                 if c.regions.probe_hits is not None), optional))
+        with self._hdf5_writes():
+            self._write_chunks(record_idx, chunks)
+        st = self._records[record_idx]
+        st["optional"] = max(st["optional"], optional)
+
+    def _write_chunks(self, record_idx, chunks):
         self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
@@ -379,18 +425,94 @@ class ArchiveWriter:
             self._apply_first_start(st)
 
     def flush(self):
-        """Make every appended snapshot durable (two-step commit)."""
+        """Make every appended snapshot durable (two-step commit). DiskFullError when
+        the disk cannot hold them: the file then stays as after the previous flush."""
+        if self._failed:
+            raise DiskFullError(self.path)
         for i in range(len(self._records)):
             self._write_pending(i)
-        self._start_swmr()
-        for t in self._tables:
-            t.write_pending()
+        self._reserve()
+        with self._hdf5_writes():
+            self._start_swmr()
+            for t in self._tables:
+                t.write_pending()
+            self._file.flush()
+            for st in self._records:
+                st["group"][layout.COMMITTED][:] = [st["snapshots"], st["regions"],
+                                                    st["probe_hits"]]
+            for t in self._tables:
+                t.commit()
+            self._hdf5_flush()
+
+    # -- disk space ------------------------------------------------------------
+    def _reserve(self, extra=0, batch=None):
+        """Reserve room for everything handed to HDF5 and not yet on disk, ``batch``
+        (record index, snapshots, regions, probe hits, optional region columns) about
+        to be, and ``extra`` bytes written at once: HDF5 must never meet a full disk.
+        When the bound does not fit, the file is flushed (the bound then starts from
+        its real size) and tried again; DiskFullError (and no more writing) when it
+        still does not fit."""
+        if self._space is None:
+            return
+        try:
+            try:
+                self._space.ensure(self._space_bound(extra, batch) - os.path.getsize(self.path))
+            except DiskFullError:
+                if not self._has_unflushed():
+                    raise
+                with self._hdf5_writes():
+                    self._hdf5_flush()
+                self._space.ensure(self._space_bound(extra, batch) - os.path.getsize(self.path))
+        except DiskFullError:
+            self._failed = True
+            raise
+        except OSError as e:
+            self._failed = True
+            raise ArchiveError("cannot reserve disk space (%s)" % (e.strerror or e),
+                               path=self.path) from None
+
+    def _space_bound(self, extra=0, batch=None):
+        """Upper bound of the file size once every row handed to HDF5 (and ``batch``) is
+        written: the size at the last flush plus, per column group, the chunks the
+        rows since then touch (compressed: their raw size, a little more; plain: whole
+        chunks, as HDF5 allocates them), plus metadata and ``extra``."""
+        packed = bool(self._compression)
+        end = self._size_at_flush + extra + _META_BYTES \
+            + _META_PER_RECORD * (len(self._records) + len(self._tables))
+        for i, st in enumerate(self._records):
+            add = batch[1:] if batch is not None and batch[0] == i else (0, 0, 0, 0)
+            f_snaps, f_regions, f_hits = st["flushed"]
+            snaps = st["snapshots"] + add[0]
+            end += _growth(f_snaps, snaps, layout.SNAPSHOT_CHUNK_ROWS, _SNAPSHOT_ROW_BYTES,
+                           packed)
+            end += _growth(f_regions, st["regions"] + add[1], self._chunk_rows,
+                           _REGION_ROW_BYTES + 8 * max(st["optional"], add[3]), packed)
+            end += _growth(f_hits, st["probe_hits"] + add[2], 4096, 8, packed)
+            stride = layout.TIME_INDEX_STRIDE
+            end += _growth(-(-f_snaps // stride), -(-snaps // stride), 1024, 8, packed)
+        for t, flushed in zip(self._tables, self._tables_flushed):
+            pending = len(next(iter(t._pending.values()))) if t._pending else 0
+            end += _growth(flushed, t.rows_written + pending, 4096, 8 * len(t.columns), packed)
+        return end
+
+    def _has_unflushed(self):
+        return any((st["snapshots"], st["regions"], st["probe_hits"]) != st["flushed"]
+                   for st in self._records) or \
+            any(t.rows_written != f for t, f in zip(self._tables, self._tables_flushed))
+
+    def _hdf5_flush(self):
+        """Flush the HDF5 file and take its size as the new base of the space bound."""
         self._file.flush()
         for st in self._records:
-            st["group"][layout.COMMITTED][:] = [st["snapshots"], st["regions"], st["probe_hits"]]
-        for t in self._tables:
-            t.commit()
-        self._file.flush()
+            st["flushed"] = (st["snapshots"], st["regions"], st["probe_hits"])
+        self._tables_flushed = [t.rows_written for t in self._tables]
+        self._size_at_flush = os.path.getsize(self.path)
+
+    def _hdf5_writes(self):
+        """Context of HDF5 writes: a write error that is a full disk after all (a file
+        system without fallocate, filled by someone else meanwhile) becomes
+        DiskFullError, and the writer stops writing."""
+        return _Hdf5Writes(self)
 
     def set_profile(self, perf_data_path, samples, attrs=None):
         """Store a CPU profile (perf.data bytes and/or its ProfileSamples) when the
@@ -409,30 +531,73 @@ class ArchiveWriter:
     def close(self):
         """Flush, store the guide summaries (and a profile given to :meth:`set_profile`)
         and close; a SWMR archive is then compacted (see :func:`compact`) unless
-        ``compact_on_close`` was False."""
+        ``compact_on_close`` was False. After a DiskFullError the file is closed as it
+        was after the last flush (:meth:`abort`)."""
         if self._file is None:
+            return
+        if self._failed:
+            self.abort()
             return
         profile = self._profile
         try:
             self.flush()
-            self._write_guides()
+            with self._hdf5_writes():
+                self._write_guides()
             if profile is not None and not self._swmr_started:
-                self._profile_writer()(self._file)
+                self._reserve(extra=_profile_bytes(*profile[:2]))
+                with self._hdf5_writes():
+                    self._profile_writer()(self._file)
                 profile = None
-        finally:
+        except BaseException:
+            self.abort()
+            raise
+        try:
             self._file.close()
+        finally:
             self._file = None
+            self._space.release()
         if self.swmr and self._compact_on_close:
-            compact(self.path, finish=None if profile is None else self._profile_writer())
+            try:
+                compact(self.path, finish=None if profile is None else self._profile_writer(),
+                        extra_bytes=0 if profile is None else _profile_bytes(*profile[:2]))
+            except DiskFullError:
+                if profile is not None:
+                    raise
+                warnings.warn("%s: not compacted (no space left on device for the copy); "
+                              "the archive is complete as it is" % self.path,
+                              RuntimeWarning, stacklevel=2)
         elif profile is not None:
             from damo_pipe.archive.profile import attach_profile
             attach_profile(self.path, *profile[:2], attrs=profile[2])
+
+    def abort(self):
+        """Close without writing anything still queued (after an error): readers see
+        what the last :meth:`flush` committed. A file the caller deletes
+        (``discard_on_error``), or one HDF5 failed to write, is first detached from the
+        disk (:func:`~damo_pipe._diskspace.detach_hdf5_file`): HDF5's last writes go
+        nowhere and cannot fail again. Never raises."""
+        f, self._file = self._file, None
+        self._failed = True
+        if f is not None:
+            if self._discard_on_error or self._hdf5_failed:
+                if not detach_hdf5_file(f) and self._discard_on_error \
+                        and self._space is not None:
+                    self._space.discard()
+            try:
+                f.close()
+            except Exception:   # noqa: BLE001 - an error is already on its way
+                pass
+        if self._space is not None:
+            self._space.release()
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.close()
+        if exc_type is not None and (self._failed or self._discard_on_error):
+            self.abort()
+        else:
+            self.close()
 
     @property
     def nr_records(self):
@@ -441,6 +606,100 @@ class ArchiveWriter:
 
 #: regions per piece fed to the guide builder
 _GUIDE_PIECE_REGIONS = 1 << 20
+
+#: disk space bounds (see ArchiveWriter._space_bound): compressed chunks are at most this
+#: much larger than their raw bytes (Blosc, gzip headers), plus a chunk header; metadata
+#: (object headers, chunk indexes, free-space aggregators) grows by far less than
+#: _META_BYTES between two flushes, and by _META_PER_RECORD per record or side table
+_EXPANSION = 1.05
+_CHUNK_OVERHEAD = 512
+_META_BYTES = 1 << 20
+_META_PER_RECORD = 64 << 10
+_REGION_ROW_BYTES = sum(np.dtype(t).itemsize for t, _ in layout.REGION_COLUMNS.values())
+_SNAPSHOT_ROW_BYTES = sum(np.dtype(t).itemsize for t, _ in layout.SNAPSHOT_COLUMNS.values())
+
+
+def _growth(rows_flushed, rows, chunk_rows, row_bytes, packed):
+    """Bytes a column group can add to the file when it grows from ``rows_flushed`` rows
+    on disk to ``rows``: compressed chunks are written anew (the partly filled one
+    again), plain ones are allocated whole, once."""
+    if rows <= rows_flushed:
+        return 0
+    last = -(-rows // chunk_rows)
+    if not packed:
+        return (last - (-(-rows_flushed // chunk_rows))) * chunk_rows * row_bytes
+    first = rows_flushed // chunk_rows
+    return int((rows - first * chunk_rows) * row_bytes * _EXPANSION) \
+        + (last - first) * _CHUNK_OVERHEAD
+
+
+def _profile_bytes(perf_data_path, samples):
+    n = 0
+    if perf_data_path is not None:
+        try:
+            n += os.path.getsize(perf_data_path)
+        except OSError:
+            pass
+    if samples is not None:
+        n += sum(getattr(samples, c).nbytes for c in samples.COLUMNS)
+        n += sum(16 + len(x) for x in list(samples.symbols) + list(samples.dsos))
+    return n
+
+
+def _collect_storage_bytes(src_path):
+    """Bytes stored under an archive's ``/collect`` group (what copying it writes)."""
+    import h5py
+    total = [0]
+
+    def visit(_name, obj):
+        if isinstance(obj, h5py.Dataset):
+            total[0] += obj.id.get_storage_size()
+    try:
+        with h5py.File(src_path, "r", swmr=True, locking=False) as f:
+            if "collect" in f:
+                f["collect"].visititems(visit)
+    except OSError:
+        return 0
+    return total[0]
+
+
+def _exit_without_hdf5_teardown():
+    """HDF5 met a full disk (a file system where the space could not be reserved, filled
+    by someone else meanwhile): it does not recover from that, and shutting the library
+    down at exit may crash the process. The process then ends at exit with status 1
+    (the error has been reported by then), before HDF5's teardown and the exit
+    handlers registered earlier; stdout and stderr are flushed first."""
+    import atexit
+    import sys
+
+    def leave():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        os._exit(1)
+    atexit.register(leave)
+
+
+class _Hdf5Writes:
+    """See ArchiveWriter._hdf5_writes."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, (OSError, RuntimeError)):
+            return False
+        if getattr(exc, "errno", None) in DISK_FULL_ERRNOS or "errno = 28" in str(exc) \
+                or "errno = 122" in str(exc):
+            self.writer._failed = self.writer._hdf5_failed = True
+            _exit_without_hdf5_teardown()
+            raise DiskFullError(self.writer.path) from None
+        return False
 
 
 def write_records(records, path, *, source_format=None, source_path=None, compression=None,
@@ -451,7 +710,8 @@ def write_records(records, path, *, source_format=None, source_path=None, compre
     prov.setdefault("source_format", source_format)
     prov.setdefault("source_path", None if source_path is None else os.path.abspath(source_path))
     with atomic_output(path) as tmp, ArchiveWriter(tmp, compression=compression,
-                                                   provenance=prov, summariser=summariser) as w:
+                                                   provenance=prov, summariser=summariser,
+                                                   discard_on_error=True) as w:
         for rec in records:
             idx = w.add_record(rec)
             w.append(idx, rec)
@@ -459,19 +719,33 @@ def write_records(records, path, *, source_format=None, source_path=None, compre
                 w.set_first_start(idx, rec.first_start_ns)
 
 
-def compact(path, finish=None):
+def compact(path, finish=None, extra_bytes=0):
     """Rewrite a closed archive into a fresh file (atomically) to drop the space that
     repeated SWMR flushes left behind. Dataset layout, filters and attributes are kept.
-    ``finish(h5file)`` may add to the fresh file before it replaces the old one."""
+    ``finish(h5file)`` may add to the fresh file (``extra_bytes`` at most) before it
+    replaces the old one. DiskFullError (the archive left as it was) when the disk
+    cannot hold the copy."""
     import h5py
     import hdf5plugin  # noqa: F401  (filters needed to copy compressed chunks)
 
     path = os.fspath(path)
     with atomic_output(path, mode=os.stat(path).st_mode & 0o7777) as tmp:
-        with h5py.File(path, "r") as src, h5py.File(tmp, "w", libver=("v110", "latest")) as dst:
-            for k, v in src.attrs.items():
-                dst.attrs[k] = v
-            for name in src:
-                src.copy(src[name], dst, name=name)
-            if finish is not None:
-                finish(dst)
+        space = SpaceReservation(tmp)
+        try:
+            with h5py.File(path, "r") as src, \
+                    h5py.File(tmp, "w", libver=("v110", "latest")) as dst:
+                # the copy is at most as large as the original: reserve that before
+                # HDF5 writes (a full disk must stop us here, not inside HDF5)
+                try:
+                    space.ensure(os.path.getsize(path) + extra_bytes + _META_BYTES)
+                except DiskFullError:
+                    space.discard()
+                    raise
+                for k, v in src.attrs.items():
+                    dst.attrs[k] = v
+                for name in src:
+                    src.copy(src[name], dst, name=name)
+                if finish is not None:
+                    finish(dst)
+        finally:
+            space.release()

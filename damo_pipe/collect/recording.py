@@ -34,7 +34,7 @@ from damo_pipe.collect.profile import ProfileOptions, ProfileRecorder
 from damo_pipe.collect.recorder import ArchiveRecorder, record_loop
 from damo_pipe.collect.side_recorders import TraceRecorder
 from damo_pipe.collect.signals import StopFlag
-from damo_pipe.errors import UsageError
+from damo_pipe.errors import CollectError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,8 @@ class Recording:
             try:
                 child = subprocess.Popen(self.target.command, stdout=out,
                                          stderr=subprocess.STDOUT if self.target.quiet else None)
+            except FileNotFoundError:
+                raise CollectError("%s: no such file" % self.target.command[0]) from None
             except OSError as e:
                 raise UsageError("cannot run %s: %s" % (self.target.command[0], e)) from None
             stack.callback(_terminate, child)

@@ -98,6 +98,8 @@ class SysfsTree:
                 raise DamonUnavailableError(
                     "this kernel has no DAMON sysfs interface (%s missing: needs "
                     "CONFIG_DAMON_SYSFS=y, Linux 5.18 or later)" % p)
+            if not os.path.lexists(self.root):
+                raise DamonUnavailableError("%s: no such file" % self.root)
             raise DamonUnavailableError("%s is not a DAMON sysfs tree (no kdamonds/nr_kdamonds)"
                                         % self.root)
         if not os.access(p, os.R_OK):

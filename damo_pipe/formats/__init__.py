@@ -237,6 +237,8 @@ def detect_format(path):
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
+    except FileNotFoundError:
+        raise RecordFormatError("no such file", path=path) from None
     except OSError as e:
         raise RecordFormatError("cannot read (%s)" % (e.strerror or e), path=path)
     return detect_format_bytes(head, path)

@@ -146,7 +146,7 @@ def test_convert_paths(tmp_path):
     assert seen == [("total", 2), ("update", 1), ("update", 1), ("close",)]
     convert.convert_paths([str(tmp_path / "in" / "a.txt")], str(tmp_path / "one.jsonc"))
     assert sources.detect_format(tmp_path / "one.jsonc") == "json_compressed"
-    with pytest.raises(UsageError, match="input not found"):
+    with pytest.raises(RecordFormatError, match="nope: no such file"):
         convert.convert_paths([str(tmp_path / "nope")], str(tmp_path / "x.h5"))
     with pytest.raises(UsageError, match="cannot tell the output format"):
         convert.convert_paths([str(tmp_path / "in" / "a.txt")], str(tmp_path / "x.bin"))

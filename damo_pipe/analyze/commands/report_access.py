@@ -108,7 +108,7 @@ def _pager_print(text, repeat=False):
 
 
 def _input_files(args):
-    from damo_pipe.errors import UsageError
+    from damo_pipe.errors import RecordFormatError, UsageError
     files = []
     for words in args.input or []:
         if words and words[0] == "tried_regions_of":
@@ -119,6 +119,8 @@ def _input_files(args):
             except ValueError:
                 raise _DamoExit("--input handling failed (tried_regions_of should get only ints)")
             continue    # live DAMOS tried regions: only ./damon.data can stand in (below)
+        if len(words) == 1 and not os.path.lexists(words[0]):
+            raise RecordFormatError("no such file", path=words[0])
         if len(words) != 1 or not os.path.isfile(words[0]):
             raise _DamoExit("--input handling failed (unsupported input)")
         files.append(words[0])

@@ -86,6 +86,8 @@ def find_tracefs(root=None, mount=True):
                                     "--tracefs_root" % NO_REAL_ENV)
     if root is not None:
         root = os.fspath(root)
+        if not os.path.lexists(root):
+            raise DamonUnavailableError("%s: no such file" % root)
         if not is_tracefs(root):
             raise DamonUnavailableError(
                 "%s is not a tracefs (no events/ directory or trace_pipe)" % root)
