@@ -21,12 +21,14 @@ cdef enum:
 # pass-1 failures; _ERRORS turns them into messages
 cdef enum BinaryError:
     BIN_OK = 0
+    BIN_NSEC
     BIN_TIME_RANGE
     BIN_TRUNC_BLOCK
     BIN_TRUNC_TARGET
     BIN_TRUNC_REGIONS
 
 _ERRORS = {
+    BIN_NSEC: "bad snapshot time (nanoseconds field %(nsec)d not in [0, 10**9))",
     BIN_TIME_RANGE: "snapshot time out of range",
     BIN_TRUNC_BLOCK: "truncated block header (nr_targets)",
     BIN_TRUNC_TARGET: "truncated target header",
@@ -47,7 +49,7 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
     cdef Py_ssize_t p, q, tid_sz = 4 if version == 1 else 8
     cdef Py_ssize_t total = 0, nsnap = 0, i
     cdef uint32_t nr_targets, nr, t
-    cdef int64_t end_ns = 0
+    cdef int64_t end_ns = 0, nsec = 0
     cdef int err = BIN_OK
     cdef Py_ssize_t err_off = 0
     cdef Py_ssize_t end_pos
@@ -57,7 +59,10 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
     p = pos
     with nogil:
         while n - p >= BLOCK_HEADER and (total < max_regions or nsnap == 0):
-            if _sec_nsec_to_ns(_ld_i64(b + p), _ld_i64(b + p + 8), &end_ns) != 0:
+            nsec = _ld_i64(b + p + 8)
+            if nsec < 0 or nsec >= 1000000000:
+                err = BIN_NSEC; err_off = p + 8; break
+            if _sec_nsec_to_ns(_ld_i64(b + p), nsec, &end_ns) != 0:
                 err = BIN_TIME_RANGE; err_off = p; break
             q = p + BLOCK_HEADER
             if n - q < 4:
@@ -82,7 +87,7 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
     if err != BIN_OK:
         # BIN_TRUNC_REGIONS: the count is the 4 bytes before err_off (validated in pass 1)
         nr = _ld_u32(b + err_off - 4) if err == BIN_TRUNC_REGIONS else 0
-        raise RecordFormatError(_ERRORS[err] % {"nr": nr, "left": n - err_off},
+        raise RecordFormatError(_ERRORS[err] % {"nr": nr, "left": n - err_off, "nsec": nsec},
                                 path=path, offset=err_off)
     end_pos = p
     tids_a = np.empty(nsnap, np.int64 if version == 1 else np.uint64)

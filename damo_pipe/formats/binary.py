@@ -3,8 +3,8 @@
 Layout (little-endian, packed)::
 
     [char magic[16] = "damon_recfmt_ver", int32 version]      # absent in v0
-    repeated while >= 16 bytes remain at a block boundary:
-        int64 sec, int64 nsec, uint32 nr_targets,
+    repeated until the end of the file:
+        int64 sec, int64 nsec (0 <= nsec < 10**9), uint32 nr_targets,
         nr_targets x { target id (int32 if v1 else uint64), uint32 nr_regions,
                        nr_regions x { uint64 start, uint64 end, uint32 nr_accesses } }
 
@@ -12,8 +12,11 @@ Engines: ``python`` (struct, the reference) and ``cython``
 (:func:`damo_pipe.formats._binary_kernels.binary_scan`), chosen by
 :func:`damo_pipe._engine.select_engine`.  Both validate every length against the
 remaining bytes *before* allocating, and raise :class:`RecordFormatError` naming the
-byte offset of truncation, and "snapshot is not sorted by time" when a target's end
-time goes backwards.  Records are created per target id in first-seen order; no age,
+byte offset of truncation (also 1 to 15 bytes after the last block: a cut block
+header), of a nanoseconds field outside [0, 10**9) (damo and the kernel recorder wrote
+normalised timespecs; a misaligned read after a lost or repeated region entry meets
+one), and "snapshot is not sorted by time" when a target's end time goes backwards.
+A file without the version header (v0) and without any snapshot is no record.  Records are created per target id in first-seen order; no age,
 no intervals.  The first snapshot's start is deduced like for traces (_assemble.py).
 """
 from __future__ import annotations
@@ -55,6 +58,9 @@ def py_binary_scan(buf, pos, version, max_regions, path=None):
     total = 0
     while n - pos >= 16 and (total < max_regions or not tids):
         sec, nsec = struct.unpack_from("<qq", buf, pos)
+        if not 0 <= nsec < 1000000000:
+            raise RecordFormatError("bad snapshot time (nanoseconds field %d not in [0, "
+                                    "10**9))" % nsec, path=path, offset=pos + 8)
         end_ns = sec * 1000000000 + nsec
         if not I64_MIN <= end_ns <= I64_MAX:
             raise RecordFormatError("snapshot time out of range", path=path, offset=pos)
@@ -156,6 +162,12 @@ class BinaryStream:
             yield from asm.add(batch)
             if rel is not None:
                 rel.release_upto(pos)
+        if pos < len(buf):
+            raise RecordFormatError("truncated block header (%d bytes after the last "
+                                    "block)" % (len(buf) - pos), path=path, offset=pos)
+        if version == 0 and not self.records:
+            raise RecordFormatError("not a DAMON record: no snapshot (and no legacy "
+                                    "binary header)", path=path, offset=0)
         rest, self.first_starts = asm.finish()
         yield from rest
 

@@ -6,6 +6,7 @@ the streaming engine (json_fast.py) applies the same ones to the values it meets
 choice between the two engines is made by the format table (damo_pipe.formats).
 """
 import json
+import re
 import zlib
 
 import numpy as np
@@ -123,7 +124,7 @@ def record_meta_from_dict(d):
         context_idx=opt_int(d.get("context_idx")),
         scheme_idx=opt_int(d.get("scheme_idx")),
         intervals=intervals_from_dict(d.get("intervals")),
-        scheme_filters=d.get("scheme_filters") or [],
+        scheme_filters=shallow(d.get("scheme_filters") or [], "scheme_filters"),
         data_source=d.get("data_source", "unknown"),
     )
 
@@ -156,9 +157,66 @@ def records_from_objects(objs, path=None):
     return records
 
 
+#: nesting depth named in the error of a document too deep to decode
+NESTING_REPORTED = 500
+_NEST_RE = re.compile(rb'[][{}"\\]')
+
+
+def nesting_error(data, path=None, base=0):
+    """RecordFormatError for JSON ``data`` nested too deeply for the decoder (its
+    RecursionError): at the byte offset where the nesting first reaches
+    NESTING_REPORTED levels (or its deepest point)."""
+    depth = deepest = 0
+    at = 0
+    in_str = False
+    escaped_at = -1          # the byte after a backslash in a string
+    for m in _NEST_RE.finditer(data):
+        c = m.group()
+        if in_str:
+            if m.start() == escaped_at:
+                continue
+            if c == b"\\":
+                escaped_at = m.end()
+            elif c == b'"':
+                in_str = False
+            continue
+        if c == b'"':
+            in_str = True
+        elif c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, m.start()
+                if depth >= NESTING_REPORTED:
+                    break
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return RecordFormatError("JSON nested too deeply (%d levels%s)"
+                             % (deepest, " or more" * (deepest >= NESTING_REPORTED)),
+                             path=path, offset=base + at)
+
+
+#: nesting kept in values stored as they are (scheme_filters): damo's are 2-3 deep
+MAX_KEPT_DEPTH = 64
+
+
+def shallow(obj, what, limit=MAX_KEPT_DEPTH):
+    """``obj`` (a decoded JSON value kept as it is); ValueError when nested deeper than
+    ``limit`` (writing it back, e.g. into an archive, would exhaust the stack)."""
+    todo = [(obj, 1)]
+    while todo:
+        o, d = todo.pop()
+        if isinstance(o, (list, dict)):
+            if d > limit:
+                raise ValueError("%s nested deeper than %d levels" % (what, limit))
+            todo.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return obj
+
+
 def parse_json_bytes(data, path=None):
     try:
         objs = json.loads(data)
+    except RecursionError:
+        raise nesting_error(bytes(data), path) from None
     except UnicodeDecodeError as e:
         raise RecordFormatError("not UTF-8 JSON (%s)" % e.reason, path=path, offset=e.start)
     except json.JSONDecodeError as e:
@@ -171,14 +229,43 @@ def read_json(path):
         return parse_json_bytes(f.read(), path)
 
 
+def zlib_error(err, d, buf, at, path):
+    """RecordFormatError for ``err`` raised while ``d`` (a decompressobj copy from before
+    the failing call) inflated ``buf``, which starts at compressed offset ``at``: fed
+    again byte by byte, the copy names the byte where the stream went wrong."""
+    for i in range(len(buf)):
+        try:
+            d.decompress(buf[i:i + 1])
+        except zlib.error:
+            return RecordFormatError("corrupt zlib stream (%s)" % err, path=path,
+                                     offset=at + i)
+        if d.eof:
+            break
+    return RecordFormatError("corrupt zlib stream (%s)" % err, path=path, offset=at)
+
+
 def read_json_compressed(path):
     with open(path, "rb") as f:
         raw = f.read()
+    d = zlib.decompressobj()
+    before = d.copy()
     try:
-        data = zlib.decompress(raw)
+        data = d.decompress(raw)
+        if not d.eof:
+            data += d.flush()
     except zlib.error as e:
-        raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path)
+        raise zlib_error(e, before, raw, 0, path) from None
+    if not d.eof:
+        raise RecordFormatError("truncated zlib stream (incomplete or truncated stream)",
+                                path=path, offset=len(raw))
+    if d.unused_data:
+        raise trailing_data_error(path, len(raw) - len(d.unused_data))
     return parse_json_bytes(data, path)
+
+
+def trailing_data_error(path, offset):
+    return RecordFormatError("unexpected data after the end of the zlib stream", path=path,
+                             offset=offset)
 
 
 def read_file(path, fmt):

@@ -62,6 +62,7 @@ def _file_chunks(path, size=OUT_MAX):
 
 def _inflate_chunks(path):
     d = zlib.decompressobj()
+    at = 0                                  # compressed offset of ``buf``
     with open(path, "rb") as f:
         while not d.eof:
             raw = f.read(IN_CHUNK)
@@ -69,22 +70,26 @@ def _inflate_chunks(path):
                 break
             buf = raw
             while buf and not d.eof:
+                before = d.copy()
                 try:
                     out = d.decompress(buf, OUT_MAX)
                 except zlib.error as e:
-                    raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path)
+                    raise damo_json.zlib_error(e, before, buf, at, path) from None
                 if out:
                     yield out
+                at += len(buf) - len(d.unconsumed_tail)
                 buf = d.unconsumed_tail
+        if d.eof and (d.unused_data or f.read(1)):
+            raise damo_json.trailing_data_error(path, at - len(d.unused_data))
     if not d.eof:
         try:
             out = d.flush()
         except zlib.error as e:
-            raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path)
+            raise RecordFormatError("corrupt zlib stream (%s)" % e, path=path, offset=at)
         if out:
             yield out
         raise RecordFormatError("truncated zlib stream (incomplete or truncated stream)",
-                                path=path)
+                                path=path, offset=at)
 
 
 def _threaded(gen, depth=4):
@@ -176,6 +181,8 @@ class _Window:
             complete_window = span >= avail and self.eof
             try:
                 obj, end = dec.raw_decode(text)
+            except RecursionError:
+                raise damo_json.nesting_error(piece, self.path, self.base + p) from None
             except json.JSONDecodeError as e:
                 if not complete_window and span < MAX_VALUE:
                     if span < avail:
@@ -369,6 +376,8 @@ def _parse_regions(w: _Window, acc: _Acc, where):
 
 
 def _parse_snapshot(w, acc, where):
+    w.peek()
+    at = w.base + w.pos          # errors of the snapshot's values name its start
     w.expect("{")
     vals = {}
     have_regions = False
@@ -409,10 +418,10 @@ def _parse_snapshot(w, acc, where):
                else float(text_to_us(vals["sample_interval_us"])))
         stats = damo_json.damos_stats_from_dict(vals.get("damos_stats"))
     except RecordFormatError as e:
-        raise e.located(path=w.path)
+        raise e.located(path=w.path, offset=at)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise RecordFormatError("%s: bad or missing field (%s: %s)" % (where, type(e).__name__, e),
-                                path=w.path, offset=w.base + w.pos)
+                                path=w.path, offset=at)
     acc.start_ns.append(start_ns)
     acc.end_ns.append(end_ns)
     acc.nr.append(acc.count - lo)
@@ -421,12 +430,12 @@ def _parse_snapshot(w, acc, where):
     acc.stats.append(stats)
 
 
-def _meta_from(d, where, path):
+def _meta_from(d, where, path, offset=None):
     try:
         return damo_json.record_meta_from_dict(d)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise RecordFormatError("%s: bad or missing field (%s: %s)" % (where, type(e).__name__, e),
-                                path=path)
+                                path=path, offset=offset)
 
 
 def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
@@ -446,10 +455,13 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
         if c is None:
             raise w.err("invalid JSON: no value")
         if c != 0x5B:
+            at = w.base + w.pos
             if c == 0x7B:
-                raise RecordFormatError("top-level JSON value is not a list of records", path=path)
+                raise RecordFormatError("top-level JSON value is not a list of records",
+                                        path=path, offset=at)
             w.value()  # raises for garbage
-            raise RecordFormatError("top-level JSON value is not a list of records", path=path)
+            raise RecordFormatError("top-level JSON value is not a list of records",
+                                    path=path, offset=at)
         w.pos += 1
         ri = 0
         if w.peek() == 0x5D:
@@ -457,10 +469,12 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
         else:
             while True:
                 where = "record %d" % ri
-                if w.peek() != 0x7B:
+                c = w.peek()
+                at = w.base + w.pos     # errors of the record's own fields name its start
+                if c != 0x7B:
                     obj = w.value()
-                    _meta_from(obj, where, path)  # raises like the reference
-                    raise RecordFormatError("%s: not an object" % where, path=path)
+                    _meta_from(obj, where, path, at)  # raises like the reference
+                    raise RecordFormatError("%s: not an object" % where, path=path, offset=at)
                 w.pos += 1
                 d = {}
                 records.append(None)
@@ -474,7 +488,7 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                         if k == "snapshots" and w.peek() == 0x5B:
                             have_snapshots = True
                             meta = _meta_from({**d, "target_id": d.get("target_id")},
-                                              where, path)
+                                              where, path, at)
                             records[ri] = meta
                             # np.empty: untouched capacity costs no memory
                             acc = _Acc(meta, max(1, min(1 << 20, chunk_regions)))
@@ -496,22 +510,25 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                             break
                 if "target_id" not in d and not have_snapshots:
                     raise RecordFormatError("%s: bad or missing field (KeyError: 'target_id')"
-                                            % where, path=path)
+                                            % where, path=path, offset=at)
                 if not have_snapshots:
                     if "snapshots" in d:
                         # not a list: let the reference conversion raise / handle
-                        recs = damo_json.records_from_objects([d], path)
+                        try:
+                            recs = damo_json.records_from_objects([d], path)
+                        except RecordFormatError as e:
+                            raise e.located(offset=at) from None
                         records[ri] = recs[0].meta()
                         if recs[0].nr_snapshots:
                             yield ri, recs[0]
                     else:
                         raise RecordFormatError("%s: bad or missing field (KeyError: 'snapshots')"
-                                                % where, path=path)
+                                                % where, path=path, offset=at)
                 else:
                     if "target_id" not in d:
                         raise RecordFormatError("%s: bad or missing field (KeyError: 'target_id')"
-                                                % where, path=path)
-                    final_meta = _meta_from(d, where, path)
+                                                % where, path=path, offset=at)
+                    final_meta = _meta_from(d, where, path, at)
                     records[ri] = final_meta
                     if acc is not None and acc.nr_snapshots:
                         yield ri, acc.chunk(final_meta)
@@ -521,7 +538,8 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
         if w.peek() is not None:
             raise w.err("invalid JSON: extra data after the records")
     except UnicodeDecodeError as e:
-        raise RecordFormatError("not UTF-8 JSON (%s)" % e.reason, path=path)
+        raise RecordFormatError("not UTF-8 JSON (%s)" % e.reason, path=path,
+                                offset=w.base + w.pos)
     finally:
         chunks.close()
 

@@ -92,10 +92,14 @@ def test_v0_detected_by_content(write, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_trailing_bytes_below_16_ignored(write, engine):
+@pytest.mark.parametrize("extra", [1, 15])
+def test_trailing_bytes_below_16_are_an_error(write, engine, extra):
+    """A file cut inside the next block header (issue 13: damo <= 2.0.1 and our old
+    reader ignored up to 15 such bytes, hiding the truncation)."""
     data, _ = sample(2)
-    recs = read_records(write(data + b"\x01" * 15), engine=engine)
-    assert recs[0].nr_snapshots == 3
+    with pytest.raises(RecordFormatError, match="truncated block header") as ei:
+        read_records(write(data + b"\x01" * extra), engine=engine)
+    assert ei.value.offset == len(data)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
