@@ -31,10 +31,14 @@ def extension(path):
 
 extensions = [extension(path) for path in PYX_FILES]
 
+# the generated C goes under build/ (with setuptools' other intermediate files), not
+# beside the .pyx sources: a build writes nothing into the package tree but the
+# compiled modules an in-place (editable) build needs
 setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
+        build_dir=str(Path("build") / "cython"),
         compiler_directives={"boundscheck": True, "wraparound": False, "cdivision": True},
     )
 )

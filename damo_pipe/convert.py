@@ -53,28 +53,34 @@ def output_format(path, forced=None):
 
 
 def convert_file(src, dst, fmt, *, input_type=None, compression=None,
-                 chunk_regions=CHUNK_REGIONS, engine="auto", side_files=True, perf_path="perf"):
+                 chunk_regions=CHUNK_REGIONS, engine="auto", side_files=True, perf_path="perf",
+                 progress=None):
     """Convert one file into ``fmt``; the output appears only when complete.
     Returns the number of records written. ``side_files``: carry the side data along
     (module docstring); ``perf_path``: the perf that parses a CPU profile going into an
-    archive."""
+    archive; ``progress``: an object whose ``update(n)`` is told of the regions
+    converted (e.g. a tqdm bar)."""
     if fmt == sources.ARCHIVE_FORMAT:
         return to_archive(src, dst, input_type=input_type, compression=compression,
                           chunk_regions=chunk_regions, engine=engine, side_files=side_files,
-                          perf_path=perf_path)
+                          perf_path=perf_path, progress=progress)
     in_fmt = input_type or sources.detect_format(src)
     if sources.handler(in_fmt, src).open is not None:
-        return archive_to_damo(src, dst, fmt, chunk_regions, side_files=side_files)
+        return archive_to_damo(src, dst, fmt, chunk_regions, side_files=side_files,
+                               progress=progress)
     if in_fmt == "perf_data" or os.path.getsize(src) > STREAM_VIA_ARCHIVE_BYTES:
         from damo_pipe._atomic import scratch_file
         with scratch_file(dst) as tmp:   # a marked temporary: see _atomic
             to_archive(src, tmp, input_type=input_type, compression="none",
-                       chunk_regions=chunk_regions, engine=engine, side_files=False)
+                       chunk_regions=chunk_regions, engine=engine, side_files=False,
+                       progress=progress)
             n = archive_to_damo(tmp, dst, fmt, chunk_regions, side_files=False)
     else:
         records = sources.read_records(src, input_type=input_type, engine=engine)
         sources.write_records(records, dst, fmt)
         n = len(records)
+        if progress is not None:
+            progress.update(sum(r.nr_regions for r in records))
     if side_files:
         copy_side_files(src, dst)
     return n
@@ -95,20 +101,33 @@ def copy_side_files(src, dst):
     return out
 
 
-def archive_to_damo(src, dst, fmt, chunk_regions=CHUNK_REGIONS, side_files=True):
+def archive_to_damo(src, dst, fmt, chunk_regions=CHUNK_REGIONS, side_files=True, progress=None):
     """Stream an archive record by record, chunk by chunk, into a damo format; with
     ``side_files``, write its footprints and CPU profile beside ``dst`` as damo's
     side files (:func:`write_side_files`)."""
     from damo_pipe.formats.writers import ChunkedRecord
     with sources.handler(sources.ARCHIVE_FORMAT).open(src) as reader:
         metas = reader.records
-        items = (ChunkedRecord(metas[i], reader.iter_chunks(i, regions_per_chunk=chunk_regions))
+        items = (ChunkedRecord(metas[i], _counted(
+                     reader.iter_chunks(i, regions_per_chunk=chunk_regions), progress))
                  for i in range(len(reader)))
         formats.write_records(items, dst, fmt)
         n = len(reader)
     if side_files:
         write_side_files(src, dst)
     return n
+
+
+def _counted(chunks, progress):
+    """``chunks``, telling ``progress.update`` of their regions (unchanged without one)."""
+    if progress is None:
+        return chunks
+    return (_tell(progress, c) for c in chunks)
+
+
+def _tell(progress, chunk):
+    progress.update(chunk.nr_regions)
+    return chunk
 
 
 def write_side_files(archive, dst):
@@ -175,10 +194,10 @@ def profile_samples(perf_data, perf_path="perf"):
 
 
 def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHUNK_REGIONS,
-               engine="auto", side_files=True, perf_path="perf"):
+               engine="auto", side_files=True, perf_path="perf", progress=None):
     """Stream any input into a new archive (with the heatmap guide summary and, with
     ``side_files``, the side data: module docstring). Returns the number of records
-    written."""
+    written. ``progress.update(n)`` is told of the regions written."""
     from damo_pipe._atomic import atomic_output
     from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import ArchiveWriter
@@ -195,6 +214,8 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
                     w.add_record(meta)
                     added.append(meta)
                 w.append(ri, chunk)
+                if progress is not None:
+                    progress.update(chunk.nr_regions)
             while len(added) < len(stream.records):
                 meta = stream.records[len(added)]
                 w.add_record(meta)
@@ -239,15 +260,17 @@ def expand_inputs(inputs, skip_side_files=False):
     return out
 
 
-def convert_paths(inputs, output, fmt=None, *, progress=None, **options):
+def convert_paths(inputs, output, fmt=None, *, progress=None, region_progress=None, **options):
     """Convert ``inputs`` (files or directories) to ``output``.
 
     One input file and an output that is not a directory: a file conversion, the format
     from ``fmt`` or the output's extension.  Otherwise every file converts into the
     ``output`` directory (created), same relative name with the format's extension,
     ``fmt`` defaulting to hdf5; ``progress(total)`` -> an object with ``update(n)`` and
-    ``close()`` (e.g. tqdm) is then told of each file.  ``options``: those of
-    :func:`convert_file`.  UsageError for missing inputs or an unknown output format.
+    ``close()`` (e.g. tqdm) is then told of each file; a file conversion tells
+    ``region_progress(total)`` (the same kind of factory; ``total``: the regions to
+    convert, None when unknown before reading) of the regions converted.  ``options``:
+    those of :func:`convert_file`.  UsageError for missing inputs or an unknown output format.
     """
     from damo_pipe.errors import RecordFormatError
     for p in inputs:
@@ -258,7 +281,14 @@ def convert_paths(inputs, output, fmt=None, *, progress=None, **options):
         fmt = output_format(output, fmt)
         if fmt is None:
             raise UsageError("cannot tell the output format from %r; use --format" % output)
-        n = convert_file(inputs[0], output, fmt, **options)
+        bar = None
+        if region_progress is not None:
+            bar = region_progress(nr_regions_known(inputs[0], options.get("input_type")))
+        try:
+            n = convert_file(inputs[0], output, fmt, progress=bar, **options)
+        finally:
+            if bar is not None:
+                bar.close()
         log.info("%s -> %s (%s, %d records)", inputs[0], output, fmt, n)
         return
     fmt = fmt or sources.ARCHIVE_FORMAT
@@ -280,6 +310,17 @@ def convert_paths(inputs, output, fmt=None, *, progress=None, **options):
     finally:
         if bar is not None:
             bar.close()
+
+
+def nr_regions_known(path, input_type=None):
+    """The number of regions of ``path`` when known without reading them (an archive's
+    snapshot tables), else None."""
+    fmt = input_type or sources.detect_format(path)
+    h = sources.handler(fmt, path)
+    if h.open is None:
+        return None
+    with h.open(path) as reader:
+        return sum(reader.nr_regions(i) for i in range(len(reader)))
 
 
 def convert_record_file(src, fmt, output=None, *, input_type=None, engine="auto"):

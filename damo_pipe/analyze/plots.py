@@ -29,9 +29,10 @@ _TIME_UNITS = [(3600e9, "h"), (60e9, "min"), (1e9, "s"), (1e6, "ms"), (1e3, "µs
 
 def _figure_class():
     """matplotlib's Figure, used without pyplot: no global figure manager, so drawing is
-    thread-safe (batch runs on Dask threads) and the import is cheaper."""
-    from matplotlib.figure import Figure
-    return Figure
+    thread-safe (batch runs on Dask threads) and the import is cheaper. Without
+    matplotlib (the ``analyze`` extra): MissingExtraError, one line naming the extra."""
+    from damo_pipe._extras import require
+    return require("matplotlib.figure", "pictures").Figure
 
 
 def _format_of(path):

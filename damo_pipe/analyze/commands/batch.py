@@ -40,10 +40,17 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20, "
                              "like damo report wss)")
     parser.add_argument("--title", help="title of index.html")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--no_progress", action="store_true",
+                        help="no progress bar on stderr (there is none when stderr is not a "
+                             "terminal)")
 
 
 def run(args):
+    from damo_pipe._extras import require
+    require("distributed", "batch")                   # before any work: one line naming
+    require("matplotlib", "batch pictures")           # the extra to install
+    if not args.no_progress:
+        require("tqdm", "the progress bar (or --no_progress)")
     from damo_pipe.analyze.batch import BatchOptions, run_batch
     from damo_pipe.errors import UsageError
 
@@ -57,7 +64,8 @@ def run(args):
     def on_start(n):
         from tqdm import tqdm
         state["bar"] = tqdm(total=n, unit="file", file=sys.stderr, dynamic_ncols=True,
-                            disable=args.no_progress, desc="damo-analyze batch")
+                            disable=True if args.no_progress else None,   # None: a TTY only
+                            desc="damo-analyze batch")
 
     def failure_line(res):
         err = res["error"] or "unknown error"

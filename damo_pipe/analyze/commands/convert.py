@@ -24,6 +24,9 @@ beside a record file X become the archive's memory-footprint tables and CPU prof
 archive converted back writes them beside its output; an archive converted to an
 archive keeps every side table, its profile and its recording's attributes.
 
+On a terminal (stderr), a progress bar counts the regions converted (the files, for
+several inputs); it needs tqdm (damo-pipe[analyze]).
+
 examples:
   damo-analyze convert damon.data record.h5
   damo-analyze convert record.h5 damon.json
@@ -63,14 +66,26 @@ def _progress_bar(total):
     return tqdm(total=total, unit="file", file=sys.stderr, desc="convert")
 
 
+def _region_bar(total):
+    """The bar of a single-file conversion: regions converted (out of ``total`` when the
+    input tells it before being read: an archive)."""
+    from tqdm import tqdm
+    return tqdm(total=total, unit=" regions", unit_scale=True, file=sys.stderr,
+                desc="convert", dynamic_ncols=True)
+
+
 def run(args) -> int:
     from damo_pipe.convert import convert_paths
     from damo_pipe.errors import UsageError
     if len(args.paths) < 2:
         raise UsageError("convert needs at least one INPUT and an OUTPUT")
-    show = sys.stderr.isatty() or getattr(args, "verbose", 0) > 0
+    from damo_pipe._extras import available
+    # a progress bar on a terminal only (no bar frames in a redirected stderr), and only
+    # with tqdm (the analyze extra): convert itself is part of the base install
+    show = sys.stderr.isatty() and available("tqdm")
     convert_paths(args.paths[:-1], args.paths[-1], args.format,
                   progress=_progress_bar if show else None,
+                  region_progress=_region_bar if show else None,
                   input_type=args.input_type, compression=args.compression,
                   chunk_regions=args.chunk_regions, engine=args.engine,
                   side_files=args.side_files, perf_path=args.perf_path)

@@ -30,6 +30,8 @@ def prepare_parser(parser):
 
 
 def run(args):
+    from damo_pipe._extras import require
+    require("matplotlib", "the HTML report's pictures")   # before any work
     from damo_pipe.analyze.images import BatchOptions
     from damo_pipe.analyze.html import write_record_report
     from damo_pipe.errors import UsageError
