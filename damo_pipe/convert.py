@@ -293,6 +293,8 @@ def convert_paths(inputs, output, fmt=None, *, progress=None, region_progress=No
         return
     fmt = fmt or sources.ARCHIVE_FORMAT
     jobs = expand_inputs(inputs, skip_side_files=options.get("side_files", True))
+    if not jobs:
+        raise RecordFormatError("no record files in %s" % ", ".join(inputs))
     if os.path.exists(output) and not os.path.isdir(output):
         raise UsageError("%s exists and is not a directory (several inputs convert into "
                          "a directory)" % output)

@@ -12,6 +12,13 @@ A task never raises for a bad input: the failure travels back as data
 (``ok=False``, ``error=...``) so every other file is still processed. Failures of the
 task machinery itself (a worker killed, the package missing on a remote worker) are
 caught on the client and reported the same way.
+
+Symlinks never lead the batch out of its directories: a file symlink found inside an
+input directory (or matched by a glob) that points outside that directory is not
+analysed but listed as failed (``follow_symlinks=True`` analyses it), and an entry of
+``OUT`` that is a symlink (``OUT/<name>``, or a file in it) is never written through:
+``OUT/<name>`` leading elsewhere fails that input, a file symlink is replaced by the
+new file (every output goes through :func:`damo_pipe._atomic.atomic_output`).
 """
 from __future__ import annotations
 
@@ -24,8 +31,9 @@ import re
 import socket
 import time
 
+from damo_pipe._atomic import atomic_output
 from damo_pipe.analyze.images import BatchOptions, error_text, write_images
-from damo_pipe.errors import DamoPipeError, ReportError, UsageError
+from damo_pipe.errors import DamoPipeError, OutputError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +55,16 @@ class InputItem:
 
 # --------------------------------------------------------------------------- inputs
 
-def expand_inputs(inputs, exclude_dirs=()):
+def expand_inputs(inputs, exclude_dirs=(), follow_symlinks=False):
     """Expand files, directories (recursively) and globs into a list of InputItem.
 
     Order: arguments in the given order; directory contents and glob matches sorted.
     The same file reached twice (by real path) is analysed once. Hidden files and
     files under ``exclude_dirs`` (the output directory) are skipped inside
-    directories. A missing path or a glob matching nothing becomes an item with
-    ``error`` set.
+    directories; symlinked subdirectories are not entered. A missing path, a glob
+    matching nothing, or (unless ``follow_symlinks``) a file symlink leading out of the
+    directory it was found in (a glob's: the part before its first wildcard) becomes
+    an item with ``error`` set.
     """
     excluded = [os.path.realpath(d) for d in exclude_dirs]
 
@@ -64,12 +74,18 @@ def expand_inputs(inputs, exclude_dirs=()):
 
     items, seen = [], set()
 
-    def add(p):
+    def add(p, within=None):
         ap = os.path.abspath(p)
         key = os.path.realpath(ap)
         if key in seen:
             return
         seen.add(key)
+        if within is not None and not follow_symlinks and os.path.islink(ap):
+            base = os.path.realpath(within)
+            if not (key == base or key.startswith(base.rstrip(os.sep) + os.sep)):
+                items.append(InputItem(ap, error="symlink to %s, outside %s: not followed "
+                                                 "(--follow_symlinks analyses it)" % (key, within)))
+                return
         items.append(InputItem(ap))
 
     def add_dir(d):
@@ -80,7 +96,7 @@ def expand_inputs(inputs, exclude_dirs=()):
             found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
         for f in sorted(found):
             if os.path.isfile(f):
-                add(f)
+                add(f, within=d)
 
     for arg in inputs:
         arg = os.fspath(arg)
@@ -96,10 +112,32 @@ def expand_inputs(inputs, exclude_dirs=()):
                 if os.path.isdir(m):
                     add_dir(m)
                 elif not is_excluded(m):
-                    add(m)
+                    add(m, within=_glob_root(arg))
         else:
             items.append(InputItem(arg, error="no such file"))
     return items
+
+
+def _glob_root(pattern):
+    """The directory part of a glob before its first wildcard."""
+    head = _GLOB_CHARS.split(pattern, 1)[0]
+    return os.path.dirname(head) or "."
+
+
+def _out_dir_of(out_root, name):
+    """``OUT/<name>``, created; OutputError when it is (or passes through) a symlink
+    leading elsewhere: the batch never writes outside OUT."""
+    out_dir = os.path.join(out_root, name)
+    want = os.path.join(os.path.realpath(out_root), name)
+    if os.path.lexists(out_dir) and os.path.realpath(out_dir) != want:
+        raise OutputError("%s is a symlink to %s: not written through (remove it)"
+                          % (out_dir, os.path.realpath(out_dir)), out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        from damo_pipe._atomic import output_error
+        raise output_error(e, out_dir) from None
+    return out_dir
 
 
 def _sanitize(part):
@@ -169,14 +207,13 @@ def analyze_archive(path, name, out_root, options=None):
     result = {"name": name, "path": path, "ok": False, "error": None, "summary": None,
               "images": {}, "warnings": [], "format": None, "seconds": None,
               "worker_pid": os.getpid()}
-    out_dir = os.path.join(out_root, name)
     try:
         result["format"] = detect_format(path)
         records = read_records(path)
         summary = summarize_records(records, path, exclude_samples=options.exclude_samples,
                                     acc_thres=options.acc_thres, sz_thres=options.sz_thres)
         summary["format"] = result["format"]
-        os.makedirs(out_dir, exist_ok=True)
+        out_dir = _out_dir_of(out_root, name)
         summary["warnings"] = result["warnings"]
         result["images"] = write_images(records, out_dir, options, name, result["warnings"])
         summary["images"] = result["images"]
@@ -184,11 +221,9 @@ def analyze_archive(path, name, out_root, options=None):
                                "seconds": round(time.perf_counter() - t0, 6),
                                "cpu_seconds": round(time.thread_time() - c0, 6)}
         result["summary"] = summary
-        tmp = os.path.join(out_dir, SUMMARY_FILE + ".tmp")
-        with open(tmp, "w") as f:
+        with atomic_output(os.path.join(out_dir, SUMMARY_FILE)) as tmp, open(tmp, "w") as f:
             json.dump(summary, f, indent=1, sort_keys=True)
             f.write("\n")
-        os.replace(tmp, os.path.join(out_dir, SUMMARY_FILE))
         result["ok"] = True
     except Exception as e:  # noqa: BLE001 - a bad input is data, not a crash
         result["error"] = error_text(e)
@@ -251,11 +286,13 @@ def _connect(scheduler, workers, processes, timeout="20s"):
 
 
 def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
-              options=None, on_start=None, on_result=None, title=None, connect_timeout="20s"):
+              options=None, on_start=None, on_result=None, title=None, connect_timeout="20s",
+              follow_symlinks=False):
     """Analyse every input on dask and write ``out_dir/index.html``.
 
     ``on_start(nr_tasks)`` is called once the work is submitted and ``on_result(result)``
     for each finished input (completion order), e.g. to drive a progress bar.
+    ``follow_symlinks``: see :func:`expand_inputs`.
     Returns a :class:`BatchResult`; failures are in it, never raised.
     """
     from distributed import as_completed
@@ -269,7 +306,7 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError("--out %s exists and is not a directory" % out_dir)
-    items = expand_inputs(inputs, exclude_dirs=[out_dir])
+    items = expand_inputs(inputs, exclude_dirs=[out_dir], follow_symlinks=follow_symlinks)
     if not items:
         raise UsageError("no input files")
     for item, name in zip(items, unique_names([i.path for i in items])):
@@ -315,9 +352,6 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
             client.close()
             if cluster is not None:
                 cluster.close()
-    try:
-        index = write_index(results, out_dir, title=title)
-    except OSError as e:
-        raise ReportError("cannot write %s (%s)" % (os.path.join(out_dir, INDEX_FILE), e.strerror or e))
+    index = write_index(results, out_dir, title=title)   # OutputError names the file
     return BatchResult(results=results, index_path=index, seconds=time.perf_counter() - t0,
                        nr_workers=nr_workers)

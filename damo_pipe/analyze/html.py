@@ -293,11 +293,11 @@ def render_index(results, title=None, generated=None):
 
 def write_index(results, out_dir, title=None):
     """Write ``out_dir/index.html`` atomically; return its path."""
+    from damo_pipe._atomic import atomic_output
     path = os.path.join(out_dir, "index.html")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render_index(results, title=title))
-    os.replace(tmp, path)
+    text = render_index(results, title=title)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
     return path
 
 
@@ -556,16 +556,7 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
     text = render_record_report(records, path, summary, images, max_table_rows=max_table_rows,
                                 access=access_text(records), warnings=warnings,
                                 holistic=holistic)
-    tmp_out = os.fspath(output) + ".tmp"
-    try:
-        with open(tmp_out, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp_out, output)
-    except OSError as e:
-        from damo_pipe.errors import ReportError
-        try:
-            os.unlink(tmp_out)
-        except OSError:
-            pass
-        raise ReportError("cannot write %s (%s)" % (os.fspath(output), e.strerror or e))
+    from damo_pipe._atomic import atomic_output
+    with atomic_output(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
     return summary

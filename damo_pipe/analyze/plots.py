@@ -50,7 +50,12 @@ def _figure(size):
 
 
 def _save(fig, path):
-    fig.savefig(path, format=_format_of(path), dpi=DPI)
+    """Write the picture atomically (damo_pipe._atomic: a full disk or a missing
+    directory is one error line naming ``path``; a symlink there is replaced)."""
+    from damo_pipe._atomic import atomic_output
+    fmt = _format_of(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI)
 
 
 def size_unit(span_bytes):

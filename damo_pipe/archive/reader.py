@@ -3,6 +3,11 @@
 Only the snapshot table of a record is read eagerly (it is small next to the region
 columns); region rows are read on demand, one contiguous slice per chunk of snapshots.
 A reader can follow a file that a SWMR writer is appending to (:meth:`refresh`).
+
+Damage is an error, never a different record: the snapshot table is checked when it is
+read (:func:`check_snapshot_index`: region counts not negative, offsets contiguous from
+0, every snapshot's regions inside the region columns), and a chunk that cannot be read
+or decompressed is an :class:`ArchiveError` naming the file, the dataset and the chunk.
 """
 import os
 
@@ -53,12 +58,90 @@ def read_record_meta(group) -> Record:
     )
 
 
+def _reason(exc):
+    """The short cause in an h5py error message ("filter returned failure during read")."""
+    text = " ".join(str(exc).split())
+    if "(" in text and text.endswith(")"):
+        text = text[text.index("(") + 1:-1]
+    return text[:200] or type(exc).__name__
+
+
+def read_error(path, dataset, lo, hi, exc):
+    """ArchiveError for a failed read of rows [lo, hi) of ``dataset``: names the file,
+    the dataset and the first chunk that cannot be read (found by reading them one by
+    one; errors only)."""
+    where = "rows %d-%d" % (lo, hi - 1)
+    try:
+        csize = dataset.chunks[0] if dataset.chunks else None
+        n = dataset.shape[0]
+        if csize:
+            for c in range(lo // csize, (max(lo, hi - 1)) // csize + 1):
+                a, b = c * csize, min(n, (c + 1) * csize)
+                try:
+                    dataset[a:b]
+                except Exception:   # noqa: BLE001 - this is the chunk we look for
+                    where = "chunk %d (rows %d-%d)" % (c, a, b - 1)
+                    break
+    except Exception:   # noqa: BLE001 - the rows are named then
+        pass
+    return ArchiveError("dataset %s, %s: damaged, cannot be read (%s)"
+                        % (dataset.name, where, _reason(exc)), path=path)
+
+
+def _read_rows(path, dataset, lo, hi):
+    try:
+        return dataset[lo:hi]
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise read_error(path, dataset, lo, hi, e) from None
+
+
+def check_snapshot_index(path, group_name, offsets, counts, nr_region_rows, swmr=False):
+    """Check a record's snapshot table against its region columns (O(nr_snapshots),
+    vectorised): ``counts`` (nr_regions) not negative, ``offsets`` (region_offset)
+    starting at 0 and contiguous, and every snapshot's regions inside the
+    ``nr_region_rows`` readable region rows. Returns how many snapshots are readable:
+    all, or for a file a SWMR writer may still be appending to, those whose regions are
+    durable. ArchiveError naming the dataset and row otherwise."""
+    n = len(offsets)
+    if n == 0:
+        return 0
+
+    def bad(column, row, text):
+        return ArchiveError("dataset %s/snapshots/%s, row %d: %s (the snapshot table "
+                            "does not match the region columns)"
+                            % (group_name, column, row, text), path=path)
+    neg = np.flatnonzero(counts < 0)
+    if len(neg):
+        k = int(neg[0])
+        raise bad("nr_regions", k, "negative region count %d" % int(counts[k]))
+    if offsets[0] != 0:
+        raise bad("region_offset", 0, "first offset %d, not 0" % int(offsets[0]))
+    with np.errstate(over="ignore"):
+        ends = offsets + counts
+    gap = np.flatnonzero(offsets[1:] != ends[:-1])
+    if len(gap):
+        k = int(gap[0])
+        raise bad("nr_regions", k, "%d regions from offset %d, but region_offset row %d is %d "
+                  "(not contiguous)" % (int(counts[k]), int(offsets[k]), k + 1,
+                                        int(offsets[k + 1])))
+    if ends[-1] < offsets[-1]:      # wrapped around: a count near 2**63
+        raise bad("nr_regions", n - 1, "region count %d out of range" % int(counts[-1]))
+    if ends[-1] <= nr_region_rows:
+        return n
+    ok = int(np.searchsorted(ends, nr_region_rows, side="right"))
+    if swmr:
+        return ok
+    raise bad("nr_regions", ok, "regions %d-%d, beyond the %d rows of the region columns"
+              % (int(offsets[ok]), int(ends[ok]) - 1, nr_region_rows))
+
+
 class _RecordHandle:
     """State of one record group: committed sizes and its snapshot table."""
 
-    def __init__(self, group, swmr=False):
+    def __init__(self, group, swmr=False, path=None):
         self.group = group
         self.swmr = swmr
+        self.path = path
         self.meta = read_record_meta(group)
         self.refresh()
 
@@ -73,20 +156,25 @@ class _RecordHandle:
                     d.refresh()
                 except (AttributeError, ValueError, OSError):
                     pass
-        committed = g[layout.COMMITTED][:]
+        committed = _read_rows(self.path, g[layout.COMMITTED], 0, 3)
+        if len(committed) < 3 or (committed < 0).any():
+            raise ArchiveError("dataset %s: damaged (%r)" % (g[layout.COMMITTED].name,
+                                                             committed.tolist()), path=self.path)
         nr_snaps = int(min([committed[0]] + [g["snapshots"][n].shape[0] for n in layout.SNAPSHOT_COLUMNS]))
         nr_regions = int(min([committed[1]] + [g["regions"][n].shape[0] for n in layout.REGION_COLUMNS]))
         snaps = g["snapshots"]
-        cols = {n: snaps[n][:nr_snaps] for n in layout.SNAPSHOT_COLUMNS}
-        # Trust a snapshot only when all its regions are durable too.
-        ends = cols["region_offset"] + cols["nr_regions"]
-        ok = int(np.searchsorted(ends, nr_regions, side="right")) if nr_snaps else 0
+        cols = {n: _read_rows(self.path, snaps[n], 0, nr_snaps) for n in layout.SNAPSHOT_COLUMNS}
+        # A damaged index is an error; a SWMR writer's snapshots are trusted only when
+        # all their regions are durable too.
+        ok = check_snapshot_index(self.path, g.name, cols["region_offset"], cols["nr_regions"],
+                                  nr_regions, self.swmr)
         if ok < nr_snaps:
             cols = {n: v[:ok] for n, v in cols.items()}
             nr_snaps = ok
         self.snapshots = SnapshotColumns(**cols)
         self.nr_snapshots = nr_snaps
-        self.nr_regions = int(ends[nr_snaps - 1]) if nr_snaps else 0
+        self.nr_regions = int(cols["region_offset"][-1] + cols["nr_regions"][-1]) \
+            if nr_snaps else 0
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
         fs = float(g[layout.FIRST_START][0])
         self.first_start_ns = None if np.isnan(fs) else fs
@@ -173,7 +261,8 @@ class ArchiveReader:
                 raise ArchiveError("unsupported archive format_version %d (this damo-pipe reads %d)"
                                    % (version, layout.FORMAT_VERSION), path=self.path)
             group = self._file[layout.RECORDS_GROUP]
-            self._handles = [_RecordHandle(group[name], self.swmr) for name in sorted(group)]
+            self._handles = [_RecordHandle(group[name], self.swmr, self.path)
+                             for name in sorted(group)]
         except ArchiveError:
             self._file.close()
             raise
@@ -262,20 +351,24 @@ class ArchiveReader:
         direct = self._direct_reader()
         if not (direct is not None and direct.read_many(jobs)):
             for d, lo, hi, out in jobs:
-                d.read_direct(out, np.s_[lo:hi])
+                try:
+                    d.read_direct(out, np.s_[lo:hi])
+                except (OSError, ValueError, RuntimeError) as e:
+                    raise read_error(self.path, d, lo, hi, e) from None
         probe_count = cols.pop("probe_count", None)
         po = ph = None
         if h.nr_probe_hits and probe_count is not None:
-            all_counts = g["probe_count"][:r_lo] if r_lo else np.zeros(0, np.int32)
+            all_counts = _read_rows(self.path, g["probe_count"], 0, r_lo) if r_lo \
+                else np.zeros(0, np.int32)
             p_lo = int(all_counts.sum())
             po = np.zeros(len(probe_count) + 1, np.int64)
             np.cumsum(probe_count, out=po[1:])
-            ph = g[layout.PROBE_HITS][p_lo:p_lo + int(po[-1])]
+            ph = _read_rows(self.path, g[layout.PROBE_HITS], p_lo, p_lo + int(po[-1]))
         optional = {}
         if columns is None:
             for n in layout.OPTIONAL_REGION_COLUMNS:
                 if n in h.group["regions"]:
-                    optional[n] = h.group["regions"][n][r_lo:r_hi]
+                    optional[n] = _read_rows(self.path, h.group["regions"][n], r_lo, r_hi)
         regions = RegionColumns(cols["start"], cols["end"], cols.get("nr_accesses"),
                                 cols.get("age"), cols.get("sz_filter_passed"), po, ph, **optional)
         snaps.region_offset = snaps.region_offset - r_lo

@@ -13,7 +13,9 @@ By default a LocalCluster with one single-threaded worker process per CPU runs t
 tasks; --scheduler sends them to a running dask scheduler instead (its workers must
 see the inputs and OUT at the same paths). An unreadable input is listed as failed in
 index.html and on stderr (one line each); the others are still analysed, and the exit
-status is then 1.
+status is then 1. Symlinks never lead out: a file symlink in an input directory that
+points outside it is listed as failed (unless --follow_symlinks), and nothing is
+written through a symlink inside OUT.
 
 examples:
   damo-analyze batch runs/*.h5 --out report/
@@ -40,6 +42,9 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20, "
                              "like damo report wss)")
     parser.add_argument("--title", help="title of index.html")
+    parser.add_argument("--follow_symlinks", action="store_true",
+                        help="analyse file symlinks that lead out of an input directory "
+                             "(by default they are listed as failed, not followed)")
     parser.add_argument("--no_progress", action="store_true",
                         help="no progress bar on stderr (there is none when stderr is not a "
                              "terminal)")
@@ -96,7 +101,8 @@ def run(args):
     try:
         result = run_batch(args.inputs, args.out, scheduler=args.scheduler, workers=args.workers,
                            processes=not args.threads, options=options, on_start=on_start,
-                           on_result=on_result, title=args.title)
+                           on_result=on_result, title=args.title,
+                           follow_symlinks=args.follow_symlinks)
     finally:
         if state.get("bar") is not None:
             state["bar"].close()
