@@ -173,6 +173,9 @@ def build_parser(prog, description, commands, package):
 
 def run_main(parser, argv):
     """Parse, run the chosen subcommand, turn DamoPipeError into one stderr line + exit code."""
+    if argv is None:    # a real command line: maybe a shell completion request
+        from damo_pipe._completion import autocomplete
+        autocomplete(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its message

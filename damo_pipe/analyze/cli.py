@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion may run this command)
 """``damo-analyze``: reports, conversion and batch analysis of DAMON records."""
 import sys
 

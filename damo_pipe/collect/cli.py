@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion may run this command)
 """``damo-collect``: run DAMON monitoring and record it into an HDF5 archive."""
 import sys
 
