@@ -80,7 +80,7 @@ def _open_archive(path):
         raise RecordFormatError("cannot open archive (%s)" % e, path=path)
 
 
-def _read_archive(path, engine):
+def _read_archive(path, engine, lenient=False):
     from damo_pipe.archive import read_archive_records
     return read_archive_records(path)
 
@@ -96,7 +96,7 @@ def _write_archive(records, path, **options):
 FORMATS = {
     **formats.FORMATS,
     ARCHIVE_FORMAT: FormatHandler(ARCHIVE_FORMAT, _read_archive,
-                                  lambda path, n, engine: _ArchiveStream(path, n),
+                                  lambda path, n, engine, lenient=False: _ArchiveStream(path, n),
                                   _write_archive, _open_archive),
 }
 #: formats records can be written in
@@ -108,14 +108,17 @@ def handler(fmt, path=None):
     return formats.lookup(fmt, path, FORMATS)
 
 
-def read_records(path, input_type=None, engine="auto"):
-    """Every record of ``path``, any format (detected unless ``input_type`` is given)."""
-    return formats.read_records(path, input_type, engine, table=FORMATS)
+def read_records(path, input_type=None, engine="auto", lenient=False):
+    """Every record of ``path``, any format (detected unless ``input_type`` is given);
+    ``lenient``: salvage damaged trace text (:class:`~damo_pipe.formats.FormatHandler`)."""
+    return formats.read_records(path, input_type, engine, table=FORMATS, lenient=lenient)
 
 
-def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto"):
+def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto",
+                       lenient=False):
     """A :class:`~damo_pipe.formats.RecordChunkStream` over ``path``, any format."""
-    return RecordChunkStream(path, input_type, chunk_regions, engine, table=FORMATS)
+    return RecordChunkStream(path, input_type, chunk_regions, engine, table=FORMATS,
+                             lenient=lenient)
 
 
 def write_records(records, path, fmt, **options):

@@ -100,7 +100,9 @@ class RecordSource:
         return cls([_MemoryEntry(r) for r in records])
 
     @classmethod
-    def open(cls, paths, input_type=None):
+    def open(cls, paths, input_type=None, lenient=False):
+        """``lenient``: salvage damaged trace text (drop incomplete snapshots, counted
+        and logged) instead of raising RecordFormatError."""
         from damo_pipe import sources
         entries, closers = [], []
         if isinstance(paths, (str, os.PathLike)):
@@ -117,7 +119,7 @@ class RecordSource:
                     for idx, meta in enumerate(reader.records):
                         entries.append(_ArchiveEntry(reader, idx, meta))
                     continue
-                for rec in handler.read(path, "auto"):
+                for rec in handler.read(path, "auto", lenient=lenient):
                     entries.append(_MemoryEntry(rec))
         except BaseException:
             for c in closers:

@@ -35,9 +35,12 @@ TRACE_CMD_MAGIC = b"\x17\x08\x44tracing"
 class FormatHandler:
     """What the code does with one format: an entry of the format table.
 
-    ``read(path, engine) -> [Record]``; ``stream(path, chunk_regions, engine)`` -> an
-    iterable of ``(record_idx, chunk)`` whose ``records`` and ``first_starts``
-    attributes stay current while it runs (see :class:`RecordChunkStream`);
+    ``read(path, engine, lenient=False) -> [Record]``; ``stream(path, chunk_regions,
+    engine, lenient=False)`` -> an iterable of ``(record_idx, chunk)`` whose ``records``
+    and ``first_starts`` attributes stay current while it runs (see
+    :class:`RecordChunkStream`); ``lenient``: salvage what can be salvaged from damaged
+    input (trace text drops incomplete snapshots, counted and logged) instead of raising
+    RecordFormatError; formats that have nothing to salvage ignore it;
     ``write(records, path, **options)``, or None for formats only read; ``open(path)``
     -> a random-access reader (context manager, ``records``, ``iter_chunks``) for
     formats read in place (the archive), else None.
@@ -99,14 +102,14 @@ class _JsonStream:
 
 
 def _json_handler(fmt):
-    def read(path, engine):
+    def read(path, engine, lenient=False):
         fast = _json_engine(engine)
         if fast is not None:
             return fast.read(path, fmt)
         from damo_pipe.formats import damo_json
         return damo_json.read_file(path, fmt)
 
-    def stream(path, chunk_regions, engine):
+    def stream(path, chunk_regions, engine, lenient=False):
         return _JsonStream(path, fmt, chunk_regions, engine)
 
     return FormatHandler(fmt, read, stream, _damo_writer(fmt))
@@ -123,11 +126,12 @@ class _TraceStream:
     """Chunks of trace text (a file, or ``perf script`` of a perf.data); ``records`` and
     ``first_starts`` are the parser's."""
 
-    def __init__(self, path, chunk_regions, engine, perf_data):
+    def __init__(self, path, chunk_regions, engine, perf_data, lenient=False):
         self.path = path
         self.chunk_regions = chunk_regions
         self.engine = engine
         self.perf_data = perf_data
+        self.lenient = lenient
         self._parser = None
 
     @property
@@ -143,10 +147,12 @@ class _TraceStream:
         path, n, engine = self.path, self.chunk_regions, self.engine
         f = None
         if self.perf_data:
-            gen = trace_text.iter_perf_data_chunks(path, chunk_regions=n, engine=engine)
+            gen = trace_text.iter_perf_data_chunks(path, chunk_regions=n, engine=engine,
+                                                   lenient=self.lenient)
         else:
             f = open(path, "rb")
-            gen = trace_text.iter_trace_chunks(f, path=path, chunk_regions=n, engine=engine)
+            gen = trace_text.iter_trace_chunks(f, path=path, chunk_regions=n, engine=engine,
+                                               lenient=self.lenient)
         try:
             _, self._parser = next(gen)
             yield from gen
@@ -156,22 +162,22 @@ class _TraceStream:
                 f.close()
 
 
-def _read_trace_text(path, engine):
+def _read_trace_text(path, engine, lenient=False):
     from damo_pipe.formats.trace_text import read_trace_text
-    return read_trace_text(path, engine=engine)
+    return read_trace_text(path, engine=engine, lenient=lenient)
 
 
-def _read_perf_data(path, engine):
+def _read_perf_data(path, engine, lenient=False):
     from damo_pipe.formats.trace_text import read_perf_data
-    return read_perf_data(path, engine=engine)
+    return read_perf_data(path, engine=engine, lenient=lenient)
 
 
-def _read_binary(path, engine):
+def _read_binary(path, engine, lenient=False):
     from damo_pipe.formats.binary import read_binary
     return read_binary(path, engine=engine)
 
 
-def _stream_binary(path, chunk_regions, engine):
+def _stream_binary(path, chunk_regions, engine, lenient=False):
     from damo_pipe.formats.binary import BinaryStream
     return BinaryStream(path, chunk_regions=chunk_regions, engine=engine)
 
@@ -182,11 +188,11 @@ FORMATS = {
     "json_compressed": _json_handler("json_compressed"),
     "perf_script": FormatHandler(
         "perf_script", _read_trace_text,
-        lambda path, n, engine: _TraceStream(path, n, engine, perf_data=False),
+        lambda path, n, engine, lenient=False: _TraceStream(path, n, engine, False, lenient),
         _damo_writer("perf_script")),
     "perf_data": FormatHandler(
         "perf_data", _read_perf_data,
-        lambda path, n, engine: _TraceStream(path, n, engine, perf_data=True)),
+        lambda path, n, engine, lenient=False: _TraceStream(path, n, engine, True, lenient)),
     "record": FormatHandler("record", _read_binary, _stream_binary),
 }
 
@@ -258,14 +264,15 @@ def lookup(fmt, path=None, table=None):
 
 # ------------------------------------------------------------------ reading
 
-def read_records(path, input_type=None, engine="auto", *, table=None):
+def read_records(path, input_type=None, engine="auto", *, table=None, lenient=False):
     """Read every record of ``path`` (format detected unless ``input_type`` is given).
 
-    ``table``: the format table to dispatch with (damo_pipe.sources passes its own)."""
+    ``table``: the format table to dispatch with (damo_pipe.sources passes its own);
+    ``lenient``: see :class:`FormatHandler`."""
     check_engine(engine)
     path = os.fspath(path)
     fmt = input_type or detect_format(path)
-    return lookup(fmt, path, table).read(path, engine)
+    return lookup(fmt, path, table).read(path, engine, lenient=lenient)
 
 
 class RecordChunkStream:
@@ -282,13 +289,14 @@ class RecordChunkStream:
     """
 
     def __init__(self, path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
-                 table=None):
+                 table=None, lenient=False):
         check_engine(engine)
         self.path = os.fspath(path)
         self.format = input_type or detect_format(self.path)
         self._handler = lookup(self.format, self.path, table)
         self.chunk_regions = max(1, int(chunk_regions))
         self.engine = engine
+        self.lenient = lenient
         self._source = None
 
     @property
@@ -300,14 +308,16 @@ class RecordChunkStream:
         return {} if self._source is None else self._source.first_starts
 
     def __iter__(self):
-        self._source = self._handler.stream(self.path, self.chunk_regions, self.engine)
+        self._source = self._handler.stream(self.path, self.chunk_regions, self.engine,
+                                            lenient=self.lenient)
         yield from self._source
 
 
 def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
-                       table=None):
+                       table=None, lenient=False):
     """A :class:`RecordChunkStream` over ``path`` (see there)."""
-    return RecordChunkStream(path, input_type, chunk_regions, engine, table=table)
+    return RecordChunkStream(path, input_type, chunk_regions, engine, table=table,
+                             lenient=lenient)
 
 
 # ------------------------------------------------------------------ writing

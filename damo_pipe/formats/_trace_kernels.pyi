@@ -12,6 +12,7 @@ class _Rows:
     acc_a: np.ndarray
     age_a: np.ndarray
     lines_a: np.ndarray
+    hasage_a: np.ndarray
     n: int
     nlines: int
     ndamaged: int

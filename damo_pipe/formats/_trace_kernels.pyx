@@ -94,9 +94,10 @@ cdef struct TokErr:
 
 cdef class _Rows:
     """Rows parsed from a range of lines (filled without the GIL)."""
-    cdef public object end_a, tid_a, nr_a, s_a, e_a, acc_a, age_a, lines_a
+    cdef public object end_a, tid_a, nr_a, s_a, e_a, acc_a, age_a, lines_a, hasage_a
     cdef int64_t[::1] end_v, nr_v, acc_v, age_v, lines_v
     cdef uint64_t[::1] tid_v, s_v, e_v
+    cdef uint8_t[::1] hasage_v
     cdef public Py_ssize_t n, nlines
     cdef public Py_ssize_t ndamaged, first_damaged   # lenient: skipped lines, first one
     cdef bint lenient
@@ -111,7 +112,9 @@ cdef class _Rows:
         self.acc_a = np.empty(cap, np.int64)
         self.age_a = np.empty(cap, np.int64)
         self.lines_a = np.empty(cap, np.int64)
+        self.hasage_a = np.empty(cap, np.uint8)
         self.lines_v = self.lines_a
+        self.hasage_v = self.hasage_a
         self.end_v = self.end_a
         self.tid_v = self.tid_a
         self.nr_v = self.nr_a
@@ -297,6 +300,7 @@ cdef class _Rows:
             self.e_v[row] = re_
             self.acc_v[row] = acc
             self.age_v[row] = age
+            self.hasage_v[row] = kind != EV_AGGREGATED_NO_AGE
             self.lines_v[row] = line
             row += 1
         self.n = row
@@ -332,7 +336,8 @@ cdef class _Rows:
 
 cdef enum:
     HAS_LAST = 1        # _Group.has_v bits: last_end known,
-    HAS_CLOSED = 2      # closed_end known
+    HAS_CLOSED = 2      # closed_end known,
+    OPEN_AGE = 4        # the open snapshot's first line has an age field
 
 
 cdef class _Group:
@@ -353,6 +358,8 @@ cdef class _Group:
             self.want_v[i] = st.want[i]
             self.line_v[i] = st.open_line[i]
             self.addr_v[i] = st.addr_end[i]
+            if st.open_age[i]:
+                self.has_v[i] |= OPEN_AGE
             if st.last_end[i] is not None:
                 self.last_v[i] = st.last_end[i]
                 self.has_v[i] |= HAS_LAST
@@ -399,6 +406,7 @@ cdef class _Group:
             st.want[i] = int(self.want_v[i])
             st.open_line[i] = int(self.line_v[i])
             st.addr_end[i] = int(self.addr_v[i])
+            st.open_age[i] = bool(self.has_v[i] & OPEN_AGE)
             st.last_end[i] = int(self.last_v[i]) if self.has_v[i] & HAS_LAST else None
             st.closed_end[i] = int(self.closed_v[i]) if self.has_v[i] & HAS_CLOSED else None
 
@@ -483,6 +491,7 @@ def trace_scan(data, st, bint final, path=None):
     cdef _Rows rr
     cdef uint64_t tid, cached_tid = 0
     cdef int64_t r, cached_r = -1, sid, end_ns, nrr
+    cdef uint8_t has_age
     try:
         for rr, buf in parts:
             for k in range(rr.n):
@@ -521,12 +530,15 @@ def trace_scan(data, st, bint final, path=None):
                         continue
                 sid = g.open_v[r]
                 nrr = rr.nr_v[k]
+                has_age = OPEN_AGE if rr.hasage_v[k] else 0
                 if sid >= 0:
-                    if nrr != g.want_v[r]:
+                    if nrr != g.want_v[r] or has_age != g.has_v[r] & OPEN_AGE:
                         if not lenient:
                             g.store(st)
                             st.first_disorder = None if first_disorder < 0 else first_disorder
-                            raise st.incomplete(r, path, line, nrr)
+                            if nrr != g.want_v[r]:
+                                raise st.incomplete(r, path, line, nrr)
+                            raise st.incomplete(r, path, line, nrr, bool(has_age))
                         _drop(g, r, dropped)
                         ndropped += 1
                         dropped_lines += g.cnt_v[r]
@@ -563,7 +575,7 @@ def trace_scan(data, st, bint final, path=None):
                     g.want_v[r] = nrr
                     g.line_v[r] = line
                     g.last_v[r] = end_ns
-                    g.has_v[r] |= HAS_LAST
+                    g.has_v[r] = (g.has_v[r] & ~OPEN_AGE) | HAS_LAST | has_age
                 g.cnt_v[r] += 1
                 g.addr_v[r] = rr.e_v[k]
                 events += 1

@@ -8,7 +8,8 @@ produce, and the only thing that tells snapshots apart, so every departure from 
 damage (a lost, added or garbled line, a truncated file):
 
 * a line whose ``nr_regions`` differs from that of the open snapshot of its target
-  while that snapshot still misses lines;
+  while that snapshot still misses lines, or that has an age field when the
+  snapshot's first line has none (or the reverse: a line cut short);
 * a snapshot still open at the end of the input;
 * a line with ``nr_regions=0`` (a line is a region);
 * a snapshot that starts before the previous one of its target ended (unsorted).
@@ -32,7 +33,8 @@ class TraceState:
 
     Per record index: ``open_sid`` (snapshot id or -1), ``count`` (lines in the open
     snapshot), ``want`` (its nr_regions), ``open_line`` (its first line), ``addr_end``
-    (end address of its last line), ``last_end`` (end time of the open or last kept
+    (end address of its last line), ``open_age`` (whether its first line has an age
+    field), ``last_end`` (end time of the open or last kept
     snapshot, None before the first), ``closed_end`` (end time of the last complete
     snapshot, None before the first).
     """
@@ -46,6 +48,7 @@ class TraceState:
         self.want = []
         self.open_line = []
         self.addr_end = []
+        self.open_age = []
         self.last_end = []
         self.closed_end = []
         self.next_sid = 0
@@ -71,6 +74,7 @@ class TraceState:
         self.want.append(0)
         self.open_line.append(0)
         self.addr_end.append(0)
+        self.open_age.append(False)
         self.last_end.append(None)
         self.closed_end.append(None)
         return idx
@@ -97,12 +101,16 @@ class TraceState:
         self.open_sid[r] = -1
         self.last_end[r] = self.closed_end[r]
 
-    def incomplete(self, r, path, line, nr=None):
+    def incomplete(self, r, path, line, nr=None, has_age=None):
         """The strict reading's error for the open snapshot of ``r`` (``nr``: the
-        nr_regions of the line that cannot belong to it; None: the input ended)."""
+        nr_regions of the line that cannot belong to it, ``has_age``: its age field
+        when that is what does not fit; both None: the input ended)."""
         what = ("target %d's snapshot from line %d has %d of its %d regions"
                 % (self.targets[r], self.open_line[r], self.count[r], self.want[r]))
-        if nr is None:
+        if has_age is not None:
+            msg = ("incomplete snapshot: %s, then a line %s an age field, unlike them (a "
+                   "line cut short or garbled)" % (what, "with" if has_age else "without"))
+        elif nr is None:
             msg = "incomplete snapshot at the end of the trace: %s (truncated?)" % what
         else:
             msg = ("incomplete snapshot: %s, then a line with nr_regions=%d (a line was "
@@ -113,9 +121,9 @@ class TraceState:
         return RecordFormatError(msg, path=path, line=line)
 
     # -- grouping (the Python engine; _trace_kernels.trace_scan mirrors it) ---------
-    def add_line(self, line, tid, end_ns, nr, start, end, path=None):
-        """Group one parsed event line; (snapshot id, record index), or None when the
-        line is skipped (lenient reading)."""
+    def add_line(self, line, tid, end_ns, nr, start, end, has_age, path=None):
+        """Group one parsed event line (``has_age``: it has an age field); (snapshot id,
+        record index), or None when the line is skipped (lenient reading)."""
         r = self.rec_of.get(tid)
         if r is None:
             r = self.new_record(tid)
@@ -136,6 +144,11 @@ class TraceState:
                     raise self.incomplete(r, path, line, nr)
                 self.drop_open(r, line)
                 sid = -1
+            elif has_age != self.open_age[r]:
+                if not self.lenient:
+                    raise self.incomplete(r, path, line, nr, has_age)
+                self.drop_open(r, line)
+                sid = -1
             elif start < self.addr_end[r]:
                 if self.lenient:
                     self.drop_open(r, line)
@@ -154,6 +167,7 @@ class TraceState:
             self.count[r] = 0
             self.want[r] = nr
             self.open_line[r] = line
+            self.open_age[r] = has_age
             self.last_end[r] = end_ns
         self.count[r] += 1
         self.addr_end[r] = end

@@ -84,8 +84,9 @@ def _after_eq(tok, what, path, line):
 
 
 def _parse_event_line(raw, line, path):
-    """(target id, end_ns, nr_regions, start, end, nr_accesses, age) of a DAMON region
-    event line; None for any other line; RecordFormatError for a damaged event line."""
+    """(target id, end_ns, nr_regions, start, end, nr_accesses, age, has age field) of
+    a DAMON region event line; None for any other line; RecordFormatError for a damaged
+    event line."""
     toks = raw.split()
     if len(toks) < 4:
         return None
@@ -131,7 +132,7 @@ def _parse_event_line(raw, line, path):
         age = AGE_UNKNOWN
     else:
         age = _parse_int(aget, "age", path, line)
-    return tid, end_ns, nr, start, end, acc, age
+    return tid, end_ns, nr, start, end, acc, age, aget is not None
 
 
 def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
@@ -166,8 +167,8 @@ def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
             continue
         if ev is None:
             continue
-        tid, end_ns, nr, start, end, acc, age = ev
-        got = st.add_line(line, tid, end_ns, nr, start, end, path)
+        tid, end_ns, nr, start, end, acc, age, has_age = ev
+        got = st.add_line(line, tid, end_ns, nr, start, end, has_age, path)
         if got is None:
             continue
         sid, r = got

@@ -43,6 +43,9 @@ def prepare_parser(parser):
         p = sub.add_parser(kind, help=module.HELP,
                            description=getattr(module, "DESCRIPTION", module.HELP))
         add_common_options(p)
+        p.add_argument("--lenient", action="store_true",
+                       help="read damaged trace text anyway: drop incomplete snapshots "
+                            "(counted in a warning) instead of failing")
         p.defer(module.prepare_parser)
         p.set_defaults(_run=module.run)
 

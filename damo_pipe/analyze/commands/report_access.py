@@ -207,7 +207,8 @@ def _load(files, args):
     records = []
     for f in files:
         try:
-            records.extend(read_records(f, input_type=args.input_type))
+            records.extend(read_records(f, input_type=args.input_type,
+                                        lenient=getattr(args, "lenient", False)))
         except RecordFormatError as e:
             where = ", line %d" % e.line if e.line is not None else ""
             if e.offset is not None:

@@ -77,7 +77,7 @@ def run(args):
         image = out
     resol = args.resol or ([40, 80] if out == "stdout" else [500, 500])
 
-    with RecordSource.open(args.input) as src:
+    with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
         try:
             hm.check_intervals_consistency(src.metas)
         except ReportError as e:

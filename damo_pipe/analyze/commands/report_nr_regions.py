@@ -27,7 +27,7 @@ def run(args):
     from damo_pipe.errors import UsageError
     if args.range[2] == 0:
         raise UsageError("--range step must not be zero")
-    with RecordSource.open(args.input) as src:
+    with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
         results = compute_nr_regions(src, args.sortby)
     sys.stdout.write(format_nr_regions(results, range(*args.range)) + "\n")
     return 0

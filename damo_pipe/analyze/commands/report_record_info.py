@@ -30,7 +30,7 @@ def prepare_parser(parser):
 def run(args):
     from damo_pipe.analyze._chunks import RecordSource
     from damo_pipe.analyze import record_info as R
-    with RecordSource.open(args.input) as src:
+    with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
         guides = R.record_guides(src, engine=args.engine)
     if args.json:
         import json

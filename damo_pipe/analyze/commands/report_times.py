@@ -52,7 +52,7 @@ def run(args):
     from damo_pipe.analyze.record_filter import build_filter
     access_pattern, _ = split_inputs(args.inputs)
     filt = build_filter(args)
-    with RecordSource.open([access_pattern]) as src:
+    with RecordSource.open([access_pattern], lenient=getattr(args, "lenient", False)) as src:
         intervals = P.access_intervals(src, filt, engine=args.engine)
     if args.json:
         import json

@@ -54,7 +54,7 @@ def run(args):
     if args.nr_cols_bar <= 0:
         raise UsageError("--nr_cols_bar must be positive")
     percentiles = list(range(*args.range))
-    with RecordSource.open(args.input) as src:
+    with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
         per_target = compute_wss(src, args.acc_thres, args.sz_thres, args.work_time,
                                  args.exclude_samples, args.sortby, args.engine)
     blocks = []
