@@ -478,7 +478,9 @@ def trace_scan(data, st, bint final, path=None):
     sid_a = np.empty(total, np.int64)
     rec_a = np.empty(total, np.int64)
     cdef int64_t[::1] sid_v = sid_a, rec_v = rec_a
-    cdef _Group g = _Group(st)
+    cdef _Group g = st.kernel_group
+    if g is None:
+        g = _Group(st)
     cdef int64_t next_sid = st.next_sid
     rec_of = st.rec_of
     targets = st.targets
@@ -596,6 +598,7 @@ def trace_scan(data, st, bint final, path=None):
             line0 += rr.nlines
     finally:
         g.store(st)
+        st.kernel_group = g       # valid until Python code changes the lists
         st.next_sid = next_sid
         st.line_no = line0
         st.events += events

@@ -64,8 +64,12 @@ class TraceState:
         #: strict reading: first line whose region starts below the end of the previous
         #: region of its snapshot (a hint in the error of an incomplete snapshot)
         self.first_disorder = None
+        #: the compiled engine's typed copy of the per-record lists (kept between calls;
+        #: every Python-side change of the lists drops it)
+        self.kernel_group = None
 
     def new_record(self, tid):
+        self.kernel_group = None
         idx = len(self.targets)
         self.rec_of[tid] = idx
         self.targets.append(tid)
@@ -94,6 +98,7 @@ class TraceState:
 
     def drop_open(self, r, line):
         """Drop the open snapshot of record ``r`` (lenient reading)."""
+        self.kernel_group = None
         self.dropped_sids.append(self.open_sid[r])
         self.dropped_snapshots += 1
         self.dropped_lines += self.count[r]
@@ -124,6 +129,7 @@ class TraceState:
     def add_line(self, line, tid, end_ns, nr, start, end, has_age, path=None):
         """Group one parsed event line (``has_age``: it has an age field); (snapshot id,
         record index), or None when the line is skipped (lenient reading)."""
+        self.kernel_group = None
         r = self.rec_of.get(tid)
         if r is None:
             r = self.new_record(tid)
