@@ -22,10 +22,10 @@ from damo_pipe.formats import binary, json_fast, trace_text  # noqa: E402
 from damo_pipe.formats.damo_json import regions_from_dicts as _regions  # noqa: E402
 
 
-
 def _state(st):
     """A TraceState's fields, without the compiled engine's cached typed copy."""
     return {k: v for k, v in vars(st).items() if k != "kernel_group"}
+
 
 def test_binary_scan_matches_reference():
     data = b"damon_recfmt_ver" + struct.pack("<i", 2)
