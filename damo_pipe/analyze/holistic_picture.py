@@ -358,9 +358,8 @@ def check_image_path(path):
 
 def save_holistic_image(tl, path, title=None, size=None):
     """Draw the Timeline into ``path`` (png, svg, pdf, jpeg by extension)."""
-    from damo_pipe.analyze.plots import DPI, _format_of
-    fmt = _format_of(path)
-    draw_timeline(tl, title, size).savefig(path, format=fmt, dpi=DPI)
+    from damo_pipe.analyze.plots import _save
+    _save(draw_timeline(tl, title, size), path)   # atomically, like every output
 
 
 def holistic_image_bytes(tl, title=None, size=None):

@@ -600,6 +600,12 @@ class ArchiveWriter:
             self.close()
 
     @property
+    def failed(self):
+        """True once a write could not be made (a full disk): :meth:`close` then closes
+        the file as it was after the last flush, and :meth:`flush` raises again."""
+        return self._failed
+
+    @property
     def nr_records(self):
         return len(self._records)
 

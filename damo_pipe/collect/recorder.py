@@ -190,9 +190,10 @@ class ArchiveRecorder:
             return
         path = self.writer.path
         try:
-            for side in self.side_recorders:
-                side.close(self.writer)   # the state at the end, too
-            self.flush()
+            if not self.writer.failed:    # after a full disk: as it was at the last flush
+                for side in self.side_recorders:
+                    side.close(self.writer)   # the state at the end, too
+                self.flush()
         finally:
             self.writer.close()
             self.writer = None

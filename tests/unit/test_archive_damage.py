@@ -1,0 +1,133 @@
+"""A damaged HDF5 archive is an error naming the file, the dataset and the row or
+chunk: an inconsistent snapshot table (checked on open) or a chunk that cannot be read
+or decompressed, through ``info``, ``report wss`` and ``convert`` alike; never a
+traceback, never a record with the wrong number of regions. The archives are damaged
+here, from ones written by the writer."""
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from benchmarks.gen import make_record
+from damo_pipe.analyze.cli import main
+from damo_pipe.archive import ArchiveReader, write_records
+from damo_pipe.archive.reader import check_snapshot_index
+from damo_pipe.errors import ArchiveError
+
+SNAPS = "/records/000000/snapshots/"
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    """(lz4, gzip) archives of 3 chunks of region rows each."""
+    d = tmp_path_factory.mktemp("arch")
+    rec = make_record(200, 1000, seed=11)      # 200000 regions: 4 chunks of 65536 rows
+    out = {}
+    for comp in ("lz4", "gzip"):
+        out[comp] = d / ("%s.h5" % comp)
+        write_records([rec], out[comp], compression=comp)
+    return out
+
+
+def damaged(tmp_path, src, change):
+    p = tmp_path / "damaged.h5"
+    shutil.copy(src, p)
+    with h5py.File(p, "r+") as f:
+        change(f)
+    return p
+
+
+def cli_error(capsys, *args):
+    rc = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, (rc, err)
+    return err[0]
+
+
+def commands(path, tmp_path):
+    return [("info", path), ("report", "wss", "--input", path),
+            ("convert", path, tmp_path / "out.json"), ("convert", path, tmp_path / "out.h5")]
+
+
+def set_row(column, row, value):
+    def change(f):
+        d = f[SNAPS + column]
+        d[row if row >= 0 else int(f["records/000000/committed"][0]) + row] = value
+    return change
+
+
+def shift(column, row, by):
+    def change(f):
+        d = f[SNAPS + column]
+        d[row] = d[row] + by
+    return change
+
+
+@pytest.mark.parametrize("change,want", [
+    (set_row("nr_regions", 3, 1 << 40),
+     "dataset %snr_regions, row 3: 1099511627776 regions from offset 3000, but "
+     "region_offset row 4 is 4000 (not contiguous)" % SNAPS),
+    (set_row("nr_regions", 7, -5), "dataset %snr_regions, row 7: negative region count -5"
+     % SNAPS),
+    (shift("region_offset", 5, 1), "dataset %snr_regions, row 4: 1000 regions from offset "
+     "4000, but region_offset row 5 is 5001 (not contiguous)" % SNAPS),
+    (set_row("region_offset", 0, 10), "dataset %sregion_offset, row 0: first offset 10, not 0"
+     % SNAPS),
+    (set_row("nr_regions", -1, 1010), "dataset %snr_regions, row 199: regions 199000-200009, "
+     "beyond the 200000 rows of the region columns" % SNAPS),
+    (set_row("nr_regions", -1, 1 << 40), "dataset %snr_regions, row 199: regions "
+     "199000-1099511826775, beyond the 200000 rows" % SNAPS),
+])
+def test_an_inconsistent_snapshot_table_is_an_error(tmp_path, capsys, archives, change, want):
+    p = damaged(tmp_path, archives["lz4"], change)
+    for args in commands(p, tmp_path):
+        line = cli_error(capsys, *args)
+        assert line.startswith("damo-analyze: error: %s: %s" % (p, want)), line
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("comp", ["lz4", "gzip"])
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_corrupt_chunk_names_the_dataset_and_chunk(tmp_path, capsys, archives, monkeypatch,
+                                                     comp, direct):
+    monkeypatch.setattr(ArchiveReader, "direct_chunks", direct)
+    p = tmp_path / "chunk.h5"
+    shutil.copy(archives[comp], p)
+    with h5py.File(p, "r") as f:
+        info = f["records/000000/regions/end"].id.get_chunk_info(2)
+    with open(p, "r+b") as fh:                  # the middle of chunk 2 of the end column
+        fh.seek(info.byte_offset + 8)
+        fh.write(b"\xff" * min(4096, info.size - 16))
+    want = ("damo-analyze: error: %s: dataset /records/000000/regions/end, chunk 2 "
+            "(rows 131072-196607): damaged, cannot be read (" % p)
+    for args in commands(p, tmp_path)[1:]:
+        assert cli_error(capsys, *args).startswith(want)
+    assert main(["info", str(p)]) == 0          # info reads the snapshot table only
+    capsys.readouterr()
+
+
+def test_the_check_itself():
+    o = np.array([0, 3, 5, 9], np.int64)
+    c = np.array([3, 2, 4, 1], np.int64)
+    assert check_snapshot_index("f", "/r", o, c, 10) == 4
+    # a SWMR writer's snapshots beyond the durable regions are dropped, not an error
+    assert check_snapshot_index("f", "/r", o, c, 9, swmr=True) == 3
+    with pytest.raises(ArchiveError, match="row 3: regions 9-9, beyond the 9 rows"):
+        check_snapshot_index("f", "/r", o, c, 9)
+    c2 = c.copy()
+    c2[3] = np.iinfo(np.int64).max
+    with pytest.raises(ArchiveError, match="row 3: region count .* out of range"):
+        check_snapshot_index("f", "/r", o, c2, 10)
+    assert check_snapshot_index("f", "/r", o[:0], c[:0], 0) == 0
+
+
+def test_the_frozen_v1_archive_and_sample_still_read():
+    from pathlib import Path
+
+    from damo_pipe.data import sample_path
+    for p in (Path(__file__).parents[1] / "data" / "archive-v1.h5", sample_path()):
+        with ArchiveReader(p) as r:
+            for i in range(len(r)):
+                rec = r.load(i)
+                assert len(rec.regions) == r.nr_regions(i)
