@@ -32,9 +32,10 @@ import shutil
 import numpy as np
 
 from damo_pipe._atomic import atomic_output
+from damo_pipe._diskspace import SpaceReservation, detach_hdf5_file
 from damo_pipe.archive import layout
 from damo_pipe.archive.sidetables import COMMITTED, GROUP
-from damo_pipe.errors import ArchiveError, RecordFormatError
+from damo_pipe.errors import ArchiveError, DiskFullError, RecordFormatError
 from damo_pipe.formats.perf_samples import ProfileSamples
 
 __all__ = ["PROFILE_GROUP", "attach_profile", "write_profile_group", "read_profile",
@@ -127,6 +128,21 @@ def _write_perf_data(g, path, comp):
     d.attrs["sha256"] = digest.hexdigest()
 
 
+def profile_nbytes(perf_data_path, samples):
+    """At most the bytes a profile adds to an archive (the perf.data, the sample
+    columns, the names): what to reserve before writing it."""
+    n = 0
+    if perf_data_path is not None:
+        try:
+            n += os.path.getsize(perf_data_path)
+        except OSError:
+            pass
+    if samples is not None:
+        n += sum(getattr(samples, c).nbytes for c in ProfileSamples.COLUMNS)
+        n += sum(16 + len(x) for x in list(samples.symbols) + list(samples.dsos))
+    return int(n * 1.05) + (64 << 10)
+
+
 def _compression_of(h5file):
     name = h5file.attrs.get("compression", layout.DEFAULT_COMPRESSION)
     if isinstance(name, bytes):
@@ -161,30 +177,49 @@ def attach_profile(archive_path, perf_data_path, samples, *, attrs=None):
             _copy_without_profile(path, tmp)
         else:
             shutil.copyfile(path, tmp)
+        # room for the profile before HDF5 writes it (HDF5 must never meet a full disk:
+        # damo_pipe._diskspace); DiskFullError names the archive
+        space = SpaceReservation(tmp, report_path=path)
         try:
+            space.ensure(profile_nbytes(perf_data_path, samples) + (1 << 20))
             with h5py.File(tmp, "r+", libver=("v110", "latest")) as dst:
                 write_profile_group(dst, perf_data_path, samples, attrs, _compression_of(dst))
         except OSError as e:
             raise ArchiveError("cannot add the CPU profile (%s)" % e, path=path) from None
+        finally:
+            space.release()
     return path
 
 
 def _copy_without_profile(path, tmp):
     import h5py
     import hdf5plugin  # noqa: F401  (filters needed to copy compressed chunks)
-    with h5py.File(path, "r") as src, h5py.File(tmp, "w", libver=("v110", "latest")) as dst:
-        for k, v in src.attrs.items():
-            dst.attrs[k] = v
-        for name in src:
-            if name != GROUP:
-                src.copy(src[name], dst, name=name)
-                continue
-            g = dst.create_group(GROUP)
-            for k, v in src[GROUP].attrs.items():
-                g.attrs[k] = v
-            for sub in src[GROUP]:
-                if sub != PROFILE_GROUP:
-                    src.copy(src[GROUP][sub], g, name=sub)
+    space = SpaceReservation(tmp, report_path=path)
+    try:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w", libver=("v110", "latest")) as dst:
+            try:
+                space.ensure(os.path.getsize(path) + (1 << 20))   # the copy is no larger
+            except DiskFullError:
+                detach_hdf5_file(dst)     # closing it must not meet the full disk either
+                raise
+            _copy_groups(src, dst)
+    finally:
+        space.release()
+
+
+def _copy_groups(src, dst):
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    for name in src:
+        if name != GROUP:
+            src.copy(src[name], dst, name=name)
+            continue
+        g = dst.create_group(GROUP)
+        for k, v in src[GROUP].attrs.items():
+            g.attrs[k] = v
+        for sub in src[GROUP]:
+            if sub != PROFILE_GROUP:
+                src.copy(src[GROUP][sub], g, name=sub)
 
 
 # -- reading ------------------------------------------------------------------------

@@ -640,16 +640,8 @@ def _growth(rows_flushed, rows, chunk_rows, row_bytes, packed):
 
 
 def _profile_bytes(perf_data_path, samples):
-    n = 0
-    if perf_data_path is not None:
-        try:
-            n += os.path.getsize(perf_data_path)
-        except OSError:
-            pass
-    if samples is not None:
-        n += sum(getattr(samples, c).nbytes for c in samples.COLUMNS)
-        n += sum(16 + len(x) for x in list(samples.symbols) + list(samples.dsos))
-    return n
+    from damo_pipe.archive.profile import profile_nbytes
+    return profile_nbytes(perf_data_path, samples)
 
 
 def _collect_storage_bytes(src_path):
@@ -745,7 +737,8 @@ def compact(path, finish=None, extra_bytes=0):
                 try:
                     space.ensure(os.path.getsize(path) + extra_bytes + _META_BYTES)
                 except DiskFullError:
-                    space.discard()
+                    if not detach_hdf5_file(dst):   # closing must not meet the full disk
+                        space.discard()
                     raise
                 for k, v in src.attrs.items():
                     dst.attrs[k] = v

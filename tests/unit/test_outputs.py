@@ -437,3 +437,19 @@ def test_the_collector_on_a_full_disk_stops_cleanly(small_fs, tmp_path, monkeypa
         k.stop()
         import shutil
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_attaching_a_profile_without_room_leaves_the_archive(tmp_path, monkeypatch):
+    from damo_pipe.archive import profile as AP
+    from tests.unit.test_archive_profile import _samples
+
+    path = tmp_path / "a.h5"
+    write_records([make_record(10, 20, seed=6)], path)
+    before = path.read_bytes()
+
+    def full(reservation, nbytes):
+        raise DiskFullError(reservation.report_path)
+    monkeypatch.setattr(_diskspace.SpaceReservation, "ensure", full)
+    with pytest.raises(DiskFullError, match="no space left on device writing %s$" % path):
+        AP.attach_profile(path, None, _samples(100))
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["a.h5"]
