@@ -88,6 +88,14 @@ def test_to_pandas_rows_equal_the_record_columns(inputs):
     assert df["start"].dtype == np.uint64 and df["start_ns"].dtype == np.int64
 
 
+def test_to_pandas_does_not_copy_the_region_columns():
+    with damo_pipe.open(SAMPLE) as rec:
+        (r,) = rec.records
+        df = rec.to_pandas()
+    for col in ("start", "end", "nr_accesses", "age"):
+        assert np.shares_memory(df[col].to_numpy(), getattr(r.regions, col)), col
+
+
 def test_records_equal_the_format_readers(inputs):
     path, records = inputs
     with damo_pipe.open(path) as rec:
