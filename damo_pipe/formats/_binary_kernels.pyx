@@ -26,6 +26,7 @@ cdef enum BinaryError:
     BIN_TRUNC_BLOCK
     BIN_TRUNC_TARGET
     BIN_TRUNC_REGIONS
+    BIN_REGION_ORDER
 
 _ERRORS = {
     BIN_NSEC: "bad snapshot time (nanoseconds field %(nsec)d not in [0, 10**9))",
@@ -33,6 +34,7 @@ _ERRORS = {
     BIN_TRUNC_BLOCK: "truncated block header (nr_targets)",
     BIN_TRUNC_TARGET: "truncated target header",
     BIN_TRUNC_REGIONS: "truncated region list (%(nr)d regions announced, %(left)d bytes left)",
+    BIN_REGION_ORDER: "region end %(end)d below its start %(start)d",
 }
 
 
@@ -84,11 +86,8 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
             if err != BIN_OK:
                 break
             p = q
-    if err != BIN_OK:
-        # BIN_TRUNC_REGIONS: the count is the 4 bytes before err_off (validated in pass 1)
-        nr = _ld_u32(b + err_off - 4) if err == BIN_TRUNC_REGIONS else 0
-        raise RecordFormatError(_ERRORS[err] % {"nr": nr, "left": n - err_off, "nsec": nsec},
-                                path=path, offset=err_off)
+    # a pass-1 error is raised after pass 2 has checked the regions before it (errors
+    # come in file order, like the Python twin's)
     end_pos = p
     tids_a = np.empty(nsnap, np.int64 if version == 1 else np.uint64)
     ends_a = np.empty(nsnap, np.int64)
@@ -102,6 +101,8 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
     cdef int64_t[::1] tid_i = tids_a if version == 1 else np.empty(0, np.int64)
     cdef uint64_t[::1] tid_u = tids_a if version != 1 else np.empty(0, np.uint64)
     cdef Py_ssize_t si = 0, ri = 0
+    cdef int err2 = BIN_OK
+    cdef Py_ssize_t err2_off = 0
     # pass 2: the same walk over [pos, end_pos), whose lengths pass 1 has validated;
     # si < nsnap and ri < total by construction
     p = pos
@@ -125,9 +126,38 @@ def binary_scan(buf, Py_ssize_t pos, int version, Py_ssize_t max_regions, path=N
                     s_v[ri] = _ld_u64(b + q)
                     e_v[ri] = _ld_u64(b + q + 8)
                     a_v[ri] = _ld_u32(b + q + 16)
+                    if e_v[ri] < s_v[ri] and err2 == BIN_OK:
+                        err2 = BIN_REGION_ORDER; err2_off = q
                     q += REGION_SIZE
                     ri += 1
                 si += 1
             p = q
+            if err2 != BIN_OK:
+                break
+        if err2 == BIN_OK and (err == BIN_TRUNC_TARGET or err == BIN_TRUNC_REGIONS):
+            # the targets of the failing block that pass 1 validated before the error
+            # (the twin reads their regions before it meets the error)
+            q = end_pos + BLOCK_HEADER + 4
+            while q < err_off:
+                nr = _ld_u32(b + q + tid_sz)
+                q += tid_sz + 4
+                if q >= err_off:
+                    break
+                for i in range(nr):
+                    if _ld_u64(b + q + 8) < _ld_u64(b + q):
+                        err2 = BIN_REGION_ORDER; err2_off = q
+                        break
+                    q += REGION_SIZE
+                if err2 != BIN_OK:
+                    break
+    if err2 != BIN_OK:
+        raise RecordFormatError(_ERRORS[err2] % {"start": _ld_u64(b + err2_off),
+                                                 "end": _ld_u64(b + err2_off + 8)},
+                                path=path, offset=err2_off)
+    if err != BIN_OK:
+        # BIN_TRUNC_REGIONS: the count is the 4 bytes before err_off (validated in pass 1)
+        nr = _ld_u32(b + err_off - 4) if err == BIN_TRUNC_REGIONS else 0
+        raise RecordFormatError(_ERRORS[err] % {"nr": nr, "left": n - err_off, "nsec": nsec},
+                                path=path, offset=err_off)
     return (end_pos, tids_a.tolist(), ends_a.tolist(), nrs_a.tolist(), offs_a.tolist(),
             s_a, e_a, a_a)

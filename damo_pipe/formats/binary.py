@@ -15,7 +15,9 @@ remaining bytes *before* allocating, and raise :class:`RecordFormatError` naming
 byte offset of truncation (also 1 to 15 bytes after the last block: a cut block
 header), of a nanoseconds field outside [0, 10**9) (damo and the kernel recorder wrote
 normalised timespecs; a misaligned read after a lost or repeated region entry meets
-one), and "snapshot is not sorted by time" when a target's end time goes backwards.
+one), of a region whose end is below its start (DAMON regions never are; misaligned
+reads often are), and "snapshot is not sorted by time" when a target's end time goes
+backwards.
 A file without the version header (v0) and without any snapshot is no record.  Records are created per target id in first-seen order; no age,
 no intervals.  The first snapshot's start is deduced like for traces (_assemble.py).
 """
@@ -82,6 +84,9 @@ def py_binary_scan(buf, pos, version, max_regions, path=None):
                     % (nr, n - p), path=path, offset=p)
             for i in range(nr):
                 s, e, a = struct.unpack_from("<QQI", buf, p)
+                if e < s:
+                    raise RecordFormatError("region end %d below its start %d" % (e, s),
+                                            path=path, offset=p)
                 starts.append(s)
                 ends_a.append(e)
                 accs.append(a)
