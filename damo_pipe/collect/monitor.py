@@ -204,6 +204,9 @@ def monitor(target: RecordTarget, options: MonitorOptions, *, tree, ownership,
         check_ongoing(tree, ownership)
     target = dataclasses.replace(target, quiet=True)
     profile = options.cpu_profile if options.report_type == "holistic" else None
+    if profile is not None:
+        # a round's hotspots come from `perf report` on its perf.data: no sample table
+        profile = dataclasses.replace(profile, samples=False)
     own_dir = options.workdir is None
     workdir = tempfile.mkdtemp(prefix="damo-collect-monitor-") if own_dir else options.workdir
     reports = None

@@ -71,6 +71,7 @@ class ProfileOptions:
     clock: str = PROFILE_CLOCK          # perf record -k
     event: Optional[str] = None         # -e (None: perf's default, cycles or cpu-clock)
     freq: Optional[int] = None          # -F (None: perf's default, 4000 Hz)
+    samples: bool = True                # parse each part into the sample table (perf script)
     switch_timeout: float = 120.0       # for perf to finish a part after SIGUSR2
     stop_timeout: float = 120.0         # for perf to finish after SIGINT
 
@@ -355,12 +356,15 @@ class ProfileRecorder(SideRecorder):
 
     def _store(self, writer, part):
         """Parse ``part`` and have the writer store it while the archive closes."""
-        attrs = {"perf_clock": self.options.clock, "time_offset_ns": 0,
+        clock = self.options.clock
+        attrs = {"perf_clock": clock[len("CLOCK_"):].lower() if clock.startswith("CLOCK_")
+                 else clock, "time_offset_ns": 0, "source": "damo-collect",
                  "scope": self.options.scope, "perf_command": self.summary["perf_command"] or "",
                  "part_name": os.path.basename(part)}
         samples = None
         try:
-            samples = self._read(part)
+            if self.options.samples:
+                samples = self._read(part)
         except Exception as e:  # noqa: BLE001 - keep the bytes, say why there are no samples
             attrs["samples_error"] = str(e)
             log.warning("the CPU profile part %s could not be parsed (%s); storing it "

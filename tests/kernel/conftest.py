@@ -257,17 +257,36 @@ def warm_imports():
             __import__("damo_pipe.collect.commands." + mod)
         try:
             import damo_pipe.analyze.access  # noqa: F401
+            import damo_pipe.analyze.holistic  # noqa: F401
+            import damo_pipe.collect.monitor  # noqa: F401
+            import damo_pipe.formats.perf_samples  # noqa: F401
         except ImportError:
             pass
 
 
+#: what ``record`` records in these tests unless a test gives --do_record: no CPU
+#: profile (perf's start-up and each perf script/report walk /lib/modules over 9p, 20-40 s
+#: under TCG); tests/kernel/test_holistic_kernel.py records it
+DEFAULT_DO_RECORD = ("--do_record", "access", "mem_footprint")
+
+
+def with_default_do_record(args):
+    """``args`` of a ``record`` command line with DEFAULT_DO_RECORD unless it has one."""
+    args = [str(a) for a in args]
+    if args and args[0] == "record" and "--do_record" not in args:
+        cut = args.index("--") if "--" in args else len(args)
+        args[cut:cut] = list(DEFAULT_DO_RECORD)
+    return args
+
+
 @pytest.fixture
 def collect(env):
-    """Run damo-collect to completion (forked): returns an object with returncode/stdout/stderr."""
+    """Run damo-collect to completion (forked): returns an object with returncode/stdout/stderr.
+    ``record`` runs without the CPU profile unless asked (DEFAULT_DO_RECORD)."""
     done = []
 
     def run(*args, timeout=200, check=True):
-        p = Forked(args, env)
+        p = Forked(with_default_do_record(args), env)
         done.append(p)
         try:
             p.wait(timeout)
@@ -286,11 +305,12 @@ def collect(env):
 
 @pytest.fixture
 def collect_bg(env):
-    """Start damo-collect in the background (forked); SIGTERM/SIGKILL at teardown if running."""
+    """Start damo-collect in the background (forked); SIGTERM/SIGKILL at teardown if running.
+    ``record`` runs without the CPU profile unless asked (DEFAULT_DO_RECORD)."""
     procs = []
 
     def start(*args):
-        p = Forked(args, env)
+        p = Forked(with_default_do_record(args), env)
         procs.append(p)
         return p
     yield start
@@ -359,6 +379,19 @@ def diagnostics(proc=None, archive=None, workload=None):
         except Exception as e:   # noqa: BLE001 - what the reader says is the diagnostic
             out.append("archive %s: %s: %s" % (archive, type(e).__name__, e))
     return "\n".join(out)
+
+
+@pytest.fixture
+def fast_perf_start():
+    """kernel.kptr_restrict=2 while the test runs (restored after): perf record then skips
+    the kernel's maps, whose module paths it would look up under /lib/modules over 9p
+    (40-200 s of start-up under TCG; 3 s without). Kernel samples stay unnamed; the
+    tests look at user-space functions and DAMON tracepoints only."""
+    knob = Path("/proc/sys/kernel/kptr_restrict")
+    old = knob.read_text().strip()
+    knob.write_text("2")
+    yield
+    knob.write_text(old)
 
 
 class TestTimeout(Exception):

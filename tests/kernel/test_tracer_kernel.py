@@ -107,7 +107,7 @@ def trace_snapshots(path):
 
 @pytest.mark.parametrize("kind", ["tracefs", "perf"])
 def test_record_with_tracer_agrees_with_sysfs_and_restores(kind, workload, collect_bg,
-                                                          tmp_path):
+                                                          tmp_path, fast_perf_start):
     before = tracefs_state()
     w = workload("--mib", "100", "--mode", "hwc")
     out = str(tmp_path / (kind + ".h5"))

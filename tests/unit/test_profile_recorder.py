@@ -82,7 +82,7 @@ def test_profile_stored_in_the_archive_and_perf_stopped_with_sigint(fake, tree, 
     assert t0 <= int(samples.time_ns[0]) and int(samples.time_ns[-1]) <= t1
     snaps = read_archive_records(tmp_path / "r.h5")[0].snapshots
     assert abs(int(snaps.end_ns[0]) - int(samples.time_ns[0])) < 5 * 10 ** 9
-    assert attrs["perf_clock"] == "CLOCK_REALTIME" and attrs["scope"] == "system"
+    assert attrs["perf_clock"] == "realtime" and attrs["scope"] == "system"
     assert "-a -k CLOCK_REALTIME --switch-output=signal" in attrs["perf_command"]
     assert leftovers(tmp_path) == []          # the part was deleted once stored
     summary = result.side_summaries["cpu_profile"]
@@ -102,6 +102,18 @@ def test_each_rotated_archive_gets_its_own_profile(fake, tree, owner, tmp_path, 
         spans.append((int(samples.time_ns[0]), int(samples.time_ns[-1])))
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert end < start               # consecutive, not overlapping
+    assert leftovers(tmp_path) == []
+
+
+def test_bytes_only_and_sampling_frequency(fake, tree, owner, tmp_path, perf):
+    from damo_pipe.archive.profile import extract_perf_data
+    record(tree, owner, tmp_path, perf, timeout=0.6,
+           profile=ProfileOptions(perf=perf, samples=False, freq=99))
+    samples, attrs = read_profile(tmp_path / "r.h5")
+    assert samples is None and "samples_error" not in attrs
+    assert " -F 99" in attrs["perf_command"]
+    data = extract_perf_data(tmp_path / "r.h5", tmp_path / "x.data")
+    assert Path(data).read_text().count("hot_loop") > 5
     assert leftovers(tmp_path) == []
 
 

@@ -86,6 +86,9 @@ def add_profile_options(parser, do_record=True):
     g.add_argument("--perf_path", metavar="PATH", default=None,
                    help="perf executable for the CPU profile and --tracer perf (default: "
                         "perf in PATH)")
+    g.add_argument("--cpu_profile_freq", type=int, metavar="HZ", default=None,
+                   help="CPU profile sampling frequency (perf record -F; default: perf's, "
+                        "4000 Hz)")
     return g
 
 

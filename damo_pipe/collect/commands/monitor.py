@@ -38,8 +38,6 @@ def prepare_parser(parser):
                         help="seconds recorded per report (default 3)")
     parser.add_argument("--count", type=int, default=0, metavar="N",
                         help="stop after N reports (default 0: until stopped)")
-    parser.add_argument("--perf_path", metavar="PATH", default=None,
-                        help="perf executable for the holistic view's CPU profile")
     parser.add_argument("--no_cpu_profile", action="store_true",
                         help="holistic view without hotspots (no perf record)")
     parser.add_argument("--profile_wait", type=float, default=300.0, metavar="SECONDS",
@@ -49,6 +47,7 @@ def prepare_parser(parser):
     parser.add_argument("--engine", choices=("auto", "cython", "python"), default="auto",
                         help=_suppress())
     _options.add_monitoring_options(parser)
+    _options.add_profile_options(parser, do_record=False)
     _options.add_sysfs_options(parser)
 
 
@@ -69,7 +68,8 @@ def run(args):
     # a test tree (--sysfs_root): no profile of the real machine unless a perf is given
     if args.report_type == "holistic" and not args.no_cpu_profile and (
             args.sysfs_root is None or args.perf_path is not None):
-        profile = profile_options_for(["cpu_profile"], args.perf_path)
+        profile = profile_options_for(["cpu_profile"], args.perf_path,
+                                      freq=args.cpu_profile_freq)
     options = MonitorOptions(
         delay=args.delay, count=args.count, report_type=args.report_type, cpu_profile=profile,
         profile_wait=args.profile_wait, flush_interval=args.flush_interval, engine=args.engine,

@@ -61,7 +61,8 @@ def _recording_options(args):
         compression=args.compression, engine=args.engine, proc_root=args.proc_root,
         command_line=" ".join(["damo-collect", "record"] + list(args.target)),
         footprints="mem_footprint" in words,
-        cpu_profile=profile_options_for(words, _options.perf_path(args)))
+        cpu_profile=profile_options_for(words, _options.perf_path(args),
+                                        freq=args.cpu_profile_freq))
 
 
 def run(args):
