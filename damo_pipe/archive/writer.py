@@ -116,6 +116,7 @@ class ArchiveWriter:
         self._records = []
         self._tables = []   # SideTables, committed with the records
         self._tables_flushed = []   # their rows on disk at the last flush
+        self._unflushed = set()     # records with rows written since the last flush
         self._pending = []  # per record: list of chunks not yet written
         self._swmr_started = False
         self._profile = None   # (perf.data path, samples, attrs) stored at close
@@ -346,6 +347,7 @@ class ArchiveWriter:
                              sum(c.nr_regions for c in chunks),
                              sum(len(c.regions.probe_hits) for c in chunks
                                  if c.regions.probe_hits is not None), optional))
+        self._unflushed.add(record_idx)
         with self._hdf5_writes():
             self._write_chunks(record_idx, chunks)
         st = self._records[record_idx]
@@ -479,7 +481,9 @@ class ArchiveWriter:
         packed = bool(self._compression)
         end = self._size_at_flush + extra + _META_BYTES \
             + _META_PER_RECORD * (len(self._records) + len(self._tables))
-        for i, st in enumerate(self._records):
+        todo = self._unflushed if batch is None else self._unflushed | {batch[0]}
+        for i in todo:     # records with no row since the last flush add nothing
+            st = self._records[i]
             add = batch[1:] if batch is not None and batch[0] == i else (0, 0, 0, 0)
             f_snaps, f_regions, f_hits = st["flushed"]
             snaps = st["snapshots"] + add[0]
@@ -496,15 +500,16 @@ class ArchiveWriter:
         return end
 
     def _has_unflushed(self):
-        return any((st["snapshots"], st["regions"], st["probe_hits"]) != st["flushed"]
-                   for st in self._records) or \
+        return bool(self._unflushed) or \
             any(t.rows_written != f for t, f in zip(self._tables, self._tables_flushed))
 
     def _hdf5_flush(self):
         """Flush the HDF5 file and take its size as the new base of the space bound."""
         self._file.flush()
-        for st in self._records:
+        for i in self._unflushed:
+            st = self._records[i]
             st["flushed"] = (st["snapshots"], st["regions"], st["probe_hits"])
+        self._unflushed.clear()
         self._tables_flushed = [t.rows_written for t in self._tables]
         self._size_at_flush = os.path.getsize(self.path)
 

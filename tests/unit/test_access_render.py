@@ -160,6 +160,9 @@ def test_cli_errors(tmp_path, capsys, monkeypatch):
     from damo_pipe.analyze.cli import main
     monkeypatch.chdir(tmp_path)
     assert main(["report", "access", "--input", "missing.data"]) == 1
+    out, err = capsys.readouterr()     # a missing file: the one wording of every command
+    assert out == "" and err == "damo-analyze: error: missing.data: no such file\n"
+    assert main(["report", "access", "--input", "."]) == 1     # not a file: damo's words
     assert capsys.readouterr().out == "--input handling failed (unsupported input)\n"
     rc = main(["report", "access"])
     err = capsys.readouterr().err

@@ -257,7 +257,7 @@ def test_bad_requests_touch_nothing(fake, tree, owner, tmp_path):
                       spec_builder=paddr_spec, tracer=tracer)
     with pytest.raises(CollectError, match="no monitoring started by damo-collect"):
         make(tree, owner, tmp_path, RecordTarget(ongoing=True), spec_builder=None).run()
-    with pytest.raises(UsageError, match="cannot run"):
+    with pytest.raises(CollectError, match="missing: no such file"):
         make(tree, owner, tmp_path, RecordTarget(command=[str(tmp_path / "missing")])).run()
     fake.sync()
     assert fake.commands == [] and tree.read("kdamonds/nr_kdamonds") == "0"
