@@ -16,7 +16,10 @@ content (--input_type forces it).  The output format comes from the OUTPUT exten
 --format.  Several inputs, or a directory, convert into the OUTPUT directory, one file
 each (same relative name, the format's extension).  Large inputs are streamed:
 converting to an archive keeps memory bounded whatever the input size.  Outputs are
-written under a temporary name and renamed when complete.
+written under a temporary name (.OUTPUT.dp-*.tmp) and renamed when complete, keeping
+the mode of a file they replace; a full disk or a missing directory is one error line
+(exit status 1) and leaves any earlier OUTPUT as it was; the next run removes the
+temporary file of a killed one.  A directory without record files is an error.
 
 damo's side files go along (--no_side_files: not): X.mem_footprint and X.profile
 beside a record file X become the archive's memory-footprint tables and CPU profile
