@@ -83,12 +83,16 @@ def temp_name(path):
 
 
 def _parse_temp(name, base):
-    """(host, pid, start) of a temporary name made for output ``base``, or None."""
-    prefix = "." + base + _MARK
-    if not name.startswith(prefix) or not name.endswith(_SUFFIX):
+    """(host, pid, start) of a temporary name made for output ``base`` (or for one of
+    its temporary files, e.g. the one an archive written to a scratch file gets), or
+    None."""
+    if not name.startswith(".") or not name.endswith(_SUFFIX):
         return None
-    parts = name[len(prefix):-len(_SUFFIX)].split("-")
-    if len(parts) != 4 or len(parts[0]) != 8 or len(parts[3]) != 6:
+    inner, mark, tail = name[1:-len(_SUFFIX)].rpartition(_MARK)
+    parts = tail.split("-")
+    if not mark or len(parts) != 4 or len(parts[0]) != 8 or len(parts[3]) != 6:
+        return None
+    if inner != base and _parse_temp(inner, base) is None:
         return None
     try:
         int(parts[0], 16)

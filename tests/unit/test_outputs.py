@@ -146,6 +146,10 @@ def test_stale_temps_of_dead_writers_only_are_removed(tmp_path):
         start = _atomic._start_time(live.pid)
         names = {
             "dead": ".o.h5.dp-%s-%d-%d-abcdef.tmp" % (host, _dead_pid(), 12345),
+            # the temporary file of a temporary file (an archive written to a scratch
+            # file, then converted): ours too
+            "dead, nested": "..o.h5.dp-%s-%d-%d-abcdek.tmp.dp-%s-%d-%d-abcdel.tmp"
+                            % (host, _dead_pid(), 1, host, _dead_pid(), 2),
             "reused pid": ".o.h5.dp-%s-%d-%d-abcdeg.tmp" % (host, live.pid, start + 1),
             "live": ".o.h5.dp-%s-%d-%d-abcdeh.tmp" % (host, live.pid, start),
             "other host": ".o.h5.dp-%08x-%d-%d-abcdei.tmp" % ((int(host, 16) ^ 1),
@@ -157,7 +161,7 @@ def test_stale_temps_of_dead_writers_only_are_removed(tmp_path):
             (tmp_path / n).write_bytes(b"x")
         removed = _atomic.remove_stale_temps(out)
         assert sorted(os.path.basename(p) for p in removed) == sorted(
-            [names["dead"], names["reused pid"]])
+            [names["dead"], names["dead, nested"], names["reused pid"]])
         left = set(os.listdir(tmp_path))
         assert left == {names[k] for k in ("live", "other host", "unmarked", "other output")}
     finally:
