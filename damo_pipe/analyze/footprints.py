@@ -19,7 +19,8 @@ from damo_pipe.errors import RecordFormatError, ReportError
 from damo_pipe.formats.footprints import MEMINFO_FIELDS, STATM_FIELDS, MemFootprints
 
 __all__ = ["METRICS", "load_footprints", "archive_footprints", "footprint_values",
-           "select_time_range", "format_footprints", "footprints_json", "plot_footprints",
+           "select_time_range", "format_footprints", "footprints_json", "footprints_csv",
+           "plot_footprints",
            "footprints_for"]
 
 METRICS = ("vsz", "rss", "sys_used")
@@ -131,21 +132,52 @@ def format_footprints(fp, metrics, percentiles, sortby="size", raw=False, all_va
                                  all_values, nr_cols_bar) for m in metrics)
 
 
-def footprints_json(fp, metrics, percentiles, sortby="size", all_values=False):
-    """The same numbers as a JSON-ready dict (bytes; our extension)."""
-    from damo_pipe.analyze.dist import percentile_value
-    out = {"source": fp.source, "sortby": sortby, "nr_snapshots": fp.nr_snapshots,
-           "time_ns": [int(fp.time_ns[0]), int(fp.time_ns[-1])] if fp.nr_snapshots else None,
-           "metrics": {}}
+def footprints_json(fp, metrics, percentiles, sortby="size", all_values=False, *,
+                    inputs=None, origin_ns=None, options=None):
+    """``report footprints --json`` (docs/json.md, ``damo-pipe/footprints``): per metric
+    the average, percentiles and (``all_values``) every value, in bytes; footprint times
+    are the wall clock. ``origin_ns``: the first footprint snapshot's time (default: of
+    ``fp``)."""
+    from damo_pipe.analyze.export import document, percentile_rows, seconds, time_fields
+    n = fp.nr_snapshots
+    if origin_ns is None and n:
+        origin_ns = int(fp.time_ns[0])
+    body = {"source": fp.source, "nr_snapshots": n}
+    body.update(time_fields("first", int(fp.time_ns[0]) if n else None, origin_ns))
+    body.update(time_fields("last", int(fp.time_ns[-1]) if n else None, origin_ns))
+    body["metrics"] = {}
     for m in metrics:
         values = footprint_values(fp, m, sortby == "size")
-        entry = {"average_bytes": sum(values) / len(values) if values else None,
-                 "percentiles": [{"percentile": p, "bytes": percentile_value(values, p)}
-                                 for p in percentiles] if values else []}
+        entry = {"nr_values": len(values),
+                 "average_bytes": sum(values) / len(values) if values else None,
+                 "percentiles": percentile_rows(values, percentiles)}
         if all_values:
-            entry["values"] = values
-        out["metrics"][m] = entry
-    return out
+            entry["values_bytes"] = values
+            if sortby == "time":
+                entry["time_ns"] = [int(t) for t in fp.time_ns]
+                entry["time_s"] = [seconds(t, origin_ns) for t in entry["time_ns"]]
+        body["metrics"][m] = entry
+    options = dict(options or {}, sortby=sortby)
+    return document("footprints", body, inputs=inputs, time_origin_ns=origin_ns,
+                    options=options, units={"metrics": "vsz, rss: summed over the monitored "
+                                            "processes; sys_used: MemTotal - MemFree"})
+
+
+def footprints_csv(doc):
+    """``report footprints --csv``: ``metric,percentile,bytes`` rows or, when the
+    document lists every value, ``metric,index,bytes,time_ns,time_s``."""
+    from damo_pipe.analyze.export import csv_text
+    metrics = doc["metrics"]
+    if any("values_bytes" in e for e in metrics.values()):
+        rows = []
+        for m, e in metrics.items():
+            n = len(e["values_bytes"])
+            times, secs = e.get("time_ns") or [None] * n, e.get("time_s") or [None] * n
+            rows += [(m, k, v, times[k], secs[k]) for k, v in enumerate(e["values_bytes"])]
+        return csv_text(["metric", "index", "bytes", "time_ns", "time_s"], rows)
+    return csv_text(["metric", "percentile", "bytes"],
+                    [(m, p["percentile"], p["bytes"]) for m, e in metrics.items()
+                     for p in e["percentiles"]])
 
 
 def plot_footprints(fp, metrics, sortby, path):

@@ -25,7 +25,8 @@ import numpy as np
 
 from damo_pipe.errors import ReportError
 
-__all__ = ["heatmap_axes_text", "holistic_wss", "format_short", "format_long", "holistic_report"]
+__all__ = ["heatmap_axes_text", "holistic_wss", "format_short", "format_long", "holistic_report",
+           "holistic_json"]
 
 PERCENTILES = (0, 25, 50, 75, 100)
 #: total snapshots above which damo adjusts the records before the WSS distribution
@@ -162,3 +163,55 @@ def holistic_report(access_pattern, footprints=None, profile=None, long=False, p
     if long:
         return format_long(guides, wss_by_size, wss_in_time, fp, perf_lines)
     return format_short(guides, wss_by_size, fp, perf_lines, last_n_sec)
+
+
+def _dist_entry(values, percentiles=PERCENTILES):
+    from damo_pipe.analyze.export import percentile_rows
+    n = len(values)
+    return {"nr_values": n, "average_bytes": sum(values) / n if n else None,
+            "percentiles": percentile_rows(values, percentiles)}
+
+
+def holistic_json(access_pattern, footprints=None, profile=None, perf_path="perf", top=None,
+                  engine="cython"):
+    """``report holistic --json`` (docs/json.md, ``damo-pipe/holistic``): the records'
+    ranges (as ``record_info``), the WSS distribution the text shows, the footprint
+    distributions and the ``top`` hotspot functions of the whole recording counted from
+    the CPU-profile samples (an archive's sample table, or the perf.data through ``perf
+    script``). A missing footprint or profile is null with a note, not an error."""
+    from damo_pipe.analyze._chunks import RecordSource
+    from damo_pipe.analyze.export import document, origin_of
+    from damo_pipe.analyze.footprints import METRICS, footprint_values, footprints_for
+    from damo_pipe.analyze.heatmap import compute_guides
+    from damo_pipe.analyze.hotspots import hotspots, hotspots_json
+    from damo_pipe.analyze.profile import load_profile_samples
+    from damo_pipe.analyze.record_info import record_entries
+    from damo_pipe.errors import DamoPipeError
+    with RecordSource.open([access_pattern]) as src:
+        guides = compute_guides(src, engine=engine)
+        wss_by_size, _ = holistic_wss(src, engine)
+        origin = origin_of(src)
+    notes = []
+    try:
+        fp = footprints_for(access_pattern, footprints)
+    except DamoPipeError as e:
+        fp = None
+        notes.append("no memory footprints: %s" % e)
+    fps = None if fp is None else {m: _dist_entry(footprint_values(fp, m, True))
+                                   for m in METRICS}
+    samples, source = load_profile_samples(access_pattern, profile, perf_path, notes)
+    spots = None
+    if samples is not None:
+        spots = {"source": source, "nr_samples": len(samples),
+                 "functions": hotspots_json(hotspots(samples, top=top, engine=engine))}
+    inputs = {"access_pattern": str(access_pattern),
+              "footprints": None if fp is None else fp.source,
+              "profile": None if profile is None else str(profile)}
+    return document("holistic", {
+        "records": record_entries(guides, origin),
+        "wss": _dist_entry([int(v) for v in wss_by_size]),
+        "footprints": fps, "hotspots": spots, "notes": notes},
+        inputs=inputs, time_origin_ns=origin,
+        options={"percentiles": list(PERCENTILES), "hotspot_top": top},
+        units={"samples": "CPU-profile samples (count)",
+               "share": "samples / nr_samples (0..1)"})

@@ -108,32 +108,8 @@ def _record_span(src):
 
 def _samples_for(access_pattern, profile, perf_path, notes):
     """ProfileSamples on the record's clock, or None (with a note saying why)."""
-    from damo_pipe.analyze.profile import (_archive_profile_attrs, profile_offset_ns,
-                                           profile_path)
-    from damo_pipe.perf_tool import perf_available
-    if profile is None and _archive_profile_attrs(access_pattern) is not None:
-        from damo_pipe.archive.profile import read_profile
-        samples, attrs = read_profile(str(access_pattern))
-        if samples is not None:
-            return samples
-        if "samples_error" in attrs:
-            notes.append("the archive's CPU profile has no sample table (%s)"
-                         % attrs["samples_error"])
-    with profile_path(access_pattern, profile) as path:
-        if not os.path.isfile(path):
-            notes.append("no CPU profile (%s): no hotspot panel" % path)
-            return None
-        if not perf_available(perf_path):
-            notes.append("perf is not installed: no hotspot panel")
-            return None
-        from damo_pipe.formats.perf_samples import read_perf_samples
-        try:
-            samples = read_perf_samples(path, perf=perf_path)
-        except DamoPipeError as e:
-            notes.append("CPU profile not read: %s" % e)
-            return None
-    offset = profile_offset_ns(access_pattern, profile)
-    return samples.shifted(offset) if offset else samples
+    from damo_pipe.analyze.profile import profile_samples
+    return profile_samples(access_pattern, profile, perf_path, notes, missing="no hotspot panel")
 
 
 def compute_timeline(access_pattern, footprints=None, profile=None, *, nr_windows=DEFAULT_WINDOWS,

@@ -26,17 +26,38 @@ def record_nr_regions(chunks, skip=SKIP):
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def compute_nr_regions(records, sortby="size", skip=SKIP):
-    """[(target_id, counts)] per record in file order (counts sorted unless sortby='time')."""
+def compute_nr_regions(records, sortby="size", skip=SKIP, selection=None):
+    """[(target_id, counts)] per record in file order (counts sorted unless sortby='time').
+
+    ``selection`` (:class:`damo_pipe.analyze.selection.Selection`): only its snapshots,
+    counting the regions that overlap its address range; ``skip`` still counts from
+    each record's first snapshot."""
     src = RecordSource.of(records)
     out = []
     for i, meta in enumerate(src.metas):
-        # the snapshot table alone holds the counts: no region is read
-        counts = np.array(src.snapshot_table(i).nr_regions[skip:], np.int64)
+        if selection:
+            counts = _selected_counts(src, i, selection, skip)
+        else:
+            # the snapshot table alone holds the counts: no region is read
+            counts = np.array(src.snapshot_table(i).nr_regions[skip:], np.int64)
         if sortby != "time":
             counts = np.sort(counts, kind="stable")
         out.append((meta.target_id, counts))
     return out
+
+
+def _selected_counts(src, i, selection, skip):
+    """Region counts of the selected snapshots of record i after the record's first
+    ``skip`` (the snapshot table alone without an address range)."""
+    from damo_pipe.analyze.selection import iter_selected_chunks, snapshot_range
+    lo, hi = snapshot_range(src.snapshot_table(i), selection.time_range)
+    first = max(skip, lo)
+    if selection.address_range is None:
+        return np.array(src.snapshot_table(i).nr_regions[first:hi], np.int64)
+    parts = [c.snapshots.nr_regions for c in iter_selected_chunks(src, i, selection,
+                                                                  columns=("start", "end"))]
+    counts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return np.array(counts[first - lo:], np.int64)
 
 
 def format_nr_regions(results, percentiles):
@@ -57,3 +78,26 @@ def format_nr_regions(results, percentiles):
                 idx = n - 1
             lines.append("%d\t%d" % (p, values[idx]))
     return "\n".join(lines)
+
+
+def nr_regions_json(results, percentiles, *, inputs=None, options=None, origin_ns=None):
+    """``report nr_regions --json`` (docs/json.md, ``damo-pipe/nr_regions``): per record,
+    the counts' number, exact mean (the text truncates it) and percentiles."""
+    from damo_pipe.analyze.export import document, percentile_rows
+    targets = []
+    for tid, counts in results:
+        values = [int(v) for v in counts]
+        n = len(values)
+        targets.append({"target_id": tid, "nr_values": n,
+                        "average": sum(values) / n if n else None,
+                        "percentiles": percentile_rows(values, percentiles, "nr_regions")})
+    return document("nr_regions", {"targets": targets}, inputs=inputs,
+                    time_origin_ns=origin_ns, units={"nr_regions": "count"}, options=options)
+
+
+def nr_regions_csv(doc):
+    """``report nr_regions --csv``: ``target_id,percentile,nr_regions`` rows."""
+    from damo_pipe.analyze.export import csv_text
+    return csv_text(["target_id", "percentile", "nr_regions"],
+                    [(t["target_id"], p["percentile"], p["nr_regions"]) for t in doc["targets"]
+                     for p in t["percentiles"]])

@@ -16,8 +16,9 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["access_intervals", "format_times", "times_json", "perf_time_args",
+__all__ = ["access_intervals", "format_times", "times_json", "times_csv", "perf_time_args",
            "default_profile_path", "profile_path", "profile_offset_ns", "shift_intervals",
+           "profile_samples", "load_profile_samples", "samples_in", "profile_json", "profile_csv",
            "ENGINES"]
 
 ENGINES = ("cython", "python")
@@ -90,10 +91,25 @@ def format_times(intervals):
     return "\n".join(lines)
 
 
-def times_json(intervals):
-    """A JSON-ready list of {start_ns, end_ns, start_s, end_s} (our extension)."""
-    return [{"start_ns": s, "end_ns": e, "start_s": _seconds(s), "end_s": _seconds(e)}
+def interval_entries(intervals, origin_ns):
+    """[{start_ns, end_ns, start_s, end_s}] (ns ints; seconds from ``origin_ns``)."""
+    from damo_pipe.analyze.export import time_fields
+    return [dict(time_fields("start", s, origin_ns), **time_fields("end", e, origin_ns))
             for s, e in intervals]
+
+
+def times_json(intervals, *, inputs=None, origin_ns=None):
+    """``report times --json`` (docs/json.md, ``damo-pipe/times``): the intervals."""
+    from damo_pipe.analyze.export import document
+    return document("times", {"intervals": interval_entries(intervals, origin_ns)},
+                    inputs=inputs, time_origin_ns=origin_ns)
+
+
+def times_csv(doc):
+    """``report times --csv``: ``start_ns,end_ns,start_s,end_s`` rows."""
+    from damo_pipe.analyze.export import csv_text
+    header = ["start_ns", "end_ns", "start_s", "end_s"]
+    return csv_text(header, [[iv[k] for k in header] for iv in doc["intervals"]])
 
 
 def perf_time_args(intervals):
@@ -172,3 +188,87 @@ def shift_intervals(intervals, offset_ns):
     if not offset_ns:
         return intervals
     return [[s - offset_ns, e - offset_ns] for s, e in intervals]
+
+
+def profile_samples(access_pattern, profile=None, perf_path="perf", notes=None,
+                    missing="no hotspots"):
+    """The CPU-profile samples of a recording on the record's clock, or None with a note
+    (appended to ``notes``, ending in ``missing``) saying why: an archive's stored sample
+    table (no perf needed), else the perf.data of :func:`profile_path` read with ``perf
+    script`` (:func:`damo_pipe.formats.perf_samples.read_perf_samples`)."""
+    return load_profile_samples(access_pattern, profile, perf_path, notes, missing)[0]
+
+
+def load_profile_samples(access_pattern, profile=None, perf_path="perf", notes=None,
+                         missing="no hotspots"):
+    """:func:`profile_samples` and where they came from: ``(samples, "archive")``,
+    ``(samples, "perf.data")`` or ``(None, None)``."""
+    import os
+
+    from damo_pipe.errors import DamoPipeError
+    from damo_pipe.perf_tool import perf_available
+    notes = [] if notes is None else notes
+    if profile is None and _archive_profile_attrs(access_pattern) is not None:
+        from damo_pipe.archive.profile import read_profile
+        samples, attrs = read_profile(str(access_pattern))
+        if samples is not None:
+            return samples, "archive"
+        if "samples_error" in attrs:
+            notes.append("the archive's CPU profile has no sample table (%s)"
+                         % attrs["samples_error"])
+    with profile_path(access_pattern, profile) as path:
+        if not os.path.isfile(path):
+            notes.append("no CPU profile (%s): %s" % (path, missing))
+            return None, None
+        if not perf_available(perf_path):
+            notes.append("perf is not installed: %s" % missing)
+            return None, None
+        from damo_pipe.formats.perf_samples import read_perf_samples
+        try:
+            samples = read_perf_samples(path, perf=perf_path)
+        except DamoPipeError as e:
+            notes.append("CPU profile not read: %s" % e)
+            return None, None
+    offset = profile_offset_ns(access_pattern, profile)
+    return (samples.shifted(offset) if offset else samples), "perf.data"
+
+
+def samples_in(samples, intervals):
+    """The samples whose time lies in one of ``intervals``: ``start <= time <= end``, as
+    ``perf report --time start,end`` keeps them."""
+    import math
+
+    import numpy as np
+    if not intervals:
+        return samples.take(slice(0, 0))
+    t = samples.time_ns
+    keep = np.zeros(len(t), bool)
+    for start, end in intervals:
+        a = int(np.searchsorted(t, math.ceil(start), "left"))
+        b = int(np.searchsorted(t, math.floor(end), "right"))
+        keep[a:max(a, b)] = True
+    return samples.take(np.flatnonzero(keep))
+
+
+def profile_json(intervals, spots, nr_samples, *, inputs=None, origin_ns=None, notes=(),
+                 source=None):
+    """``report profile --json`` (docs/json.md, ``damo-pipe/profile``): the intervals
+    ``report times`` prints and the hotspot functions of the CPU-profile samples in them
+    (None when no sample could be read: ``notes`` say why)."""
+    from damo_pipe.analyze.export import document
+    from damo_pipe.analyze.hotspots import hotspots_json
+    return document("profile", {
+        "intervals": interval_entries(intervals, origin_ns),
+        "profile_source": source, "nr_samples": nr_samples,
+        "hotspots": None if spots is None else hotspots_json(spots),
+        "notes": list(notes)}, inputs=inputs, time_origin_ns=origin_ns,
+        units={"samples": "CPU-profile samples (count)",
+               "share": "samples / nr_samples (0..1)"})
+
+
+def profile_csv(doc):
+    """``report profile --csv``: ``symbol,dso,samples,share`` rows, most samples first."""
+    from damo_pipe.analyze.export import csv_text
+    return csv_text(["symbol", "dso", "samples", "share"],
+                    [(h["symbol"], h["dso"], h["samples"], h["share"])
+                     for h in doc["hotspots"] or []])

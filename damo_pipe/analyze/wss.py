@@ -128,16 +128,23 @@ def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclud
 
 
 def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
-                sortby="size", engine="cython"):
+                sortby="size", engine="cython", selection=None):
     """{target_id: TargetWss} as damo builds it (a later record of the same target wins).
 
     With ``sortby == 'size'`` the wss arrays are sorted ascending (times follow them).
+    ``selection`` (:class:`damo_pipe.analyze.selection.Selection`): only its snapshots
+    and bytes; ``exclude_samples`` still counts from each record's first snapshot.
     """
     src = RecordSource.of(records)
     out = {}
     for i, meta in enumerate(src.metas):
-        times, values = record_wss_streaming(src.iter_chunks(i), acc_thres, sz_thres,
-                                             work_time_us, exclude_samples, engine)
+        chunks, skip = src.iter_chunks(i), exclude_samples
+        if selection:
+            from damo_pipe.analyze.selection import first_selected, iter_selected_chunks
+            chunks = iter_selected_chunks(src, i, selection)
+            skip = max(0, exclude_samples - first_selected(src, i, selection))
+        times, values = record_wss_streaming(chunks, acc_thres, sz_thres, work_time_us, skip,
+                                             engine)
         if sortby == "size":
             order = np.argsort(values, kind="stable")
             times, values = times[order], values[order]
@@ -182,3 +189,52 @@ def snapshot_wss(chunks, acc_thres=1, sz_thres=1, engine="cython"):
     if not times:
         return np.zeros(0, np.int64), np.zeros(0, np.uint64)
     return np.concatenate(times), np.concatenate(values)
+
+
+def wss_json(per_target, blocks, percentiles, *, inputs=None, options=None, all_values=False,
+             origin_ns=None):
+    """``report wss --json``: the text's blocks as numbers (docs/json.md, ``damo-pipe/wss``).
+
+    ``blocks``: the (target id, values) the text prints; a collapsed block (options
+    ``collapse_targets``) has target_id null. With ``all_values`` every value is listed,
+    with its window end time when the values are in time order of one record."""
+    from damo_pipe.analyze.export import document, percentile_rows, seconds
+    options = dict(options or {})
+    collapsed = bool(options.get("collapse_targets", True))
+    in_time = options.get("sortby") == "time"
+    targets = []
+    for tid, values in blocks:
+        values = [int(v) for v in values]
+        n = len(values)
+        entry = {"target_id": None if collapsed else tid, "nr_values": n,
+                 "average_bytes": sum(values) / n if n else None,
+                 "percentiles": percentile_rows(values, percentiles)}
+        if all_values:
+            entry["values_bytes"] = values
+            source = per_target.get(tid) if not collapsed else (
+                next(iter(per_target.values())) if len(per_target) == 1 else None)
+            if in_time and source is not None and len(source.times_ns) == n:
+                entry["time_ns"] = [int(t) for t in source.times_ns]
+                entry["time_s"] = [seconds(t, origin_ns) for t in entry["time_ns"]]
+        targets.append(entry)
+    return document("wss", {"targets": targets}, inputs=inputs, time_origin_ns=origin_ns,
+                    options=options)
+
+
+def wss_csv(doc):
+    """``report wss --csv``: one row per percentile (``target_id,percentile,bytes``) or,
+    when the document lists every value, per value (``target_id,index,bytes,time_ns,
+    time_s``)."""
+    from damo_pipe.analyze.export import csv_text
+    targets = doc["targets"]
+    if any("values_bytes" in t for t in targets):
+        rows = []
+        for t in targets:
+            times = t.get("time_ns") or [None] * len(t["values_bytes"])
+            secs = t.get("time_s") or [None] * len(t["values_bytes"])
+            rows += [(t["target_id"], k, v, times[k], secs[k])
+                     for k, v in enumerate(t["values_bytes"])]
+        return csv_text(["target_id", "index", "bytes", "time_ns", "time_s"], rows)
+    return csv_text(["target_id", "percentile", "bytes"],
+                    [(t["target_id"], p["percentile"], p["bytes"]) for t in targets
+                     for p in t["percentiles"]])

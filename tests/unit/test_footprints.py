@@ -203,6 +203,7 @@ def test_cli_text_json_and_time_range(fp_file, capsys):
     assert main(["report", "footprints", "--input", str(fp_file), "--json",
                  "--time_range", "1s", "10s", "guided"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert (doc["schema"], doc["version"]) == ("damo-pipe/footprints", 1)
     assert doc["nr_snapshots"] == 3 and list(doc["metrics"]) == ["vsz", "rss", "sys_used"]
     vsz = sorted(reference(SNAPS[1:], "vsz"))
     assert [p["bytes"] for p in doc["metrics"]["vsz"]["percentiles"]] == [

@@ -116,8 +116,12 @@ def test_times_text_and_perf_arguments():
     # ints are divided exactly (Python's int / int), as damo does
     assert P.perf_time_args([[2 ** 60 + 1, 2 ** 60 + 3]])[1] == "%s,%s" % (
         (2 ** 60 + 1) / 1000000000, (2 ** 60 + 3) / 1000000000)
-    assert P.times_json(iv)[0] == {"start_ns": 19573278169000, "end_ns": 19578185397000,
-                                   "start_s": 19573.278169, "end_s": 19578.185397}
+    doc = P.times_json(iv, origin_ns=19573000000000)
+    assert (doc["schema"], doc["version"]) == ("damo-pipe/times", 1)
+    assert doc["intervals"][0] == {"start_ns": 19573278169000, "end_ns": 19578185397000,
+                                   "start_s": 0.278169, "end_s": 5.185397}
+    # a deduced fractional start is rounded to whole ns
+    assert doc["intervals"][1]["start_ns"] == 19578285468000
 
 
 def test_profile_path_decision():
@@ -176,7 +180,8 @@ def test_cli_times_profile_and_errors(tmp_path, fake_perf, capfd):
     assert capfd.readouterr().out == P.format_times(want) + "\n"
     assert main(["report", "times", "--inputs", str(data), "x", "--access-rate", "50", "100",
                  "--json"]) == 0
-    assert [[d["start_ns"], d["end_ns"]] for d in json.loads(capfd.readouterr().out)] == want
+    assert [[d["start_ns"], d["end_ns"]]
+            for d in json.loads(capfd.readouterr().out)["intervals"]] == want
     # profile: damo's command line, the default profile path beside the record
     (tmp_path / "damon.data.profile").write_bytes(b"PERFILE2")
     assert main(["report", "profile", "--inputs", str(data), "--perf_path", perf,

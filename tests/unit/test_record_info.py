@@ -44,9 +44,12 @@ def test_text_human_and_raw(engine):
         "region\t 1: [%d, %d) (%d)" % (3 * GiB, 5 * GiB, 2 * GiB),
         "region\t 2: [%d, %d) (%d)" % (6 * GiB, 7 * GiB, GiB),
     ]
-    assert R.record_info_json(guides) == [{
+    doc = R.record_info_json(guides, origin_ns=10_000_000_000)
+    assert (doc["schema"], doc["version"]) == ("damo-pipe/record_info", 1)
+    assert doc["records"] == [{
         "kdamond_idx": 0, "context_idx": 0, "scheme_idx": None, "target_id": 3,
-        "start_time_ns": start, "end_time_ns": 10_200_000_000,
+        "start_time_ns": start, "start_time_s": -0.7,
+        "end_time_ns": 10_200_000_000, "end_time_s": 0.2,
         "regions": [{"start": GiB, "end": 2 * GiB, "size": GiB},
                     {"start": 3 * GiB, "end": 5 * GiB, "size": 2 * GiB},
                     {"start": 6 * GiB, "end": 7 * GiB, "size": GiB}]}]
@@ -60,7 +63,7 @@ def test_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("kdamond_idx: 0\n") == 2 and "target_id: 4\n" in out
     assert main(["report", "record_info", "--input", str(path), "--json"]) == 0
-    assert [g["target_id"] for g in json.loads(capsys.readouterr().out)] == [3, 4]
+    assert [g["target_id"] for g in json.loads(capsys.readouterr().out)["records"]] == [3, 4]
     assert main(["report", "record_info", "--input", str(tmp_path / "none")]) == 1
     cap = capsys.readouterr()
     assert cap.out == "" and "no such file" in cap.err

@@ -10,14 +10,15 @@ system's used memory (MemTotal - MemFree). The input is damo's `.mem_footprint` 
 or a damo-pipe HDF5 archive (its /collect/footprints and /collect/meminfo tables).
 
 Our extensions: --time_range keeps the snapshots of a time range (heatmap's syntax;
-footprint times are wall-clock times, so a 'guided' base is the handy one) and --json
-prints the numbers as JSON.
+footprint times are wall-clock times, so a 'guided' base is the handy one); --json and
+--csv print the numbers (docs/json.md).
 
 examples:
   damo-analyze report footprints --input damon.data.mem_footprint
   damo-analyze report footprints rss --input record.h5 --sortby time
   damo-analyze report footprints vsz --input damon.data.mem_footprint --range 0 101 10 --raw_number
   damo-analyze report footprints --input record.h5 --time_range 10s 60s guided --json
+  damo-analyze report footprints rss --input record.h5 --sortby time --all_footprint --csv
 """
 
 
@@ -41,8 +42,11 @@ def prepare_parser(parser):
                         help="print every footprint value, not percentiles")
     parser.add_argument("--time_range", metavar="<time>", nargs="+",
                         help="only snapshots in [start, end) (e.g. 10s 60s guided); our extension")
-    parser.add_argument("--json", action="store_true",
-                        help="print the numbers (bytes) as JSON; our extension")
+    from damo_pipe.analyze.export import add_format_arguments
+    add_format_arguments(parser, json_help="print the numbers (bytes) as JSON "
+                                           "(docs/json.md); our extension",
+                         csv_help="print the percentiles (or with --all_footprint every "
+                                  "value) as CSV; our extension")
 
 
 def run(args):
@@ -54,11 +58,15 @@ def run(args):
         raise UsageError("--time_range takes <start> <end> [base]")
     metrics = list(F.METRICS) if args.metric == "all" else [args.metric]
     percentiles = list(range(*args.range))
-    fp = F.select_time_range(F.load_footprints(args.input), args.time_range)
-    if args.json:
-        import json
-        doc = F.footprints_json(fp, metrics, percentiles, args.sortby, args.all_footprint)
-        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    whole = F.load_footprints(args.input)
+    fp = F.select_time_range(whole, args.time_range)
+    if args.json or args.csv:
+        from damo_pipe.analyze.export import dumps
+        origin = int(whole.time_ns[0]) if whole.nr_snapshots else None
+        doc = F.footprints_json(fp, metrics, percentiles, args.sortby, args.all_footprint,
+                                inputs=[args.input], origin_ns=origin,
+                                options={"time_range": args.time_range})
+        sys.stdout.write(F.footprints_csv(doc) if args.csv else dumps(doc))
     else:
         sys.stdout.write(F.format_footprints(fp, metrics, percentiles, args.sortby, args.raw_number,
                                              args.all_footprint, args.nr_cols_bar) + "\n")

@@ -13,6 +13,11 @@ examples:
   damo-analyze report heatmap --input record.h5 --output heatmap.png --draw_range all
   damo-analyze report heatmap --guide --input damon.data
   damo-analyze report heatmap --input damon.data --time_range 20s 30s guided --output raw
+  damo-analyze report heatmap --input record.h5 --resol 50 100 --json
+  damo-analyze report heatmap --input record.h5 --guide --csv
+
+Our extensions: --json prints the maps (axes and heats) as JSON, --csv one row per
+pixel; with --guide, the guides (as report record_info). See docs/json.md.
 """
 
 IMAGE_TYPES = ("png", "svg", "pdf", "jpeg", "jpg")
@@ -52,6 +57,11 @@ def prepare_parser(parser):
     parser.add_argument("--stdout_skip_colorset_example", "--stdout_heatmap_skip_color_example",
                         dest="stdout_skip_colorset_example", action="store_true",
                         help="omit the colour legend line of the terminal map")
+    from damo_pipe.analyze.export import add_format_arguments
+    add_format_arguments(parser, json_help="print the maps (or with --guide the guides) as "
+                                           "JSON (docs/json.md); our extension",
+                         csv_help="print one CSV row per pixel (or with --guide per guided "
+                                  "range); our extension")
     parser.add_argument("--engine", choices=["cython", "python"], default="cython",
                         help=__import__("argparse").SUPPRESS)
 
@@ -75,6 +85,9 @@ def run(args):
         if ext not in IMAGE_TYPES:
             raise UsageError("unsupported --output %r: use stdout, raw or a .png/.svg/.pdf/.jpeg file" % out)
         image = out
+    machine = args.json or args.csv
+    if machine and image is not None:
+        raise UsageError("--json and --csv print to stdout: not with an image --output")
     resol = args.resol or ([40, 80] if out == "stdout" else [500, 500])
 
     with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
@@ -83,8 +96,16 @@ def run(args):
         except ReportError as e:
             print(str(e))     # damo prints this one on stdout
             return 1
+        if machine:
+            from damo_pipe.analyze.export import origin_of
+            origin = origin_of(src)
         if args.guide or args.guide_human:
             guides = hm.compute_guides(src, engine=args.engine)
+            if machine:
+                from damo_pipe.analyze import record_info as R
+                doc = R.record_info_json(guides, inputs=args.input, origin_ns=origin)
+                write_machine(R.record_info_csv(doc) if args.csv else doc)
+                return 0
             text = hm.format_guides(guides, human=args.guide_human)
             if text:
                 print(text)
@@ -93,6 +114,12 @@ def run(args):
             src, resol, args.time_range, args.address_range, args.draw_range,
             df_passed=args.df_passed, kdamond_idx=args.kdamond_idx, context_idx=args.context_idx,
             scheme_idx=args.scheme_idx, tid=args.tid, engine=args.engine)
+    if machine:
+        options = {"resol": list(resol), "draw_range": args.draw_range,
+                   "df_passed": args.df_passed}
+        doc = hm.heatmaps_json(grids, inputs=args.input, origin_ns=origin, options=options)
+        write_machine(hm.heatmaps_csv(doc) if args.csv else doc)
+        return 0
     write = sys.stdout.write
     if image is not None:
         from damo_pipe.analyze.plots import save_heatmap_image
@@ -117,3 +144,9 @@ def run(args):
             if text is not None:
                 write(text + "\n")
     return 0
+
+
+def write_machine(doc_or_text):
+    """Print a JSON document (a dict) or a CSV text."""
+    from damo_pipe.analyze.export import dumps
+    sys.stdout.write(dumps(doc_or_text) if isinstance(doc_or_text, dict) else doc_or_text)

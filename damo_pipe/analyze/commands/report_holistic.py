@@ -21,8 +21,14 @@ footprints (RSS/VSZ of the targets, system memory used) and the hotspot function
 per time window (--hotspot_windows, --hotspot_top), stacked. An archive's stored
 CPU-profile samples need no perf.
 
+--json (our extension, docs/json.md) prints the numbers instead: the records'
+address ranges, the working set size and footprint distributions and the
+--hotspot_top hotspot functions of the whole recording, counted from the CPU-profile
+samples (an archive's sample table, or the perf.data read with `perf script`).
+
 examples:
   damo-analyze report holistic --access_pattern damon.data
+  damo-analyze report holistic --access_pattern record.h5 --json --hotspot_top 20
   damo-analyze report holistic --access_pattern damon.data --long
   damo-analyze report holistic --access_pattern record.h5 --profile perf.data
   damo-analyze report holistic --access_pattern record.h5 --output holistic.png
@@ -44,7 +50,11 @@ def prepare_parser(parser):
     parser.add_argument("--hotspot_windows", type=int, metavar="<int>", default=12,
                         help="time windows of the picture's hotspot panel (default 12)")
     parser.add_argument("--hotspot_top", type=int, metavar="<int>", default=8,
-                        help="functions shown in the picture's hotspot panel (default 8)")
+                        help="functions shown in the picture's hotspot panel and listed "
+                             "by --json (default 8)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report's numbers as JSON (docs/json.md); our "
+                             "extension")
     parser.add_argument("--image_size", type=int, nargs=2, metavar=("<width>", "<height>"),
                         help="picture size in pixels (default 1400 1500)")
     # damo's hidden option for 'damo monitor': heatmaps of the last N seconds only
@@ -54,6 +64,18 @@ def prepare_parser(parser):
 
 
 def run(args):
+    if args.json:
+        from damo_pipe.analyze.export import dumps
+        from damo_pipe.analyze.holistic import holistic_json
+        from damo_pipe.errors import UsageError
+        if args.output is not None:
+            raise UsageError("--json prints to stdout: not with --output")
+        if args.hotspot_top < 1:
+            raise UsageError("--hotspot_top must be positive")
+        sys.stdout.write(dumps(holistic_json(args.access_pattern, args.footprints, args.profile,
+                                             perf_path=args.perf_path, top=args.hotspot_top,
+                                             engine=args.engine)))
+        return 0
     if args.output is not None:
         from damo_pipe.analyze.holistic_picture import (check_image_path, compute_timeline,
                                                         save_holistic_image)

@@ -7,7 +7,8 @@ DESCRIPTION = """\
 Print the time intervals (seconds, the record's clock) of the snapshots that keep at
 least one region after damo's record filter, as damo 3.4.3's `damo report times`
 does (same options, byte-identical text). Snapshots that follow each other are
-joined into one interval. --json prints the intervals as JSON (our extension).
+joined into one interval. --json and --csv print the intervals (our extension;
+docs/json.md).
 
 The second --inputs file (the CPU profile) is accepted for damo's command lines and
 not read.
@@ -40,8 +41,10 @@ def prepare_parser(parser):
     from damo_pipe.analyze.record_filter import add_filter_arguments
     add_inputs_argument(parser)
     add_filter_arguments(parser)
-    parser.add_argument("--json", action="store_true",
-                        help="print the intervals as JSON (ns and s); our extension")
+    from damo_pipe.analyze.export import add_format_arguments
+    add_format_arguments(parser, json_help="print the intervals as JSON (ns and s; "
+                                           "docs/json.md); our extension",
+                         csv_help="print the intervals as CSV; our extension")
     parser.add_argument("--engine", choices=["cython", "python"], default="cython",
                         help=argparse.SUPPRESS)
 
@@ -54,10 +57,11 @@ def run(args):
     filt = build_filter(args)
     with RecordSource.open([access_pattern], lenient=getattr(args, "lenient", False)) as src:
         intervals = P.access_intervals(src, filt, engine=args.engine)
-    if args.json:
-        import json
-        sys.stdout.write(json.dumps(P.times_json(intervals), indent=1) + "\n")
-        return 0
+        if args.json or args.csv:
+            from damo_pipe.analyze.export import dumps, origin_of
+            doc = P.times_json(intervals, inputs=[access_pattern], origin_ns=origin_of(src))
+            sys.stdout.write(P.times_csv(doc) if args.csv else dumps(doc))
+            return 0
     if intervals:
         sys.stdout.write(P.format_times(intervals) + "\n")
     return 0

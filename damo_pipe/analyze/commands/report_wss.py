@@ -8,10 +8,17 @@ Show the distribution of the working set size as damo 3.4.3's `damo report wss`
 does (same options, byte-identical text). --plot FILE draws the distribution
 (percentile vs size) or, with --sortby time, the WSS over time.
 
+Our extensions: --time_range and --address_range keep the snapshots of a time range
+and the bytes of an address range (heatmap's syntax; regions are clipped to the
+address range; --exclude_samples still counts from each record's first snapshot);
+--json and --csv print the numbers (docs/json.md).
+
 examples:
   damo-analyze report wss --input damon.data
   damo-analyze report wss --input record.h5 --range 0 101 10 --raw_number
   damo-analyze report wss --input record.h5 --sortby time --plot wss_time.png
+  damo-analyze report wss --input record.h5 --time_range 30s 60s guided --json
+  damo-analyze report wss --input record.h5 --address_range 0 4GiB --sortby time --all_wss --csv
 """
 
 
@@ -41,34 +48,62 @@ def prepare_parser(parser):
                         default=True, help="sum the wss of all targets (default)")
     parser.add_argument("--per_target", dest="collapse_targets", action="store_false",
                         help="one report per target")
+    from damo_pipe.analyze.export import add_format_arguments
+    from damo_pipe.analyze.selection import add_selection_arguments
+    add_selection_arguments(parser)
+    add_format_arguments(parser, csv_help="print the percentiles (or with --all_wss every "
+                                          "value) as CSV; our extension")
     parser.add_argument("--engine", choices=["cython", "python"], default="cython",
                         help=argparse.SUPPRESS)
 
 
 def run(args):
     from damo_pipe.analyze._chunks import RecordSource
+    from damo_pipe.analyze.selection import check_selection_words, resolve_selection
     from damo_pipe.analyze.wss import collapse, compute_wss, format_wss_block
     from damo_pipe.errors import UsageError
     if args.range[2] == 0:
         raise UsageError("--range step must not be zero")
     if args.nr_cols_bar <= 0:
         raise UsageError("--nr_cols_bar must be positive")
+    check_selection_words(args.time_range, args.address_range)
     percentiles = list(range(*args.range))
     with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
+        selection = resolve_selection(src, args.time_range, args.address_range, args.engine)
         per_target = compute_wss(src, args.acc_thres, args.sz_thres, args.work_time,
-                                 args.exclude_samples, args.sortby, args.engine)
+                                 args.exclude_samples, args.sortby, args.engine, selection)
+        if args.json or args.csv:
+            from damo_pipe.analyze import wss as W
+            from damo_pipe.analyze.export import origin_of
+            origin = origin_of(src)
     blocks = []
     if args.collapse_targets:
         blocks.append((0, collapse(per_target)))
     else:
         for tid, t in per_target.items():
             blocks.append((tid, t.wss_bytes.tolist()))
+    if args.json or args.csv:
+        options = {"acc_thres": args.acc_thres, "sz_thres": args.sz_thres,
+                   "work_time_us": args.work_time, "exclude_samples": args.exclude_samples,
+                   "sortby": args.sortby, "collapse_targets": args.collapse_targets,
+                   **selection.as_json()}
+        doc = W.wss_json(per_target, blocks, percentiles, inputs=args.input, options=options,
+                         all_values=args.all_wss, origin_ns=origin)
+        sys.stdout.write(W.wss_csv(doc) if args.csv else _dumps(doc))
+        if args.plot:
+            _plot(args, per_target, blocks, percentiles)
+        return 0
     text = "\n".join(format_wss_block(tid, values, percentiles, args.raw_number, args.all_wss,
                                       args.nr_cols_bar) for tid, values in blocks)
     sys.stdout.write(text + "\n")
     if args.plot:
         _plot(args, per_target, blocks, percentiles)
     return 0
+
+
+def _dumps(doc):
+    from damo_pipe.analyze.export import dumps
+    return dumps(doc)
 
 
 def _plot(args, per_target, blocks, percentiles):

@@ -6,7 +6,7 @@
 * :mod:`.plan`: ids and ranges resolved, one grid per address range
   (:func:`compute_heatmaps`);
 * :mod:`.grid`: the pixel accumulation (Cython kernel or the pure-Python twin);
-* :mod:`.render`: ``--output raw`` and the terminal map.
+* :mod:`.render`: ``--output raw``, the terminal map, ``--json`` and ``--csv``.
 
 Every pass walks the records chunk by chunk through
 :class:`damo_pipe.analyze._chunks.RecordSource`, so memory does not grow with the record.
@@ -18,11 +18,12 @@ from damo_pipe.analyze.heatmap.plan import (check_intervals_consistency, compute
                                             plan_heatmaps)
 from damo_pipe.analyze.heatmap.ranges import (guided_address_ranges, resolve_address_ranges,
                                               resolve_time_range)
-from damo_pipe.analyze.heatmap.render import format_ascii, format_raw, format_raw_bytes
+from damo_pipe.analyze.heatmap.render import (format_ascii, format_raw, format_raw_bytes,
+                                              heatmaps_csv, heatmaps_json)
 
 __all__ = [
     "Guide", "GuideBuilder", "HeatmapGrid", "accumulate_heatmap", "check_intervals_consistency",
     "compute_guides", "compute_heatmaps", "format_ascii", "format_guides", "format_raw",
-    "format_raw_bytes", "guided_address_ranges", "plan_heatmaps", "record_key",
+    "format_raw_bytes", "guided_address_ranges", "heatmaps_csv", "heatmaps_json", "plan_heatmaps", "record_key",
     "resolve_address_ranges", "resolve_time_range",
 ]

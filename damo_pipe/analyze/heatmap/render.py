@@ -1,5 +1,5 @@
 """Text renderings of a heatmap grid (SEMANTICS.md §2.5, §2.5b): ``--output raw`` lines
-and the coloured terminal map."""
+and the coloured terminal map; ``--json`` and ``--csv`` (docs/json.md)."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,3 +83,50 @@ def format_ascii(grid, colorset="gray", skip_colorset_example=False):
     lines.append("# resolution: %dx%d (%s and %s for each character)" % (
         A, T, format_sz(au), format_time_ns(tu)))
     return "\n".join(lines)
+
+
+#: what a heat is, per HeatmapGrid.unit
+HEAT_UNITS = {
+    "hz": "access frequency in Hz (positive access checks per second), averaged over the "
+          "pixel's time x address area",
+    "samples": "positive access checks per aggregation interval, averaged over the pixel's "
+               "time x address area",
+}
+
+
+def heatmaps_json(grids, *, inputs=None, origin_ns=None, options=None):
+    """``report heatmap --json`` (``damo-pipe/heatmap``): every map with its axes; rows
+    are time (``row_time_ns``: pixel starts), columns addresses; untouched pixels null.
+    Heats are the numbers ``--output raw`` prints."""
+    from damo_pipe.analyze.export import document, seconds, time_fields
+    maps = []
+    for g in grids:
+        T, A = g.heat.shape
+        times = g.pixel_times()
+        m = {"kdamond_idx": g.kdamond_idx, "context_idx": g.context_idx,
+             "scheme_idx": g.scheme_idx, "target_id": g.target_id, "heat_unit": g.unit}
+        m.update(time_fields("time_start", times[0] if T else g.t_start, origin_ns))
+        m.update(time_fields("time_end", int(g.t_start + T * g.time_unit), origin_ns))
+        m.update({"time_unit_ns": int(g.time_unit), "address_start": int(g.a_start),
+                  "address_end": int(g.a_start + A * g.addr_unit),
+                  "address_unit": int(g.addr_unit), "nr_rows": T, "nr_columns": A,
+                  "row_time_ns": times, "row_time_s": [seconds(t, origin_ns) for t in times],
+                  "column_address": g.pixel_addrs(),
+                  "heat": [[None if h != h else h for h in row] for row in g.heat.tolist()]})
+        maps.append(m)
+    return document("heatmap", {"maps": maps}, inputs=inputs, time_origin_ns=origin_ns,
+                    options=options, units={"heat": HEAT_UNITS,
+                                            "time_unit_ns, address_unit": "one pixel's height "
+                                            "(ns) and width (bytes)"})
+
+
+def heatmaps_csv(doc):
+    """``report heatmap --csv``: one row per pixel, ``map,time_ns,time_s,address,heat``
+    (``map``: index of the map; heat empty for an untouched pixel)."""
+    from damo_pipe.analyze.export import csv_text
+    rows = []
+    for k, m in enumerate(doc["maps"]):
+        addrs = m["column_address"]
+        for t, sec, row in zip(m["row_time_ns"], m["row_time_s"], m["heat"]):
+            rows += [(k, t, sec, a, h) for a, h in zip(addrs, row)]
+    return csv_text(["map", "time_ns", "time_s", "address", "heat"], rows)
