@@ -535,9 +535,9 @@ class ArchiveWriter:
 
     def close(self):
         """Flush, store the guide summaries (and a profile given to :meth:`set_profile`)
-        and close; a SWMR archive is then compacted (see :func:`compact`) unless
-        ``compact_on_close`` was False. After a DiskFullError the file is closed as it
-        was after the last flush (:meth:`abort`)."""
+        and close; a SWMR archive (and a small one, see :meth:`_compacts`) is then
+        compacted (see :func:`compact`) unless ``compact_on_close`` was False. After a
+        DiskFullError the file is closed as it was after the last flush (:meth:`abort`)."""
         if self._file is None:
             return
         if self._failed:
@@ -561,7 +561,7 @@ class ArchiveWriter:
         finally:
             self._file = None
             self._space.release()
-        if self.swmr and self._compact_on_close:
+        if self._compacts():
             try:
                 compact(self.path, finish=None if profile is None else self._profile_writer(),
                         extra_bytes=0 if profile is None else _profile_bytes(*profile[:2]))
@@ -574,6 +574,13 @@ class ArchiveWriter:
         elif profile is not None:
             from damo_pipe.archive.profile import attach_profile
             attach_profile(self.path, *profile[:2], attrs=profile[2])
+
+    def _compacts(self):
+        """Whether close() compacts: SWMR archives (unless ``compact_on_close`` was
+        False), and others whose region columns fit in one chunk (a small file's chunks
+        are mostly padding; the copy's are the size of the rows)."""
+        return self._compact_on_close and (
+            self.swmr or all(st["regions"] <= self._chunk_rows for st in self._records))
 
     def abort(self):
         """Close without writing anything still queued (after an error): readers see
@@ -724,13 +731,15 @@ def write_records(records, path, *, source_format=None, source_path=None, compre
 
 def compact(path, finish=None, extra_bytes=0):
     """Rewrite a closed archive into a fresh file (atomically) to drop the space that
-    repeated SWMR flushes left behind. Dataset layout, filters and attributes are kept.
+    repeated SWMR flushes left behind, every dataset at its final size
+    (:mod:`damo_pipe.archive._compact`). Names, dtypes, filters and attributes are kept.
     ``finish(h5file)`` may add to the fresh file (``extra_bytes`` at most) before it
     replaces the old one. DiskFullError (the archive left as it was) when the disk
     cannot hold the copy."""
     import h5py
     import hdf5plugin  # noqa: F401  (filters needed to copy compressed chunks)
 
+    from damo_pipe.archive._compact import copy_compacted
     path = os.fspath(path)
     with atomic_output(path, mode=os.stat(path).st_mode & 0o7777) as tmp:
         space = SpaceReservation(tmp)
@@ -745,10 +754,7 @@ def compact(path, finish=None, extra_bytes=0):
                     if not detach_hdf5_file(dst):   # closing must not meet the full disk
                         space.discard()
                     raise
-                for k, v in src.attrs.items():
-                    dst.attrs[k] = v
-                for name in src:
-                    src.copy(src[name], dst, name=name)
+                copy_compacted(src, dst)
                 if finish is not None:
                     finish(dst)
         finally:
