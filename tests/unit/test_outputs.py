@@ -406,40 +406,73 @@ def test_output_error_is_a_damo_pipe_error():
     assert str(e) == "cannot write /nonexistent/dir/f: no such directory /nonexistent/dir"
 
 
-def test_the_collector_on_a_full_disk_stops_cleanly(small_fs, tmp_path, monkeypatch, capsys):
-    """damo-collect record into a small tmpfs (fake DAMON sysfs): one error line, exit 1,
-    the kdamond off and forgotten, the archive readable with what was flushed."""
+def _fill(path):
+    """Write zeros to ``path`` until its file system is full (as another process would)."""
+    with open(path, "wb", buffering=0) as f:
+        for piece in (64 << 10, 512):
+            try:
+                while True:
+                    f.write(b"\0" * piece)
+            except OSError as e:
+                assert e.errno == 28, e
+
+
+def _committed(path):
+    try:
+        with ArchiveReader(path) as r:
+            return min((r.nr_snapshots(i) for i in range(len(r))), default=0)
+    except Exception:   # noqa: BLE001 - being created
+        return 0
+
+
+def test_the_collector_on_a_full_disk_stops_cleanly(small_fs, monkeypatch):
+    """damo-collect record (fake DAMON sysfs) into a tmpfs that another file fills once a
+    few snapshots are flushed: one error line, exit 1, the kdamond off and forgotten,
+    the archive readable with what was flushed. (On a real kernel:
+    tests/kernel/test_disk_full_kernel.py.)"""
     import json
+    import shutil
     import tempfile
 
-    from damo_pipe.collect.cli import main as collect_main
     from tests.unit.fake_kernel import FakeKernel
 
-    fs = small_fs("3m")
+    fs = small_fs("16m")
     base = tempfile.mkdtemp(prefix="damo-pipe-fake-",
                             dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
     state = os.path.join(base, "owned.json")
-    monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
-    monkeypatch.setenv("DAMO_PIPE_STATE_FILE", state)
+    env = dict(os.environ, DAMO_PIPE_NO_REAL_SYSFS="1", DAMO_PIPE_STATE_FILE=state,
+               PYTHONPATH=str(REPO))
     k = FakeKernel(os.path.join(base, "admin"), nr_regions=2000).start()
+    p = None
     try:
         out = fs / "rec.h5"
-        rc = collect_main(["record", "--sysfs_root", k.root, "-o", str(out), "--timeout", "120",
-                           "--compression", "none", "--ops", "paddr",
-                           "--do_record", "access", "mem_footprint"])
-        err = capsys.readouterr().err
-        assert rc == 1, err
+        p = subprocess.Popen([sys.executable, "-m", "damo_pipe.collect.cli", "record",
+                              "--sysfs_root", k.root, "-o", str(out), "--timeout", "120",
+                              "--flush_interval", "0.2", "--ops", "paddr",
+                              "--do_record", "access", "mem_footprint"],
+                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        deadline = time.monotonic() + 60
+        while _committed(out) < 3 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _committed(out) >= 3
+        flushed = _committed(out)
+        _fill(fs / "ballast")
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 1, err
         assert error_lines(err) == ["damo-collect: error: no space left on device writing %s"
                                     % out]
         with open(os.path.join(k.root, "kdamonds", "nr_kdamonds")) as f:
             assert f.read().strip() == "0"
         assert json.load(open(state))["kdamonds"] == []
         recs = read_archive_records(out)
-        assert len(recs) == 1 and recs[0].nr_snapshots >= 1
-        assert os.listdir(fs) == ["rec.h5"]
+        assert len(recs) == 1 and recs[0].nr_snapshots >= flushed
+        assert sorted(os.listdir(fs)) == ["ballast", "rec.h5"]
     finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
         k.stop()
-        import shutil
         shutil.rmtree(base, ignore_errors=True)
 
 
