@@ -377,8 +377,8 @@ class ProfileRecorder(SideRecorder):
         self._to_delete[os.fspath(writer.path)] = part
         self.summary["files"].append({"archive": os.fspath(writer.path), "perf_data": part,
                                       "nr_samples": None if samples is None else len(samples)})
-        log.info("CPU profile of %s: %s samples", writer.path,
-                 "?" if samples is None else len(samples))
+        log.info("CPU profile of %s: %s", writer.path, "%d samples" % len(samples)
+                 if samples is not None else "the perf.data only (no sample table)")
 
     def _read(self, part):
         if self.reader is not None:
