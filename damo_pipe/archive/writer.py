@@ -568,9 +568,10 @@ class ArchiveWriter:
             except DiskFullError:
                 if profile is not None:
                     raise
-                warnings.warn("%s: not compacted (no space left on device for the copy); "
-                              "the archive is complete as it is" % self.path,
-                              RuntimeWarning, stacklevel=2)
+                if self.swmr:   # a small non-SWMR file's compaction is only a nicety
+                    warnings.warn("%s: not compacted (no space left on device for the "
+                                  "copy); the archive is complete as it is" % self.path,
+                                  RuntimeWarning, stacklevel=2)
         elif profile is not None:
             from damo_pipe.archive.profile import attach_profile
             attach_profile(self.path, *profile[:2], attrs=profile[2])
