@@ -356,6 +356,15 @@ class ProfileRecorder(SideRecorder):
 
     def _store(self, writer, part):
         """Parse ``part`` and have the writer store it while the archive closes."""
+        try:
+            empty = os.path.getsize(part) == 0
+        except OSError as e:
+            log.warning("the CPU profile part %s is gone (%s)", part, e)
+            return
+        if empty:    # perf wrote nothing (stopped while starting up)
+            log.info("no CPU profile for %s (perf wrote an empty part)", writer.path)
+            os.unlink(part)
+            return
         clock = self.options.clock
         attrs = {"perf_clock": clock[len("CLOCK_"):].lower() if clock.startswith("CLOCK_")
                  else clock, "time_offset_ns": 0, "source": "damo-collect",
@@ -369,6 +378,9 @@ class ProfileRecorder(SideRecorder):
             attrs["samples_error"] = str(e)
             log.warning("the CPU profile part %s could not be parsed (%s); storing it "
                         "without its sample table", part, e)
+        if samples is not None and not len(samples):
+            samples = None          # perf recorded nothing in this part: the bytes only
+            attrs["nr_samples"] = 0
         try:
             writer.set_profile(part, samples, attrs)
         except Exception as e:  # noqa: BLE001 - the access record matters more

@@ -117,6 +117,17 @@ def test_bytes_only_and_sampling_frequency(fake, tree, owner, tmp_path, perf):
     assert leftovers(tmp_path) == []
 
 
+def test_a_part_without_samples_keeps_its_bytes(fake, tree, owner, tmp_path, perf):
+    from damo_pipe.formats.perf_samples import ProfileSamples
+    rec = ProfileRecorder(ProfileOptions(perf=perf), reader=lambda p, perf: ProfileSamples.empty())
+    options = RecordingOptions(output=str(tmp_path / "r.h5"), timeout=0.5, flush_interval=0.1)
+    Recording(PADDR, options, tree=tree, ownership=owner, spec_builder=paddr_spec,
+              side_recorders=[rec]).run()
+    samples, attrs = read_profile(tmp_path / "r.h5")
+    assert samples is None and attrs["nr_samples"] == 0 and "samples_error" not in attrs
+    assert leftovers(tmp_path) == []
+
+
 def test_perf_dying_early_warns_and_the_recording_goes_on(fake, tree, owner, tmp_path, perf,
                                                           monkeypatch, caplog):
     monkeypatch.setenv("FAKE_PERF_DIE_AFTER", "0.2")
@@ -166,6 +177,16 @@ def test_wait_ready_starts_snapshots_once_perf_records(fake, tree, owner, tmp_pa
     assert result.nr_snapshots >= 2
     # every snapshot ended after perf started recording
     assert int(snaps.end_ns[0]) > int(samples.time_ns[0])
+
+
+def test_wait_ready_gives_up_after_its_timeout(fake, tree, owner, tmp_path, perf, monkeypatch,
+                                              caplog):
+    monkeypatch.setenv("FAKE_PERF_STARTUP", "3")
+    with caplog.at_level(logging.WARNING, logger="damo_pipe"):
+        result = record(tree, owner, tmp_path, perf, timeout=0.5, wait_ready=0.3)
+    assert "cpu_profile did not start recording within 0 s; going on" in caplog.text
+    assert result.nr_snapshots >= 1
+    assert_cleaned_up(fake, tree, owner)
 
 
 def test_profile_of_the_targets(fake, tree, owner, tmp_path, perf):
