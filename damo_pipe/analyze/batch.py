@@ -198,6 +198,7 @@ def analyze_archive(path, name, out_root, options=None):
     relative to OUT/<name>/}), ``warnings``, ``format``, ``seconds`` (wall),
     ``cpu_seconds`` (CPU time of the task's thread), ``worker_pid``.
     """
+    from damo_pipe.analyze.selection import apply_batch_selection
     from damo_pipe.analyze.summary import summarize_records
     from damo_pipe.sources import detect_format, read_records
 
@@ -209,10 +210,11 @@ def analyze_archive(path, name, out_root, options=None):
               "worker_pid": os.getpid()}
     try:
         result["format"] = detect_format(path)
-        records = read_records(path)
+        records, options, selection = apply_batch_selection(read_records(path), options)
         summary = summarize_records(records, path, exclude_samples=options.exclude_samples,
                                     acc_thres=options.acc_thres, sz_thres=options.sz_thres)
         summary["format"] = result["format"]
+        summary["selection"] = selection.as_json() if selection else None
         out_dir = _out_dir_of(out_root, name)
         summary["warnings"] = result["warnings"]
         result["images"] = write_images(records, out_dir, options, name, result["warnings"])

@@ -12,6 +12,7 @@ examples:
   damo-analyze report heatmap --input damon.data --output heatmap.png
   damo-analyze report wss --input record.h5 --range 0 101 10
   damo-analyze convert damon.data record.h5
+  damo-analyze diff before.h5 after.h5
 """
 
 #: (subcommand, module under damo_pipe.analyze.commands)
@@ -22,6 +23,7 @@ COMMANDS = [
     ("report", "report"),
     ("adjust", "adjust"),
     ("batch", "batch"),
+    ("diff", "diff"),
 ]
 
 

@@ -532,27 +532,30 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
     import tempfile
 
     from damo_pipe.analyze.images import IMAGE_FILES, BatchOptions, write_images
+    from damo_pipe.analyze.selection import apply_batch_selection, selection_note
     from damo_pipe.analyze.summary import summarize_records
     from damo_pipe.sources import detect_format, read_records
 
     options = options or BatchOptions()
     fmt = input_type or detect_format(path)
-    records = read_records(path, input_type=input_type)
+    whole = read_records(path, input_type=input_type)
+    records, options, selection = apply_batch_selection(whole, options)
     summary = summarize_records(records, path, exclude_samples=options.exclude_samples,
                                 acc_thres=options.acc_thres, sz_thres=options.sz_thres)
     summary["format"] = fmt
+    summary["selection"] = selection.as_json() if selection else None
     captions = {"heatmap": "access heatmap (hottest contiguous address range)",
                 "wss_dist": "working set size distribution",
                 "wss_chron": "working set size over time"}
     images = []
-    warnings = []
+    warnings = [selection_note(selection, whole)] if selection else []
     with tempfile.TemporaryDirectory(prefix="damo-pipe-html-") as tmp:
         written = write_images(records, tmp, options, os.path.basename(os.fspath(path)), warnings)
         for kind in IMAGE_FILES:
             if kind in written:
                 with open(os.path.join(tmp, written[kind]), "rb") as f:
                     images.append((captions[kind], f.read(), kind))
-    holistic = holistic_view(path, input_type, warnings)
+    holistic = None if selection else holistic_view(path, input_type, warnings)
     text = render_record_report(records, path, summary, images, max_table_rows=max_table_rows,
                                 access=access_text(records), warnings=warnings,
                                 holistic=holistic)

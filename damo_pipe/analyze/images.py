@@ -27,6 +27,8 @@ class BatchOptions:
     sz_thres: int = 1
     dist_percentiles: tuple = tuple(range(0, 101))
     serialize_plots: bool = False       # set by run_batch for thread workers
+    time_range: tuple = None            # --time_range words (analyze/selection.py)
+    address_range: tuple = None         # --address_range words
 
 
 def _collapsed(lists):

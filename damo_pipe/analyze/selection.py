@@ -10,7 +10,8 @@ them; units as ``20s``, ``1.5 m``, ``4GiB``, ``min``/``max``):
   any other BASE is a time added to both. A snapshot is selected when its interval
   ``[start_ns, end_ns]`` meets ``[START, END)`` (``end_ns >= START`` and ``start_ns <
   END``, the archive reader's and the Python API's rule); snapshots are kept whole.
-* ``--address_range START END [guided]``: bytes; ``guided`` counts them from the start
+* ``--address_range START END [guided]``: bytes (also hexadecimal: ``0x7f00...``,
+  our extension of heatmap's syntax); ``guided`` counts them from the start
   of the address range ``report heatmap`` draws by default (the hottest contiguous
   region of the first record's guide). Regions overlapping ``[START, END)`` are kept
   and *clipped* to it: sizes (and so WSS) count only the bytes inside the range.
@@ -30,8 +31,8 @@ import numpy as np
 from damo_pipe.errors import ReportError, UsageError
 
 __all__ = ["Selection", "add_selection_arguments", "check_selection_words", "resolve_selection",
-           "recording_span", "snapshot_range", "clip_address_range", "iter_selected_chunks",
-           "select_records", "apply_batch_selection"]
+           "recording_span", "snapshot_range", "address_words_of", "clip_address_range", "iter_selected_chunks",
+           "select_records", "apply_batch_selection", "selection_note"]
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _U64_MAX = (1 << 64) - 1
@@ -62,15 +63,51 @@ def add_selection_arguments(parser, time_help=TIME_HELP, address_help=ADDRESS_HE
     parser.add_argument("--address_range", metavar="<address>", nargs="+", help=address_help)
 
 
+def address_words_of(words):
+    """``--address_range`` words with hexadecimal addresses (``0x7f00...``) turned into
+    decimal ones, which heatmap's parser reads; other words unchanged."""
+    if words is None:
+        return None
+    out = list(words)
+    for k in range(min(2, len(out))):
+        w = str(out[k])
+        if w[:2].lower() == "0x":
+            try:
+                out[k] = str(int(w, 16))
+            except ValueError:
+                raise UsageError("wrong --address_range %s (%r is not a hexadecimal "
+                                 "address)" % (" ".join(map(str, words)), w))
+    return out
+
+
 def check_selection_words(time_words, address_words):
-    """UsageError for a wrong number of words (before any input is read)."""
-    if time_words is not None and len(time_words) not in (2, 3):
-        raise UsageError("--time_range takes <start> <end> [base]")
+    """UsageError for wrong words (count, numbers, an end not after its start), before
+    any input is read."""
+    from damo_pipe.formats.numbers import damo_text_to_ns, text_to_bytes
+    if time_words is not None:
+        if len(time_words) not in (2, 3):
+            raise UsageError("--time_range takes <start> <end> [base]")
+        try:
+            start, end = damo_text_to_ns(time_words[0]), damo_text_to_ns(time_words[1])
+            if len(time_words) > 2 and time_words[2] not in ("guided", "guided_end"):
+                damo_text_to_ns(time_words[2])
+        except ValueError as e:
+            raise UsageError("wrong --time_range %s (%s)" % (" ".join(time_words), e))
+        if not end > start:
+            raise UsageError("--time_range %s: the end must be after the start"
+                             % " ".join(time_words))
     if address_words is not None:
         if len(address_words) not in (2, 3):
             raise UsageError("--address_range takes <start> <end> [guided]")
         if len(address_words) == 3 and address_words[2] != "guided":
             raise UsageError("--address_range: the third word can only be 'guided'")
+        words = address_words_of(address_words)
+        try:
+            start, end = text_to_bytes(words[0]), text_to_bytes(words[1])
+        except ValueError as e:
+            raise UsageError("wrong --address_range %s (%s)" % (" ".join(address_words), e))
+        if not 0 <= start < end:
+            raise UsageError("--address_range %s: 0 <= start < end" % " ".join(address_words))
 
 
 class _Span:
@@ -124,7 +161,7 @@ def _resolve_address(words, src, engine):
     if words is None:
         return None
     guided = [[_guided_address_start(src, engine), 0]] if len(words) > 2 else []
-    start, end = resolve_address_ranges([words], guided)[0]
+    start, end = resolve_address_ranges([address_words_of(words)], guided)[0]
     start, end = int(start), int(min(end, _U64_MAX))
     if not 0 <= start < end:
         raise UsageError("--address_range %s: 0 <= start < end" % " ".join(words))
@@ -216,16 +253,38 @@ def select_records(records, selection):
 
 
 def apply_batch_selection(records, options):
-    """``report html`` / ``batch``: the records of ``options.time_range`` and
-    ``options.address_range`` (word lists; None: all), and the options with
-    ``exclude_samples`` reduced by the snapshots the time range already left out (the
-    earliest first selected snapshot of the records)."""
+    """``report html`` / ``batch``: ``(records, options, selection)`` for
+    ``options.time_range`` and ``options.address_range`` (word lists; None: all): the
+    selected records, and the options with ``exclude_samples`` reduced by the snapshots
+    the time range already left out (those before the earliest first selected snapshot
+    of the records); ``selection`` is falsy when nothing was asked."""
     time_words = getattr(options, "time_range", None)
     address_words = getattr(options, "address_range", None)
     if time_words is None and address_words is None:
-        return records, options
+        return records, options, Selection()
     sel = resolve_selection(records, time_words, address_words)
     chosen, firsts = select_records(records, sel)
     lo = min((f for f, r in zip(firsts, records) if r.nr_snapshots), default=0)
-    return chosen, dataclasses.replace(options,
-                                       exclude_samples=max(0, options.exclude_samples - lo))
+    return (chosen, dataclasses.replace(options,
+                                        exclude_samples=max(0, options.exclude_samples - lo)),
+            sel)
+
+
+def selection_note(selection, records=()):
+    """One line saying what a selection keeps (for pages; times from the start of
+    ``records``, the records before the selection), or None without a selection."""
+    if not selection:
+        return None
+    from damo_pipe.analyze._chunks import RecordSource
+    span = recording_span(RecordSource.of(list(records))) if records else None
+    parts = []
+    if selection.time_range is not None:
+        t0, t1 = selection.time_range
+        if span is not None:
+            parts.append("the snapshots meeting [%.3f s, %.3f s) from the recording's start"
+                         % ((t0 - span[0]) / 1e9, (t1 - span[0]) / 1e9))
+        else:
+            parts.append("the snapshots meeting [%d, %d) ns" % (t0, t1))
+    if selection.address_range is not None:
+        parts.append("the bytes of [0x%x, 0x%x) (regions clipped)" % selection.address_range)
+    return "selection: only " + " and ".join(parts)

@@ -17,8 +17,14 @@ status is then 1. Symlinks never lead out: a file symlink in an input directory 
 points outside it is listed as failed (unless --follow_symlinks), and nothing is
 written through a symlink inside OUT.
 
+--time_range and --address_range analyse only the snapshots of a time range and the
+bytes of an address range of every file (`report heatmap`'s syntax: with the base
+'guided', times count from each file's own start; regions are clipped to the address
+range; --exclude_samples still counts from each record's first snapshot).
+
 examples:
   damo-analyze batch runs/*.h5 --out report/
+  damo-analyze batch runs/*.h5 --out report-30-60/ --time_range 30s 60s guided
   damo-analyze batch 'archive/**/*.data' old/damon.data --out report --workers 2
   damo-analyze batch /shared/records --out /shared/report --scheduler tcp://10.0.0.5:8786
 """
@@ -42,6 +48,8 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20, "
                              "like damo report wss)")
     parser.add_argument("--title", help="title of index.html")
+    from damo_pipe.analyze.selection import add_selection_arguments
+    add_selection_arguments(parser)
     parser.add_argument("--follow_symlinks", action="store_true",
                         help="analyse file symlinks that lead out of an input directory "
                              "(by default they are listed as failed, not followed)")
@@ -63,7 +71,10 @@ def run(args):
         raise UsageError("--workers must be at least 1")
     if min(args.resol) < 1:
         raise UsageError("--resol values must be positive")
-    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples))
+    from damo_pipe.analyze.selection import check_selection_words
+    check_selection_words(args.time_range, args.address_range)
+    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples),
+                           time_range=args.time_range, address_range=args.address_range)
     state = {}
 
     def on_start(n):

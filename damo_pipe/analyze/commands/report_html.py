@@ -8,9 +8,15 @@ span, snapshot and region counts, footprint, WSS percentiles, hottest address ra
 and the last snapshot (damo's report access text, or a region table). The page loads
 nothing from the network and can be mailed or archived as a single file.
 
+--time_range and --address_range describe only the snapshots of a time range and the
+bytes of an address range (`report heatmap`'s syntax; regions are clipped to the
+address range; --exclude_samples still counts from each record's first snapshot; the
+holistic view, which shows the whole recording, is then left out).
+
 examples:
   damo-analyze report html damon.data -o damon.html
   damo-analyze report html --input record.h5 --output record.html --resol 300 800
+  damo-analyze report html record.h5 -o window.html --time_range 30s 60s guided
 """
 
 
@@ -27,6 +33,8 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20)")
     parser.add_argument("--max_table_rows", type=int, default=500, metavar="N",
                         help="regions listed in the last-snapshot table (default 500)")
+    from damo_pipe.analyze.selection import add_selection_arguments
+    add_selection_arguments(parser)
 
 
 def run(args):
@@ -41,7 +49,10 @@ def run(args):
     path = args.input or args.input_opt or "damon.data"
     if min(args.resol) < 1:
         raise UsageError("--resol values must be positive")
-    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples))
+    from damo_pipe.analyze.selection import check_selection_words
+    check_selection_words(args.time_range, args.address_range)
+    options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples),
+                           time_range=args.time_range, address_range=args.address_range)
     write_record_report(path, args.output, options=options, input_type=args.input_type,
                         max_table_rows=max(0, args.max_table_rows))
     return 0
