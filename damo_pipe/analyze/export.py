@@ -31,8 +31,6 @@ COMMON_UNITS = {
     "*_s": "seconds (float) from time_origin_ns",
     "bytes, *_bytes, start, end, size, address": "bytes (int)",
 }
-#: stamps beyond this are wall-clock (epoch) times, not seconds since boot
-_EPOCH_THRESHOLD_NS = 10 * 365 * 24 * 3600 * 10 ** 9
 
 
 def ns(t):
@@ -58,18 +56,17 @@ def time_fields(name, t, origin_ns):
 
 def origin_of(src):
     """The recording's start (the earliest first-snapshot start of ``src``'s records,
-    ns int), or None without snapshots: the origin of every ``*_s`` field."""
-    starts = []
-    for i in range(len(src)):
-        snaps = src.snapshot_table(i)
-        if len(snaps):
-            starts.append(int(snaps.start_ns[0]))
-    return min(starts) if starts else None
+    ns int; :func:`damo_pipe.analyze.timebase.recording_origin`), or None without
+    snapshots: the origin of every ``*_s`` field."""
+    from damo_pipe.analyze.timebase import recording_origin
+    return recording_origin(src)
 
 
 def utc_of(t_ns):
-    """ISO 8601 UTC text of a wall-clock stamp, or None for a boot-time clock."""
-    if t_ns is None or t_ns < _EPOCH_THRESHOLD_NS:
+    """ISO 8601 UTC text of a wall-clock stamp, or None for a boot-time clock
+    (:func:`damo_pipe.analyze.timebase.is_wall_clock`)."""
+    from damo_pipe.analyze.timebase import is_wall_clock
+    if not is_wall_clock(t_ns):
         return None
     import datetime
     sec, rest = divmod(int(t_ns), 10 ** 9)
@@ -102,6 +99,8 @@ def _plain(obj):
         return _plain(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
@@ -110,7 +109,7 @@ def _plain(obj):
 def dumps(doc):
     """The document as JSON text (one trailing newline; strict JSON: no NaN)."""
     import json
-    return json.dumps(_plain(doc), indent=1, allow_nan=False) + "\n"
+    return json.dumps(_plain(doc), indent=1, allow_nan=False, default=str) + "\n"
 
 
 def csv_text(header, rows):

@@ -97,6 +97,42 @@ def read_side_table(path_or_file, name):
             f.close()
 
 
+def list_side_tables(path):
+    """The side tables of an archive: ``[{"name", "nr_rows", "columns", "attrs"}]`` in
+    name order (the CPU profile's sample table is ``profile``); rows are the committed
+    ones. Attributes are plain Python values (``columns`` left out)."""
+    import h5py
+
+    from damo_pipe.archive._blosc_direct import register_blosc_filter
+    register_blosc_filter()
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError:
+        f = h5py.File(path, "r", swmr=True, locking=False)
+    out = []
+    try:
+        if GROUP not in f:
+            return out
+        for name in sorted(f[GROUP]):
+            g = f[GROUP][name]
+            if not isinstance(g, h5py.Group) or "columns" not in g.attrs:
+                continue
+            cols = [c for c in str(g.attrs["columns"]).split(",") if c]
+            present = [c for c in cols if c in g]
+            rows = [int(g[COMMITTED][0])] if COMMITTED in g else []
+            n = min(rows + [g[c].shape[0] for c in present]) if present else 0
+            attrs = {}
+            for k, v in g.attrs.items():
+                if k == "columns":
+                    continue
+                v = v.item() if hasattr(v, "item") else v
+                attrs[k] = v.decode() if isinstance(v, bytes) else v
+            out.append({"name": name, "nr_rows": int(n), "columns": cols, "attrs": attrs})
+    finally:
+        f.close()
+    return out
+
+
 #: the tables damo's ``.mem_footprint`` becomes (columns: bytes, as damo-collect's)
 FOOTPRINTS, MEMINFO = "footprints", "meminfo"
 

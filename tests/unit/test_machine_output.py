@@ -441,3 +441,54 @@ def test_batch_time_range(rec_files, tmp_path, capsys):
     assert s["nr_snapshots"] == len(selected(recs[0]["snapshots"], t_range)) == 21
     assert s["targets"][0]["wss_percentiles"]["50"] == pick(want, 50)
     assert s["selection"]["address_range"] == list(a_range)
+
+
+# -- info --json ------------------------------------------------------------------------------
+def test_info_json_gaps_side_tables_clock_profile(tmp_path, capsys):
+    from tests.unit.test_footprints import SNAPS
+    recs = make_dicts(12, seed=9)
+    snaps = recs[0]["snapshots"]
+    # a recorder that stopped twice: 0.5 s after snapshot 3, 0.04 s (jitter) after 6,
+    # 1 s after 8
+    shift = 0
+    for k, s in enumerate(snaps):
+        shift += {4: 500_000_000, 7: 40_000_000, 9: 1_000_000_000}.get(k, 0)
+        s["start_time"] += shift
+        s["end_time"] += shift
+    data = tmp_path / "damon.data"
+    data.write_text(json.dumps(recs))
+    (tmp_path / "damon.data.mem_footprint").write_text(json.dumps(SNAPS))
+    want = [(k + 1, s["end_time"], n["start_time"]) for k, (s, n) in enumerate(zip(snaps, snaps[1:]))
+            if n["start_time"] - s["end_time"] > SNAP_NS / 2]
+    assert [w[0] for w in want] == [4, 9]
+    doc = json.loads(run_cli(capsys, ["info", "--json", str(data)]))
+    assert (doc["schema"], doc["version"]) == ("damo-pipe/info", 1)
+    assert doc["time_origin_ns"] == T0 and doc["time_origin_utc"] is None
+    r, = doc["records"]
+    assert [(g["before_snapshot"], g["start_ns"], g["end_ns"]) for g in r["gaps"]] == want
+    assert r["gaps"][0]["start_s"] == (want[0][1] - T0) / 1e9
+    assert r["gaps"][1]["duration_ns"] == 1_000_000_000
+    assert r["start_s"] == 0.0 and r["end_s"] == (snaps[-1]["end_time"] - T0) / 1e9
+    assert doc["clock"]["records"]["name"] == "boot"
+    assert [f["kind"] for f in doc["side_files"]] == ["mem_footprint"]
+    assert doc["side_tables"] == [] and doc["profile"] is None
+    # the archive: footprint tables, a CPU profile's sample table
+    h5 = tmp_path / "r.h5"
+    assert main(["convert", str(data), str(h5)]) == 0
+    attach_samples(h5, [T0 + k * 1000 for k in range(30)], ["a", "b", "c"] * 10)
+    doc = json.loads(run_cli(capsys, ["info", "--json", str(h5)]))
+    assert [(g["before_snapshot"], g["start_ns"], g["end_ns"])
+            for g in doc["records"][0]["gaps"]] == want
+    tables = {t["name"]: t for t in doc["side_tables"]}
+    assert tables["profile"]["nr_rows"] == 30
+    assert tables["profile"]["columns"][:1] == ["time_ns"]
+    assert tables["meminfo"]["nr_rows"] == 3          # one snapshot has no system entry
+    assert tables["footprints"]["nr_rows"] == 5       # per snapshot one row per pid
+    assert "rss_bytes" in tables["footprints"]["columns"]
+    assert doc["profile"]["nr_samples"] == 30 and doc["profile"]["sample_table"] is True
+    assert doc["clock"]["side_data"]["meminfo"] == "realtime"
+    assert doc["clock"]["side_data"]["profile"] == "perf"
+    assert doc["side_files"] == []
+    # the text stays what it was (no JSON-only field leaks into it)
+    text = run_cli(capsys, ["info", str(h5)])
+    assert text.startswith("file: %s\nformat: hdf5\n" % h5)

@@ -33,6 +33,8 @@ ANALYZE = [
     (["report", "holistic", "--access_pattern", "{m}"], "{m}"),
     (["report", "holistic", "--access_pattern", SAMPLE, "--footprints", "{m}"], "{m}"),
     (["adjust", "--input", "{m}", "--output", "{d}/adj.json"], "{m}"),
+    (["diff", "{m}", SAMPLE], "{m}"),
+    (["diff", SAMPLE, "{m}", "--json"], "{m}"),
 ]
 
 #: damo-collect: its inputs are the DAMON sysfs tree, a tracefs, the command to run

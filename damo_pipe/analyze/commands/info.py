@@ -6,6 +6,8 @@ DESCRIPTION = """\
 Describe what a DAMON record file holds: its records (targets), time span, snapshot and
 region counts, monitoring intervals, and for damo-pipe archives the size on disk and the
 compression ratio. Reads only the snapshot tables of an archive, never its regions.
+--json adds the gaps between snapshots, the clock of the times, the side tables (an
+archive's /collect tables or damo's side files) and the CPU profile (docs/json.md).
 
 examples:
   damo-analyze info record.h5
@@ -17,7 +19,8 @@ def prepare_parser(parser):
     parser.add_argument("file", metavar="FILE", help="record file (any format) or HDF5 archive")
     parser.add_argument("--input_type", choices=None, default=None,
                         help="force the input format instead of detecting it")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print machine-readable JSON (docs/json.md)")
 
 
 def _fmt_ns(ns):
@@ -56,6 +59,9 @@ def describe(path, input_type=None):
     else:
         for rec in handler.read(os.fspath(path), "auto"):
             entries.append((rec, rec.snapshots, rec.nr_regions))
+    from damo_pipe.analyze.describe import record_gaps, side_data
+    from damo_pipe.analyze.export import time_fields
+    origin = min((int(s.start_ns[0]) for _, s, _ in entries if len(s)), default=None)
     records = []
     for meta, snaps, nr_regions in entries:
         r = {k: v for k, v in meta.meta_dict().items()
@@ -71,6 +77,9 @@ def describe(path, input_type=None):
             r["start_ns"] = int(snaps.start_ns[0])
             r["end_ns"] = int(snaps.end_ns[-1])
             r["duration_ns"] = r["end_ns"] - r["start_ns"]
+            r.update(time_fields("start", r["start_ns"], origin))
+            r.update(time_fields("end", r["end_ns"], origin))
+            r["gaps"] = record_gaps(snaps, origin)
             r["regions_per_snapshot"] = {"min": int(snaps.nr_regions.min()),
                                          "max": int(snaps.nr_regions.max()),
                                          "mean": float(snaps.nr_regions.mean())}
@@ -81,6 +90,8 @@ def describe(path, input_type=None):
     desc["nr_records"] = len(records)
     desc["nr_snapshots"] = sum(r["nr_snapshots"] for r in records)
     desc["nr_regions"] = sum(r["nr_regions"] for r in records)
+    desc["time_origin_ns"] = origin
+    desc.update(side_data(path, handler.open is not None, origin, desc.get("archive")))
     return desc
 
 
@@ -120,10 +131,13 @@ def render_text(desc):
 
 
 def run(args):
-    import json
+    import sys
     desc = describe(args.file, args.input_type)
     if args.json:
-        print(json.dumps(desc, indent=2, default=str))
+        from damo_pipe.analyze.export import document, dumps
+        body = {k: v for k, v in desc.items() if k != "time_origin_ns"}
+        sys.stdout.write(dumps(document("info", body, inputs=[args.file],
+                                        time_origin_ns=desc["time_origin_ns"])))
     else:
         print(render_text(desc))
     return 0
