@@ -149,3 +149,17 @@ def test_diff_without_footprints_and_archives(pair, tmp_path, capsys):
     assert main(["diff", pa, str(tmp_path / "none")]) == 1
     assert "none" in capsys.readouterr().err
     assert main(["diff", pa, pb, "--top", "0"]) == 2
+
+
+def test_diff_exclude_samples_and_range(pair, capsys):
+    a, b, pa, pb = pair
+    assert main(["diff", pa, pb, "--json", "--exclude_samples", "5", "--range", "10", "91",
+                 "40"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    wa, wb = ref_wss(a, 5), ref_wss(b, 5)
+    assert doc["wss"]["nr_values"] == {"a": 35, "b": 45, "delta": 10}
+    assert [(p["percentile"], p["a"], p["b"]) for p in doc["wss"]["percentiles"]] == [
+        (q, pick(wa, q), pick(wb, q)) for q in (10, 50, 90)]
+    assert doc["options"]["exclude_samples"] == 5
+    # nr_regions keeps damo's fixed skip of 20
+    assert doc["nr_regions"]["nr_values"] == {"a": 20, "b": 30, "delta": 10}

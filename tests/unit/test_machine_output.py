@@ -264,6 +264,8 @@ def test_heatmap_guide_json_is_record_info(rec_files, capsys):
     assert [(x["start"], x["end"]) for x in r["regions"]] == [(b_, b_ + 32 * MiB) for b_ in BASES]
     rows = parse_csv(run_cli(capsys, ["report", "record_info", "--input", data, "--csv"]))
     assert [(int(x["start"]), int(x["size"])) for x in rows] == [(b_, 32 * MiB) for b_ in BASES]
+    assert parse_csv(run_cli(capsys, ["report", "heatmap", "--input", data, "--guide",
+                                      "--csv"])) == rows
     assert {int(x["end_time_ns"]) for x in rows} == {T0 + 60 * SNAP_NS}
 
 

@@ -105,3 +105,18 @@ def test_export_helpers():
     assert E.percentile_rows([], [0, 50]) == []
     assert E.percentile_rows([1, 2, 3, 4], [0, 50, 100], "n") == [
         {"percentile": 0, "n": 1}, {"percentile": 50, "n": 3}, {"percentile": 100, "n": 4}]
+
+
+def test_every_json_schema_is_documented():
+    """Each report's document(...) call has its section in docs/json.md."""
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[2]
+    names = set()
+    for p in (root / "damo_pipe").rglob("*.py"):
+        names |= set(re.findall(r'document\(\s*"(\w+)"', p.read_text()))
+    assert {"heatmap", "wss", "nr_regions", "footprints", "record_info", "times", "profile",
+            "holistic", "info", "diff"} <= names
+    doc = (root / "docs" / "json.md").read_text()
+    for n in sorted(names):
+        assert "## `damo-pipe/%s`" % n in doc, n
