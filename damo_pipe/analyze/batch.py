@@ -217,7 +217,10 @@ def analyze_archive(path, name, out_root, options=None):
         summary["selection"] = selection.as_json() if selection else None
         out_dir = _out_dir_of(out_root, name)
         summary["warnings"] = result["warnings"]
-        result["images"] = write_images(records, out_dir, options, name, result["warnings"])
+        shown = {}
+        result["images"] = write_images(records, out_dir, options, name, result["warnings"],
+                                        info=shown)
+        summary["heatmap"] = shown.get("heatmap")
         summary["images"] = result["images"]
         summary["analysis"] = {"host": socket.gethostname(), "pid": os.getpid(),
                                "seconds": round(time.perf_counter() - t0, 6),

@@ -15,8 +15,8 @@ single-recording reports print, so that a row of the diff is the row of a report
   recordings have them (an archive's tables or damo's ``.mem_footprint`` side file);
 * **hot address ranges**: per recording the ``top`` hottest ranges of its records, as
   the HTML report lists them (:func:`damo_pipe.analyze.summary.hottest_ranges`: runs of
-  address pieces at least half as hot as the hottest, ranked by their share of their
-  record's total access), most accessed first.
+  the hottest address pieces that hold 80 % of the record's total access, ranked by
+  their share of it), most accessed first.
 
 A delta is B - A. Addresses differ between runs (ASLR), so hot ranges are compared by
 rank, size and share, not by address.

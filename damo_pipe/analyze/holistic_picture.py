@@ -3,7 +3,8 @@ HTML report's holistic section.
 
 :func:`compute_timeline` gathers, for the access record at ``access_pattern``:
 
-* the access heatmap of the hottest address range (time x address);
+* the access heatmap of the busiest address range (the most total access; colours
+  from 0) (time x address);
 * the working set size of every snapshot, per target;
 * the memory footprints over time (RSS and VSZ summed over the pids, ``sys_used``);
 * the hotspot functions per time window: the ``top`` functions of the whole record
@@ -21,7 +22,7 @@ span away) is therefore taken to be on another clock and moved so that it starts
 the record; the picture says so in a note.
 
 :func:`save_holistic_image` draws the panels stacked on the shared time axis (seconds
-since the record's first snapshot) with matplotlib's Figure API (no pyplot).
+from the record's first snapshot) with matplotlib's Figure API (no pyplot).
 """
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def compute_timeline(access_pattern, footprints=None, profile=None, *, nr_window
     with RecordSource.open([access_pattern], input_type=input_type) as src:
         tl.t0_ns, tl.t1_ns = _record_span(src)
         try:
-            grids = compute_heatmaps(src, resol=tuple(resol), engine=engine)
+            grids = compute_heatmaps(src, resol=tuple(resol), draw_range="busiest",
+                                     engine=engine)
             tl.heatmap = grids[0] if grids else None
         except DamoPipeError as e:
             tl.notes.append("no heatmap: %s" % e)
@@ -177,7 +179,6 @@ def _short(name, dso, limit=46):
 
 def _draw_heatmap(fig, ax, side, tl, sec):
     from matplotlib import colormaps
-    from matplotlib import colors as mcolors
 
     from damo_pipe.analyze.plots import size_unit
     g = tl.heatmap
@@ -188,15 +189,13 @@ def _draw_heatmap(fig, ax, side, tl, sec):
     aspan = int(g.addr_unit) * A
     adiv, aname = size_unit(aspan)
     cmap = colormaps["inferno"].with_extremes(bad="#d0d0d0")
-    valid = heat[~np.isnan(heat)]
-    vmin = float(valid.min()) if valid.size else 0.0
-    vmax = float(valid.max()) if valid.size else 1.0
+    from damo_pipe.analyze.plots import heat_norm
     im = ax.imshow(np.ma.masked_invalid(heat.T), origin="lower", aspect="auto",
                    interpolation="nearest", extent=(x0, x1, 0.0, aspan / adiv), cmap=cmap,
-                   norm=mcolors.Normalize(vmin=vmin, vmax=max(vmax, vmin + 1.0)))
+                   norm=heat_norm(heat))
     ax.set_ylabel("address (%s from\n0x%x)" % (aname, int(g.a_start)))
     who = "" if g.target_id is None else ", target %s" % g.target_id
-    ax.set_title("access heatmap (hottest address range%s)" % who, loc="left", fontsize=11)
+    ax.set_title("access heatmap (busiest address range%s)" % who, loc="left", fontsize=11)
     cax = side.inset_axes([0.0, 0.08, 0.08, 0.84])
     cb = fig.colorbar(im, cax=cax)
     cb.set_label("accesses (%s)" % ("hz" if g.unit == "hz" else "samples / aggr."), fontsize=9)
@@ -279,7 +278,7 @@ def _figure(size):
 def draw_timeline(tl, title=None, size=None):
     """A matplotlib Figure of the Timeline: the panels stacked on one time axis, each
     with its legend or colour bar in a column on the right."""
-    from damo_pipe.analyze.plots import _human_time, time_unit
+    from damo_pipe.analyze.plots import _human_time
     fig = _figure(size)
     panels = []
     if tl.heatmap is not None:
@@ -290,7 +289,7 @@ def draw_timeline(tl, title=None, size=None):
     if tl.hotspot_counts is not None:
         panels.append(("hotspots", 2.4))
     span = max(tl.t1_ns - tl.t0_ns, 1)
-    sec, tname = time_unit(span)
+    sec, tname = 1e9, "s"      # one unit style (analyze/timebase.py)
     gs = fig.add_gridspec(len(panels), 2, width_ratios=[4.2, 1.35],
                           height_ratios=[h for _, h in panels])
     first = None
@@ -317,7 +316,7 @@ def draw_timeline(tl, title=None, size=None):
             _draw_hotspots(ax, side, tl, sec)
     for ax in axes[:-1]:
         ax.tick_params(labelbottom=False)
-    axes[-1].set_xlabel("time (%s since %s)" % (tname, _human_time(tl.t0_ns)))
+    axes[-1].set_xlabel("time (%s from %s)" % (tname, _human_time(tl.t0_ns)))
     first.set_xlim(0, span / sec)
     head = title or "holistic view: %s" % os.path.basename(tl.source)
     if tl.notes:

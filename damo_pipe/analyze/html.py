@@ -13,7 +13,7 @@ import os
 import re
 import urllib.parse
 
-from damo_pipe.analyze.summary import format_bytes_short, format_duration_ns
+from damo_pipe.analyze.summary import format_bytes_short
 
 _CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -33,9 +33,15 @@ tr:nth-child(even) td { background: #fafafa; }
 img.thumb { width: 100px; height: auto; border: 1px solid #ddd; display: block; }
 .thumbs { display: flex; gap: 4px; }
 img.full { max-width: 100%; height: auto; border: 1px solid #ddd; }
-img.kind-heatmap { width: 760px; }
-img.kind-wss_dist, img.kind-wss_chron { width: 520px; }
+img.kind-heatmap, img.kind-wss_chron { width: 760px; }
+img.kind-wss_dist { width: 520px; }
 img.kind-holistic { width: 1100px; }
+.figcol { display: flex; flex-direction: column; gap: .6em; }
+table#archives { font-size: .8em; }
+table#archives th, table#archives td { padding: .2em .35em; }
+table#archives th { white-space: normal; }
+table#archives td.num { white-space: nowrap; }
+img.thumb { width: 72px; }
 .failed { color: #a00; }
 .warn { color: #850; margin: .2em 0; }
 table.failures td { background: #fff3f3; }
@@ -43,7 +49,8 @@ table.failures td { background: #fff3f3; }
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6em; overflow-x: auto;
       font-size: .85em; }
 .figs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
-.figs figure { margin: 0; }
+.figs figure { margin: 0; display: table; }
+.figs figcaption { display: table-caption; caption-side: bottom; }
 figcaption { font-size: .85em; color: #555; }
 """
 
@@ -165,30 +172,74 @@ def _ids(t):
     return "/".join(parts)
 
 
-def _fmt_time_range(s):
+def _fmt_time_range(s, origin=None):
+    """A summary's time span in the one style (analyze/timebase.py): the start as an UTC
+    date and the length (``origin`` None), or seconds from ``origin``."""
+    from damo_pipe.analyze.timebase import instant_text, seconds_text, span_text
     if s.get("start_ns") is None:
         return "-"
-    return "[%s, %s) ns (%s)" % (s["start_ns"], s["end_ns"], format_duration_ns(s["duration_ns"]))
+    if origin is None:
+        return "from %s, %s" % (instant_text(s["start_ns"], 3),
+                                seconds_text(s["duration_ns"] / 1e9))
+    return span_text(s["start_ns"], s["end_ns"], origin)
 
 
-def _hottest_table(ranges):
+def _fmt_gaps(t, origin):
+    """``2 (4.446 s in all): at 2.000 s for 2.224 s, ...`` or ``none``."""
+    from damo_pipe.analyze.timebase import seconds_text
+    gaps = t.get("gaps") or []
+    if not gaps:
+        return "none"
+    origin = t["start_ns"] if origin is None else origin
+    total = sum(g["end_ns"] - g["start_ns"] for g in gaps) / 1e9
+    first = ", ".join("at %s for %s" % (seconds_text((g["start_ns"] - origin) / 1e9),
+                                      seconds_text((g["end_ns"] - g["start_ns"]) / 1e9))
+                      for g in gaps[:3])
+    return "%d (%s in all): %s%s" % (len(gaps), seconds_text(total), first,
+                                     ", ..." if len(gaps) > 3 else "")
+
+
+def _hottest_table(ranges, drawn=None):
+    """The hottest ranges (summary.hottest_ranges, most access first) with the mean
+    access frequency in Hz and in samples per aggregation; ``drawn``: the heatmap
+    picture's [start, end) address range, whose rows are marked."""
     if not ranges:
         return "<p>No accessed region.</p>"
-    rows = ["<table><thead><tr><th>address range</th><th>size</th>"
-            "<th>mean nr_accesses</th><th>share of access</th></tr></thead><tbody>"]
+    head = ["address range", "size", "mean access frequency (Hz)",
+            "mean nr_accesses (samples / aggregation)", "share of all access"]
+    if drawn is not None:
+        head.append("in the heatmap")
+    rows = ["<table class=\"hottest\"><thead><tr>%s</tr></thead><tbody>"
+            % "".join("<th>%s</th>" % _e(h) for h in head)]
     for r in ranges:
         share = 100.0 * r["access_share"]
-        rows.append("<tr><td><code>[%#x, %#x)</code></td><td class=\"num\">%s</td>"
-                    "<td class=\"num\">%.3f</td><td class=\"num\">%s</td></tr>"
-                    % (r["start"], r["end"], _e(format_bytes_short(r["size"])), r["mean_nr_accesses"],
-                       "%.1f %%" % share if share >= 0.05 or share == 0 else "&lt; 0.1 %"))
+        hz = r.get("mean_access_hz")
+        cells = ("<td><code>[%#x, %#x)</code></td><td class=\"num\">%s</td>"
+                 "<td class=\"num\">%s</td><td class=\"num\">%.3f</td><td class=\"num\">%s</td>"
+                 % (r["start"], r["end"], _e(format_bytes_short(r["size"])),
+                    "-" if hz is None else "%.3f" % hz, r["mean_nr_accesses"],
+                    "%.1f %%" % share if share >= 0.05 or share == 0 else "&lt; 0.1 %"))
+        if drawn is not None:
+            inside = drawn[0] <= r["start"] and r["end"] <= drawn[1]
+            cells += "<td>%s</td>" % ("yes" if inside else "no")
+        rows.append("<tr>%s</tr>" % cells)
     rows.append("</tbody></table>")
     return "\n".join(rows)
 
 
+def _heatmap_note(summary, target_id):
+    """Which address range the heatmap picture draws (None: not this target's)."""
+    hm = summary.get("heatmap")
+    if not hm or hm.get("target_id") != target_id:
+        return None
+    return hm["address_range"]
+
+
 def _targets_table(summary, pct_keys):
     head = ["target", "ids", "intervals (sample/aggr/update us)", "snapshots", "regions",
-            "time span", "monitored", "footprint"] + ["WSS p%s" % k for k in pct_keys] + ["WSS avg"]
+            "time (s from the start)", "gaps", "monitored", "footprint"] \
+        + ["WSS p%s" % k for k in pct_keys] + ["WSS avg"]
+    origin = summary.get("time_origin_ns")
     rows = ["<table class=\"targets\"><thead><tr>%s</tr></thead><tbody>"
             % "".join("<th>%s</th>" % _e(h) for h in head)]
     for t in summary["targets"]:
@@ -196,7 +247,8 @@ def _targets_table(summary, pct_keys):
         ivs = " / ".join(_plain(iv[k]) for k in ("sample_us", "aggr_us", "ops_update_us")) if iv else "unknown"
         cells = ["<td>%s</td>" % _e(str(t["target_id"])), "<td>%s</td>" % _e(_ids(t) or "-"),
                  "<td>%s</td>" % _e(ivs), _num_cell(t["nr_snapshots"]), _num_cell(t["nr_regions"]),
-                 "<td>%s</td>" % _e(_fmt_time_range(t))] + _size_cells(t, pct_keys)
+                 "<td>%s</td>" % _e(_fmt_time_range(t, origin)),
+                 "<td>%s</td>" % _e(_fmt_gaps(t, origin))] + _size_cells(t, pct_keys)
         rows.append("<tr>%s</tr>" % "".join(cells))
     rows.append("</tbody></table>")
     if any(not t["wss_percentiles"] and t["nr_snapshots"] for t in summary["targets"]):
@@ -210,6 +262,7 @@ def _targets_table(summary, pct_keys):
 
 def render_index(results, title=None, generated=None):
     """HTML text of the batch index page for ``results`` (dicts from batch.analyze_archive)."""
+    from damo_pipe.analyze.timebase import seconds_text
     title = title or "damo-analyze batch"
     generated = generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     ok = [r for r in results if r["ok"]]
@@ -259,7 +312,7 @@ def render_index(results, title=None, generated=None):
             else:
                 cells += [_num_cell(t["target_id"]), _num_cell(t["nr_snapshots"]),
                           _num_cell(t["nr_regions"]),
-                          _num_cell(t["duration_ns"], format_duration_ns(t["duration_ns"])
+                          _num_cell(t["duration_ns"], seconds_text(t["duration_ns"] / 1e9)
                                     if t["duration_ns"] is not None else None)]
                 cells += _size_cells(t, pct_keys)
             cells += thumbs
@@ -286,7 +339,7 @@ def render_index(results, title=None, generated=None):
         for t in s["targets"]:
             if t["hottest_ranges"]:
                 out.append("<p>Hottest address ranges of target %s:</p>" % _e(str(t["target_id"])))
-                out.append(_hottest_table(t["hottest_ranges"]))
+                out.append(_hottest_table(t["hottest_ranges"], _heatmap_note(s, t["target_id"])))
         out.append("</section>")
     return _page(title, "\n".join(out))
 
@@ -307,13 +360,16 @@ def data_uri(png_bytes, mime="image/png"):
     return "data:%s;base64,%s" % (mime, base64.b64encode(png_bytes).decode("ascii"))
 
 
-def _region_table(record, k, limit):
+def _region_table(record, k, limit, origin=None):
+    from damo_pipe.analyze.timebase import span_text
     snaps = record.snapshots
     lo, hi = record.region_bounds(k)
     reg = record.regions
     n = hi - lo
-    rows = ["<p>Snapshot %d of %d: [%d, %d) ns, %d regions, %s.</p>"
-            % (k + 1, record.nr_snapshots, snaps.start_ns[k], snaps.end_ns[k], n,
+    origin = int(snaps.start_ns[0]) if origin is None else origin
+    rows = ["<p>Snapshot %d of %d: %s, %d regions, %s.</p>"
+            % (k + 1, record.nr_snapshots, _e(span_text(int(snaps.start_ns[k]),
+                                                        int(snaps.end_ns[k]), origin)), n,
                _e(format_bytes_short(int(snaps.total_bytes[k]))))]
     rows.append("<table class=\"sortable regions\"><thead><tr>%s%s%s%s%s%s</tr></thead><tbody>"
                 % (_th("#", "r-idx", True), _th("start", "r-start", True), _th("end", "r-end", True),
@@ -354,14 +410,17 @@ def access_text(records):
         return None
 
 
-def _last_snapshot_note(records):
+def _last_snapshot_note(records, origin=None):
+    from damo_pipe.analyze.timebase import recording_origin, span_text
+    origin = recording_origin(records) if origin is None else origin
     parts = []
     for r in records:
         if r.nr_snapshots:
             k = r.nr_snapshots - 1
-            parts.append("target %s: snapshot %d of %d, [%s, %s) ns"
-                         % (r.target_id, k + 1, r.nr_snapshots, r.snapshot_start(k),
-                            int(r.snapshots.end_ns[k])))
+            parts.append("target %s: snapshot %d of %d, %s"
+                         % (r.target_id, k + 1, r.nr_snapshots,
+                            span_text(int(r.snapshots.start_ns[k]), int(r.snapshots.end_ns[k]),
+                                      origin)))
     return "; ".join(parts)
 
 
@@ -453,13 +512,20 @@ def render_record_report(records, path, summary, images, *, max_table_rows=500,
     for w in warnings:
         out.append("<p class=\"warn\">note: %s</p>" % _e(w))
     if images:
-        out.append("<div class=\"figs\">")
-        for item in images:
+        # the heatmap and the WSS over time stacked (their time axes line up), the
+        # distribution beside them
+        def figure(item):
             caption, png = item[0], item[1]
             kind = item[2] if len(item) > 2 else "other"
-            out.append("<figure><img class=\"full kind-%s\" src=\"%s\" alt=\"%s\">"
-                       "<figcaption>%s</figcaption></figure>"
-                       % (_e(kind), data_uri(png), _e(caption), _e(caption)))
+            return ("<figure><img class=\"full kind-%s\" src=\"%s\" alt=\"%s\">"
+                    "<figcaption>%s</figcaption></figure>"
+                    % (_e(kind), data_uri(png), _e(caption), _e(caption)))
+        timed = [i for i in images if len(i) > 2 and i[2] in ("heatmap", "wss_chron")]
+        others = [i for i in images if i not in timed]
+        out.append("<div class=\"figs\">")
+        if timed:
+            out.append("<div class=\"figcol\">%s</div>" % "".join(figure(i) for i in timed))
+        out.extend(figure(i) for i in others)
         out.append("</div>")
     else:
         out.append("<p>No snapshot: nothing to plot.</p>")
@@ -468,18 +534,20 @@ def render_record_report(records, path, summary, images, *, max_table_rows=500,
     out.append("<h2 id=\"hottest\">Hottest address ranges</h2>")
     for t in summary["targets"]:
         out.append("<h3>target %s</h3>" % _e(str(t["target_id"])))
-        out.append(_hottest_table(t["hottest_ranges"]))
+        out.append(_hottest_table(t["hottest_ranges"], _heatmap_note(summary, t["target_id"])))
     out.append("<h2 id=\"access\">Last snapshot</h2>")
     if access is not None:
         out.append("<p class=\"meta\">damo report access (default style) of the last snapshot "
-                   "&mdash; %s</p>" % _e(_last_snapshot_note(records)))
+                   "&mdash; %s</p>" % _e(_last_snapshot_note(records,
+                                                              summary.get("time_origin_ns"))))
         out.append("<pre class=\"access\">%s</pre>" % ansi_to_html(access))
     else:
         shown = False
         for r in records:
             if r.nr_snapshots:
                 out.append("<h3>target %s</h3>" % _e(str(r.target_id)))
-                out.append(_region_table(r, r.nr_snapshots - 1, max_table_rows))
+                out.append(_region_table(r, r.nr_snapshots - 1, max_table_rows,
+                                         summary.get("time_origin_ns")))
                 shown = True
         if not shown:
             out.append("<p>No snapshot.</p>")
@@ -527,6 +595,24 @@ def holistic_view(path, input_type=None, warnings=None):
         return None
 
 
+def image_captions(summary, options):
+    """What each picture shows, in words (the page's figure captions)."""
+    hm = summary.get("heatmap")
+    where = ""
+    if hm:
+        a, b = hm["address_range"]
+        where = ": target %s, [%#x, %#x) (%s), the contiguous address range with the most " \
+                "access; gray: no snapshot" % (hm["target_id"], a, b, format_bytes_short(b - a))
+    skip = options.exclude_samples
+    return {"heatmap": "access heatmap" + where,
+            "wss_dist": "working set size distribution (%s)"
+                        % ("the first %d snapshots skipped, as by report wss" % skip
+                           if skip else "every snapshot"),
+            "wss_chron": "working set size of every snapshot over the whole recording%s"
+                         % ("; shaded: the first %d, which report wss skips" % skip
+                            if options.mark_skipped and skip else "")}
+
+
 def write_record_report(path, output, *, options=None, input_type=None, max_table_rows=500):
     """Read ``path``, render its self-contained report page and write it to ``output``."""
     import tempfile
@@ -544,13 +630,14 @@ def write_record_report(path, output, *, options=None, input_type=None, max_tabl
                                 acc_thres=options.acc_thres, sz_thres=options.sz_thres)
     summary["format"] = fmt
     summary["selection"] = selection.as_json() if selection else None
-    captions = {"heatmap": "access heatmap (hottest contiguous address range)",
-                "wss_dist": "working set size distribution",
-                "wss_chron": "working set size over time"}
     images = []
     warnings = [selection_note(selection, whole)] if selection else []
+    shown = {}
     with tempfile.TemporaryDirectory(prefix="damo-pipe-html-") as tmp:
-        written = write_images(records, tmp, options, os.path.basename(os.fspath(path)), warnings)
+        written = write_images(records, tmp, options, os.path.basename(os.fspath(path)), warnings,
+                               info=shown)
+        summary["heatmap"] = shown.get("heatmap")
+        captions = image_captions(summary, options)
         for kind in IMAGE_FILES:
             if kind in written:
                 with open(os.path.join(tmp, written[kind]), "rb") as f:

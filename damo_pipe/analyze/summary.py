@@ -11,12 +11,18 @@ Definitions (all vectorised numpy, no Python loop per region):
   so every snapshot is its own window), computed by :mod:`damo_pipe.analyze.wss`. The first ``exclude_samples`` snapshots are
   dropped (damo's default is 20), the rest sorted ascending, and percentile ``p`` is
   ``sorted[min(int(p / 100 * n), n - 1)]`` like damo.
+* **gaps**: spaces between snapshots longer than half a snapshot
+  (:func:`damo_pipe.analyze.timebase.find_gaps`).
 * **footprint**: size of the union of all regions with ``nr_accesses > 0`` over
   every snapshot.
 * **hottest ranges**: the address space is cut at every region boundary; each piece
-  gets its time-weighted mean ``nr_accesses`` over the record's duration. Adjacent
-  pieces whose mean is at least half the maximum are merged into runs; the runs with
-  the largest share of the record's total access (``mean * size * time``) are listed.
+  gets its time-weighted mean ``nr_accesses`` over the record's duration (and, with
+  intervals, its mean access frequency in Hz: samples per second of aggregation). The
+  fewest pieces, hottest first, that hold 80 % of the record's total access
+  (``mean * size * time``) are merged into runs of adjacent pieces, and the runs with
+  the largest share of the total access are listed: what most of the access touches
+  (what the heatmap pictures draw by default, the busiest range), not a tiny corner
+  that is hot per byte and holds almost none of it.
 """
 from __future__ import annotations
 
@@ -63,13 +69,14 @@ def wss_percentiles(wss_sorted, percentiles=DEFAULT_PERCENTILES):
 def _address_sweep(record):
     """Elementary address pieces of the record with their access statistics.
 
-    Returns ``(bounds, mean_rate, accessed)``: pieces are ``[bounds[i], bounds[i+1])``;
-    ``mean_rate[i]`` is the time-weighted mean nr_accesses of piece i over the record's
-    total snapshot time; ``accessed[i]`` tells whether any snapshot saw it accessed.
+    Returns ``(bounds, mean_rate, accessed, mean_hz)``: pieces are ``[bounds[i],
+    bounds[i+1])``; ``mean_rate[i]`` is the time-weighted mean nr_accesses of piece i
+    over the record's total snapshot time, ``mean_hz[i]`` the same in Hz (None without
+    intervals); ``accessed[i]`` tells whether any snapshot saw it accessed.
     """
     regions = record.regions
     if len(regions) == 0:
-        return np.zeros(0, np.uint64), np.zeros(0), np.zeros(0, bool)
+        return np.zeros(0, np.uint64), np.zeros(0), np.zeros(0, bool), None
     snaps = record.snapshots
     dur = (snaps.end_ns - snaps.start_ns).astype(np.float64)
     dur[dur < 0] = 0
@@ -79,30 +86,48 @@ def _address_sweep(record):
     i_start = np.searchsorted(bounds, regions.start)
     i_end = np.searchsorted(bounds, regions.end)
     m = len(bounds)
+
+    def sweep(weights):
+        out = np.cumsum(np.bincount(i_start, weights=weights, minlength=m)
+                        - np.bincount(i_end, weights=weights, minlength=m))[:-1]
+        return np.maximum(out / total_time if total_time > 0 else out, 0.0)
+
     w = regions.nr_accesses.astype(np.float64) * region_dur
-    rate = np.cumsum(np.bincount(i_start, weights=w, minlength=m)
-                     - np.bincount(i_end, weights=w, minlength=m))[:-1]
-    if total_time > 0:
-        rate = rate / total_time
+    rate = sweep(w)
+    hz = None
+    if record.intervals is not None:
+        from damo_pipe.analyze.intervals import aggr_us_array
+        aggr_s = aggr_us_array(record.intervals, record) / 1e6
+        aggr_s[aggr_s <= 0] = np.nan
+        hz = np.nan_to_num(sweep(w / np.repeat(aggr_s, snaps.nr_regions)))
     acc = (regions.nr_accesses > 0).astype(np.int64)
     seen = np.cumsum(np.bincount(i_start, weights=acc, minlength=m)
                      - np.bincount(i_end, weights=acc, minlength=m))[:-1] > 0.5
-    return bounds, np.maximum(rate, 0.0), seen
+    return bounds, rate, seen, hz
 
 
-def hottest_ranges(bounds, rate, limit=5, threshold=0.5):
-    """Runs of adjacent pieces with ``rate >= threshold * max``; see module doc."""
+#: the hottest pieces taken until they hold this share of the total access
+HOT_COVER = 0.8
+
+
+def hottest_ranges(bounds, rate, limit=5, cover=HOT_COVER, hz=None):
+    """Runs of the hottest pieces holding ``cover`` of the total access; see module doc."""
     if len(rate) == 0 or not np.any(rate > 0):
         return []
-    hot = rate >= threshold * rate.max()
-    hot &= rate > 0
     sizes = np.diff(bounds).astype(np.float64)
     mass = rate * sizes
     total = float(mass.sum())
+    order = np.argsort(-rate, kind="stable")
+    held = np.cumsum(mass[order])
+    nr_hot = int(np.searchsorted(held, cover * total, side="left")) + 1
+    hot = np.zeros(len(rate), bool)
+    hot[order[:nr_hot]] = True
+    hot &= rate > 0
     edges = np.diff(np.concatenate([[0], hot.astype(np.int8), [0]]))
     run_starts = np.flatnonzero(edges == 1)
     run_ends = np.flatnonzero(edges == -1)      # exclusive piece index
     cum = np.concatenate([[0.0], np.cumsum(mass)])
+    cum_hz = None if hz is None else np.concatenate([[0.0], np.cumsum(hz * sizes)])
     runs = []
     for a, b in zip(run_starts, run_ends):
         start, end = int(bounds[a]), int(bounds[b])
@@ -112,6 +137,8 @@ def hottest_ranges(bounds, rate, limit=5, threshold=0.5):
             "end": end,
             "size": end - start,
             "mean_nr_accesses": run_mass / (end - start) if end > start else 0.0,
+            "mean_access_hz": (None if cum_hz is None or end <= start
+                               else float(cum_hz[b] - cum_hz[a]) / (end - start)),
             "access_share": run_mass / total if total > 0 else 0.0,
         })
     runs.sort(key=lambda r: (-r["access_share"], r["start"]))
@@ -157,11 +184,15 @@ def summarize_target(record, *, exclude_samples=20, acc_thres=1, sz_thres=1,
         "wss_avg_bytes": None,
         "wss_nr_samples": 0,
         "hottest_ranges": [],
+        "gaps": [],
     }
     if n == 0:
         return out
     start = _num(record.snapshot_start(0))
     end = int(snaps.end_ns.max())
+    from damo_pipe.analyze.timebase import find_gaps
+    out["gaps"] = [{"before_snapshot": g.before, "start_ns": g.start_ns, "end_ns": g.end_ns}
+                   for g in find_gaps(snaps.start_ns, snaps.end_ns)]
     out.update(start_ns=start, end_ns=end, duration_ns=_num(end - start),
                monitored_bytes=int(snaps.total_bytes.max()),
                regions_per_snapshot={"min": int(snaps.nr_regions.min()),
@@ -173,12 +204,12 @@ def summarize_target(record, *, exclude_samples=20, acc_thres=1, sz_thres=1,
         out["wss_percentiles"] = {str(p): v for p, v in wss_percentiles(ws, percentiles).items()}
         out["wss_avg_bytes"] = sum(ws.tolist()) / len(ws)     # exact int sum, like damo
         out["wss_nr_samples"] = int(len(ws))
-    bounds, rate, seen = _address_sweep(record)
+    bounds, rate, seen, hz = _address_sweep(record)
     if len(bounds):
         sizes = np.diff(bounds)
         out["footprint_bytes"] = int(sizes[seen].sum())
         out["address_span"] = [int(bounds[0]), int(bounds[-1])]
-        out["hottest_ranges"] = hottest_ranges(bounds, rate, limit=nr_hottest)
+        out["hottest_ranges"] = hottest_ranges(bounds, rate, limit=nr_hottest, hz=hz)
     return out
 
 
@@ -195,6 +226,8 @@ def summarize_records(records, path=None, **options):
         "start_ns": min(starts) if starts else None,
         "end_ns": max(ends) if ends else None,
         "duration_ns": (_num(max(ends) - min(starts)) if starts and ends else None),
+        # the origin of every picture's and page's times (analyze/timebase.py)
+        "time_origin_ns": _origin(records),
         "footprint_bytes": int(sum(t["footprint_bytes"] for t in targets)),
         "wss_options": {"exclude_samples": options.get("exclude_samples", 20),
                         "acc_thres": options.get("acc_thres", 1),
@@ -207,6 +240,11 @@ def summarize_records(records, path=None, **options):
         except OSError:
             pass
     return out
+
+
+def _origin(records):
+    from damo_pipe.analyze.timebase import recording_origin
+    return recording_origin(records)
 
 
 def format_bytes(b):

@@ -64,20 +64,30 @@ def record_timeline(chunks, snapshots, label, acc_thres=1, sz_thres=1, work_time
 
 
 def timelines(src, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=0,
-              engine="cython"):
+              engine="cython", selection=None):
     """WssTimelines of every record of a RecordSource (labels: ``target N``, with the
-    record index when a target has several records)."""
+    record index when a target has several records). ``selection``
+    (:class:`damo_pipe.analyze.selection.Selection`): only its snapshots and bytes; the
+    skipped snapshots still count from each record's first one."""
     out = []
     seen = {}
+    cols = ("start", "end", "nr_accesses") if work_time_us <= 1 else None
     for i, meta in enumerate(src.metas):
         snaps = src.snapshot_table(i)
+        first = 0
+        if selection:
+            from damo_pipe.analyze.selection import iter_selected_chunks, snapshot_range
+            first, last = snapshot_range(snaps, selection.time_range)
+            snaps = snaps.take(first, last)
+            chunks = iter_selected_chunks(src, i, selection, columns=cols)
+        else:
+            chunks = src.iter_chunks(i, columns=cols)
         if not len(snaps):
             continue
         seen[meta.target_id] = seen.get(meta.target_id, 0) + 1
         label = "target %s" % meta.target_id
         if seen[meta.target_id] > 1:
             label += " (record %d)" % i
-        cols = ("start", "end", "nr_accesses") if work_time_us <= 1 else None
-        out.append(record_timeline(src.iter_chunks(i, columns=cols), snaps, label, acc_thres,
-                                   sz_thres, work_time_us, exclude_samples, engine))
+        out.append(record_timeline(chunks, snaps, label, acc_thres, sz_thres, work_time_us,
+                                   max(0, exclude_samples - first), engine))
     return out

@@ -204,8 +204,9 @@ def test_batch_empty_and_short_records(tmp_path, capsys, plotting):
     assert empty["warnings"] == ["no snapshot: no picture"]
     short = json.loads((out / "short.json" / "summary.json").read_text())
     assert short["targets"][0]["wss_percentiles"] == {}
-    assert set(short["images"]) == {"heatmap"}
-    assert any("no WSS picture" in w for w in short["warnings"])
+    # the WSS over time shows every snapshot; only the distribution skips the first 20
+    assert set(short["images"]) == {"heatmap", "wss_chron"}
+    assert any("no WSS distribution" in w for w in short["warnings"])
     index = (out / "index.html").read_text()
     assert "note: no snapshot: no picture" in index
 

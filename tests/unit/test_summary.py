@@ -81,7 +81,7 @@ def test_footprint_and_mean_rate_match_brute_force(seed):
                 rate[x] = rate.get(x, 0.0) + n * (e - s)
     summ = sm.summarize_target(rec, exclude_samples=0)
     assert summ["footprint_bytes"] == len(accessed)
-    bounds, mean_rate, _ = sm._address_sweep(rec)
+    bounds, mean_rate, _, _ = sm._address_sweep(rec)
     for i in range(len(mean_rate)):
         for x in range(int(bounds[i]), int(bounds[i + 1])):
             assert mean_rate[i] == pytest.approx(rate.get(x, 0.0) / total_t, rel=1e-12, abs=1e-12)

@@ -48,6 +48,10 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20, "
                              "like damo report wss)")
     parser.add_argument("--title", help="title of index.html")
+    parser.add_argument("--mark_skipped", action="store_true",
+                        help="shade and label, in the WSS-over-time picture, the first "
+                             "--exclude_samples snapshots (the picture shows every snapshot; "
+                             "the WSS numbers skip those)")
     from damo_pipe.analyze.selection import add_selection_arguments
     add_selection_arguments(parser)
     parser.add_argument("--follow_symlinks", action="store_true",
@@ -74,7 +78,8 @@ def run(args):
     from damo_pipe.analyze.selection import check_selection_words
     check_selection_words(args.time_range, args.address_range)
     options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples),
-                           time_range=args.time_range, address_range=args.address_range)
+                           time_range=args.time_range, address_range=args.address_range,
+                           mark_skipped=args.mark_skipped)
     state = {}
 
     def on_start(n):

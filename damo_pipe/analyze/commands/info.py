@@ -23,10 +23,6 @@ def prepare_parser(parser):
                         help="print machine-readable JSON (docs/json.md)")
 
 
-def _fmt_ns(ns):
-    return "%.3f s" % (ns / 1e9)
-
-
 def _fmt_bytes(n):
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
@@ -95,6 +91,27 @@ def describe(path, input_type=None):
     return desc
 
 
+#: gaps listed one per line; more are counted (info --json lists them all)
+_GAP_LINES = 12
+
+
+def _gap_lines(gaps, origin):
+    """``gaps: N (S in all; spaces between snapshots longer than half a snapshot)`` and
+    one line per gap, in seconds from the origin."""
+    from damo_pipe.analyze.timebase import seconds_text, span_text
+    if not gaps:
+        return ["  gaps: none"]
+    total = sum(g["end_ns"] - g["start_ns"] for g in gaps)
+    out = ["  gaps: %d (%s in all; spaces between snapshots longer than half a snapshot)"
+           % (len(gaps), seconds_text(total / 1e9))]
+    out += ["    before snapshot %d: %s" % (g["before_snapshot"],
+                                            span_text(g["start_ns"], g["end_ns"], origin))
+            for g in gaps[:_GAP_LINES]]
+    if len(gaps) > _GAP_LINES:
+        out.append("    ... %d more (info --json lists them all)" % (len(gaps) - _GAP_LINES))
+    return out
+
+
 def render_text(desc):
     lines = ["file: %s" % desc["file"], "format: %s" % desc["format"]]
     arch = desc.get("archive")
@@ -111,6 +128,13 @@ def render_text(desc):
         size += " (uncompressed columns %s, compression ratio %.1fx)" % (
             _fmt_bytes(desc["uncompressed_bytes"]), desc["compression_ratio"])
     lines.append(size)
+    from damo_pipe.analyze.timebase import instant_text, seconds_text, span_text
+    origin = desc.get("time_origin_ns")
+    if origin is not None:
+        # one time origin (analyze/timebase.py): the records' times are seconds from it
+        span = max(r["end_ns"] for r in desc["records"] if r["nr_snapshots"]) - origin
+        lines.append("time: from %s, %s (the times below are seconds from there)"
+                     % (instant_text(origin, 3), seconds_text(span / 1e9)))
     for i, r in enumerate(desc["records"]):
         ids = ", ".join("%s %s" % (k, r[k]) for k in ("kdamond_idx", "context_idx", "scheme_idx")
                         if r.get(k) is not None)
@@ -122,7 +146,8 @@ def render_text(desc):
                                               ", auto-tuned" if iv["autotune_aggrs"] else "")))
         lines.append("  snapshots: %d, regions: %d" % (r["nr_snapshots"], r["nr_regions"]))
         if r["nr_snapshots"]:
-            lines.append("  time: [%d, %d) ns, %s" % (r["start_ns"], r["end_ns"], _fmt_ns(r["duration_ns"])))
+            lines.append("  time: %s" % span_text(r["start_ns"], r["end_ns"], origin))
+            lines.extend(_gap_lines(r.get("gaps") or [], origin))
             rp = r["regions_per_snapshot"]
             lines.append("  regions per snapshot: min %d, mean %.1f, max %d" % (rp["min"], rp["mean"], rp["max"]))
             lines.append("  monitored bytes per snapshot: min %s, max %s" % (

@@ -5,7 +5,10 @@ HELP = "access heatmap (time x address): terminal, raw numbers or an image"
 DESCRIPTION = """\
 Show when which address range was how frequently accessed, as damo 3.4.3's
 `damo report heatmap` does (same options, byte-identical text output). Images
-(--output FILE.png|svg|pdf|jpeg) are drawn with matplotlib.
+(--output FILE.png|svg|pdf|jpeg) are drawn with matplotlib: time in seconds from the
+recording's start, colours from 0, gray where no snapshot was taken, and by default
+the contiguous address range with the most access (--draw_range busiest; damo's
+'hottest' has the most access per byte and can be a tiny corner).
 
 examples:
   damo-analyze report heatmap --input damon.data
@@ -41,8 +44,12 @@ def prepare_parser(parser):
                              "('guided', 'guided_end' or a time)")
     parser.add_argument("--address_range", metavar="<address>", nargs="+", action="append",
                         help="start and end address and an optional 'guided' base (repeatable)")
-    parser.add_argument("--draw_range", choices=["hottest", "all"], default="hottest",
-                        help="which guided address ranges to draw by default")
+    parser.add_argument("--draw_range", choices=["hottest", "busiest", "all"], default=None,
+                        help="which guided address ranges to draw by default: hottest (damo's: "
+                             "the most access per byte; the default of the text outputs), "
+                             "busiest (the most total access; the default of images), all "
+                             "(images: one file per range, one colour scale, their names "
+                             "printed)")
     parser.add_argument("--abs_time", action="store_true", help="absolute time in the output")
     parser.add_argument("--abs_addr", action="store_true", help="absolute addresses in the output")
     parser.add_argument("--guide", action="store_true", help="print guidance for the ranges and stop")
@@ -89,6 +96,9 @@ def run(args):
     if machine and image is not None:
         raise UsageError("--json and --csv print to stdout: not with an image --output")
     resol = args.resol or ([40, 80] if out == "stdout" else [500, 500])
+    # a picture's default is the busiest range: damo's hottest (per byte) can be a tiny,
+    # noisy corner; the text outputs keep damo's choice (byte-identical to damo)
+    draw_range = args.draw_range or ("busiest" if image is not None else "hottest")
 
     with RecordSource.open(args.input, lenient=getattr(args, "lenient", False)) as src:
         try:
@@ -111,24 +121,21 @@ def run(args):
                 print(text)
             return 0
         grids = hm.compute_heatmaps(
-            src, resol, args.time_range, args.address_range, args.draw_range,
+            src, resol, args.time_range, args.address_range, draw_range,
             df_passed=args.df_passed, kdamond_idx=args.kdamond_idx, context_idx=args.context_idx,
             scheme_idx=args.scheme_idx, tid=args.tid, engine=args.engine)
+        if image is not None:
+            from damo_pipe.analyze.timebase import recording_origin
+            origin_ns = recording_origin(src)
     if machine:
-        options = {"resol": list(resol), "draw_range": args.draw_range,
+        options = {"resol": list(resol), "draw_range": draw_range,
                    "df_passed": args.df_passed}
         doc = hm.heatmaps_json(grids, inputs=args.input, origin_ns=origin, options=options)
         write_machine(hm.heatmaps_csv(doc) if args.csv else doc)
         return 0
     write = sys.stdout.write
     if image is not None:
-        from damo_pipe.analyze.plots import save_heatmap_image
-        for n, grid in enumerate(grids):
-            path = image
-            if len(grids) > 1:
-                stem, dot, ext = image.rpartition(".")
-                path = "%s.%d.%s" % (stem, n, ext)
-            save_heatmap_image(grid, path, abs_addr=args.abs_addr, abs_time=args.abs_time)
+        _write_images(grids, image, args, origin_ns)
         return 0
     for grid in grids:
         buffer = getattr(sys.stdout, "buffer", None)
@@ -144,6 +151,28 @@ def run(args):
             if text is not None:
                 write(text + "\n")
     return 0
+
+
+def _write_images(grids, image, args, origin_ns):
+    """One picture per grid (``NAME.N.EXT`` for several, whose names are printed), time
+    in seconds from the recording's start, one colour scale (0 to the hottest pixel of
+    them all)."""
+    import numpy as np
+
+    from damo_pipe.analyze.plots import save_heatmap_image
+    vmax = max((float(np.nanmax(g.heat)) for g in grids if not np.isnan(g.heat).all()),
+               default=None)
+    for n, grid in enumerate(grids):
+        path = image
+        if len(grids) > 1:
+            stem, dot, ext = image.rpartition(".")
+            path = "%s.%d.%s" % (stem, n, ext)
+        save_heatmap_image(grid, path, abs_addr=args.abs_addr, abs_time=args.abs_time,
+                           origin_ns=origin_ns, vmax=vmax)
+        if len(grids) > 1:
+            a_end = grid.a_end if grid.a_end is not None else grid.a_start + \
+                grid.addr_unit * grid.heat.shape[1]
+            print("%s: address range [%#x, %#x)" % (path, int(grid.a_start), int(a_end)))
 
 
 def write_machine(doc_or_text):

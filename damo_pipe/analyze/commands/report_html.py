@@ -33,6 +33,10 @@ def prepare_parser(parser):
                         help="snapshots skipped at the start of each record for WSS (default 20)")
     parser.add_argument("--max_table_rows", type=int, default=500, metavar="N",
                         help="regions listed in the last-snapshot table (default 500)")
+    parser.add_argument("--mark_skipped", action="store_true",
+                        help="shade and label, in the WSS-over-time picture, the first "
+                             "--exclude_samples snapshots (the picture shows every snapshot; "
+                             "the WSS numbers skip those)")
     from damo_pipe.analyze.selection import add_selection_arguments
     add_selection_arguments(parser)
 
@@ -52,7 +56,8 @@ def run(args):
     from damo_pipe.analyze.selection import check_selection_words
     check_selection_words(args.time_range, args.address_range)
     options = BatchOptions(resol=tuple(args.resol), exclude_samples=max(0, args.exclude_samples),
-                           time_range=args.time_range, address_range=args.address_range)
+                           time_range=args.time_range, address_range=args.address_range,
+                           mark_skipped=args.mark_skipped)
     write_record_report(path, args.output, options=options, input_type=args.input_type,
                         max_table_rows=max(0, args.max_table_rows))
     return 0

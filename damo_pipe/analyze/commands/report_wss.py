@@ -6,7 +6,9 @@ HELP = "working set size distribution (percentiles, bars, plots)"
 DESCRIPTION = """\
 Show the distribution of the working set size as damo 3.4.3's `damo report wss`
 does (same options, byte-identical text). --plot FILE draws the distribution
-(percentile vs size) or, with --sortby time, the WSS over time.
+(percentile vs size) or, with --sortby time, the WSS of every snapshot over the whole
+recording (the numbers skip the first --exclude_samples snapshots, the picture does
+not; --mark_skipped shades them; gaps between snapshots are left blank).
 
 Our extensions: --time_range and --address_range keep the snapshots of a time range
 and the bytes of an address range (heatmap's syntax; regions are clipped to the
@@ -39,6 +41,9 @@ def prepare_parser(parser):
                         help="order of the wss values the percentiles are taken from")
     parser.add_argument("--plot", metavar="<file>", help="draw the distribution (or the WSS over "
                         "time with --sortby time) into an image file")
+    parser.add_argument("--mark_skipped", action="store_true",
+                        help="--plot with --sortby time: shade and label the first "
+                             "--exclude_samples snapshots (skipped by the numbers)")
     parser.add_argument("--raw_number", action="store_true", help="plain numbers without units")
     parser.add_argument("--all_wss", action="store_true", help="print every wss value, not percentiles")
     parser.add_argument("--nr_cols_bar", metavar="<num>", type=int, default=59,
@@ -76,6 +81,13 @@ def run(args):
             from damo_pipe.analyze import wss as W
             from damo_pipe.analyze.export import origin_of
             origin = origin_of(src)
+        chron = None
+        if args.plot and args.sortby == "time":
+            from damo_pipe.analyze.wss_timeline import timelines
+            from damo_pipe.analyze.timebase import recording_origin
+            chron = (timelines(src, args.acc_thres, args.sz_thres, args.work_time,
+                               args.exclude_samples, args.engine, selection),
+                     recording_origin(src))
     blocks = []
     if args.collapse_targets:
         blocks.append((0, collapse(per_target)))
@@ -91,13 +103,13 @@ def run(args):
                          all_values=args.all_wss, origin_ns=origin)
         sys.stdout.write(W.wss_csv(doc) if args.csv else _dumps(doc))
         if args.plot:
-            _plot(args, per_target, blocks, percentiles)
+            _plot(args, per_target, blocks, percentiles, chron)
         return 0
     text = "\n".join(format_wss_block(tid, values, percentiles, args.raw_number, args.all_wss,
                                       args.nr_cols_bar) for tid, values in blocks)
     sys.stdout.write(text + "\n")
     if args.plot:
-        _plot(args, per_target, blocks, percentiles)
+        _plot(args, per_target, blocks, percentiles, chron)
     return 0
 
 
@@ -106,19 +118,13 @@ def _dumps(doc):
     return dumps(doc)
 
 
-def _plot(args, per_target, blocks, percentiles):
-    import numpy as np
+def _plot(args, per_target, blocks, percentiles, chron):
     from damo_pipe.analyze import plots
     if args.sortby == "time":
-        if args.collapse_targets:
-            # time axis of the longest target; values summed index-wise as damo reports them
-            longest = max(per_target.values(), key=lambda t: len(t.times_ns), default=None)
-            times = longest.times_ns if longest is not None else np.zeros(0)
-            plots.save_wss_over_time(times, np.array(blocks[0][1], dtype=np.float64), args.plot,
-                                     title="working set size over time")
-        else:
-            series = {tid: (t.times_ns, t.wss_bytes) for tid, t in per_target.items()}
-            plots.save_wss_over_time(series, None, args.plot, title="working set size over time")
+        # every window of the whole recording, one line per record (WssTimeline)
+        plots.save_wss_timeline(chron[0], args.plot, origin_ns=chron[1],
+                                title="working set size over time",
+                                mark_skipped=args.mark_skipped)
         return
     pcts = list(range(0, 101))
     if args.collapse_targets:

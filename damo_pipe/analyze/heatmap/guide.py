@@ -69,6 +69,16 @@ class Guide:
         order = sorted(range(len(regs)), key=density, reverse=True)
         return order[0]
 
+    def busiest_index(self):
+        """The contiguous region with the most total access (heat, i.e. Σ size x
+        samples): our pictures' default, where damo's ``hottest`` (heat per byte) can
+        pick a tiny, noisy corner. Without any access seen: the largest region."""
+        regs = self.regions()
+        heats = [h or 0 for h in (self.heats or [None] * len(regs))]
+        if not any(heats):
+            return max(range(len(regs)), key=lambda i: regs[i][1] - regs[i][0])
+        return max(range(len(regs)), key=lambda i: heats[i])
+
     def format(self, human=False):
         """damo's ``--guide`` text (``--guide_human``: times and sizes in human units, as
         damo's ``report record_info``: addresses with six decimals)."""

@@ -27,10 +27,13 @@ def resolve_time_range(words, guide):
 
 
 def guided_address_ranges(guide, draw_range):
-    """The guide's contiguous regions to draw: all of them, or the hottest one."""
+    """The guide's contiguous regions to draw: all of them, the hottest one (damo: most
+    access per byte) or the busiest one (most total access, our pictures' default)."""
     regs = guide.regions()
     if draw_range == "all":
         return regs
+    if draw_range == "busiest":
+        return [regs[guide.busiest_index()]]
     return [regs[guide.hottest_index()]]
 
 
