@@ -82,8 +82,9 @@ def test_heats_and_wss_of_a_command(fake, tree, owner, tmp_path):
         os.kill(started[0], 0)
     result, texts, left = run_monitor(tree, owner, tmp_path, target=cmd, spec_builder=spec,
                                       count=1, report_type="wss")
-    assert texts[0].startswith("# target_id\t0\n# <percentile> <wss>\n# avr:\t")
-    assert texts[0].endswith("|\n\n")
+    # damo's report wss leaves the first 20 snapshots out: a short round may have none
+    assert texts[0].startswith("# target_id\t0\n# <percentile> <wss>\n")
+    assert texts[0].endswith("|\n\n") or texts[0].endswith("# no snapshot\n\n")
     assert left == []
     assert_cleaned_up(fake, tree, owner)
 
