@@ -273,7 +273,7 @@ class ProfileRecorder(SideRecorder):
         dumps = self._new_dumps()
         if not dumps:
             if self.proc is not None:
-                log.info("no CPU profile for %s (perf was not recording yet)", writer.path)
+                log.info("no CPU profile for %s (perf was not recording)", writer.path)
             return
         for old in dumps[:-1]:
             self._leave(old, "a part perf finished late")
@@ -288,7 +288,7 @@ class ProfileRecorder(SideRecorder):
                 log.warning("cannot remove %s (stored in %s): %s", part, path, e)
 
     def stop(self):
-        """SIGINT perf (the gate's stdin closed too) and wait for its last part."""
+        """SIGINT perf (as damo stops it) and wait until it has finished its last part."""
         if self._stopping:
             return self.summary
         self._stopping = True
