@@ -55,6 +55,7 @@ class Timeline:
     t1_ns: int
     heatmap: object = None               # HeatmapGrid or None
     wss: dict = dataclasses.field(default_factory=dict)   # target id -> (times, bytes)
+    wss_gaps: dict = dataclasses.field(default_factory=dict)  # id -> (first start, Gaps)
     footprint_times: np.ndarray = None
     footprints: dict = dataclasses.field(default_factory=dict)   # metric -> bytes
     windows_ns: np.ndarray = None        # n + 1 window edges
@@ -137,6 +138,11 @@ def compute_timeline(access_pattern, footprints=None, profile=None, *, nr_window
                 src.iter_chunks(i, columns=("start", "end", "nr_accesses")), 1, 1, engine)
             key = meta.target_id if meta.target_id not in tl.wss else "%s#%d" % (meta.target_id, i)
             tl.wss[key] = (times, values)
+            from damo_pipe.analyze.timebase import find_gaps
+            snaps = src.snapshot_table(i)
+            if len(snaps):
+                tl.wss_gaps[key] = (int(snaps.start_ns[0]),
+                                    find_gaps(snaps.start_ns, snaps.end_ns))
     t0, t1 = tl.t0_ns, tl.t1_ns
     try:
         fp = footprints_for(access_pattern, footprints)
@@ -198,13 +204,31 @@ def _draw_heatmap(fig, ax, side, tl, sec):
     ax.set_title("access heatmap (busiest address range%s)" % who, loc="left", fontsize=11)
     cax = side.inset_axes([0.0, 0.08, 0.08, 0.84])
     cb = fig.colorbar(im, cax=cax)
-    cb.set_label("accesses (%s)" % ("hz" if g.unit == "hz" else "samples / aggr."), fontsize=9)
+    from damo_pipe.analyze.plots import heat_label
+    cb.set_label(heat_label(g.unit).replace("access frequency", "accesses"), fontsize=9)
 
 
-def _plot_series(ax, series, ylabel, sec, t0, colors, style="-"):
-    """Lines of (label, times, bytes) on ``ax`` in one size unit; returns the handles."""
+def _with_gaps(times, values, first_start, gaps):
+    """(times, values) of snapshot ends, drawn as steps ending at each snapshot's end
+    (``steps-pre``): the first snapshot's value also at its start, a NaN point at the end
+    of every gap (the start of the snapshot after it), so that a gap stays blank."""
+    times = np.asarray(times, np.int64)
+    values = np.asarray(values, np.float64)
+    if not len(times) or first_start is None:
+        return times, values
+    gaps = [g for g in gaps if 0 < g.before < len(times)]
+    pos = [0] + [g.before for g in gaps]
+    return (np.insert(times, pos, [first_start] + [g.end_ns for g in gaps]),
+            np.insert(values, pos, [values[0]] + [np.nan] * len(gaps)))
+
+
+def _plot_series(ax, series, ylabel, sec, t0, colors, style="-", step="post"):
+    """Lines of (label, times, bytes) on ``ax`` in one size unit; returns the handles.
+    ``step``: a value holds after its time (``post``: samples) or before it (``pre``:
+    a snapshot's value over the aggregation that ends at its time)."""
     from damo_pipe.analyze.plots import size_unit
-    top = max((float(np.max(y)) for _, _, y in series if len(y)), default=0.0)
+    top = max((float(np.nanmax(y)) for _, _, y in series if np.any(~np.isnan(
+        np.asarray(y, np.float64)))), default=0.0)
     div, unit = size_unit(top)
     handles = []
     for (label, x, y), color in zip(series, colors):
@@ -213,7 +237,7 @@ def _plot_series(ax, series, ylabel, sec, t0, colors, style="-"):
         order = np.argsort(x, kind="stable")
         h, = ax.plot((np.asarray(x, np.float64)[order] - t0) / sec,
                      np.asarray(y, np.float64)[order] / div, style, linewidth=1.3,
-                     color=color, drawstyle="steps-post" if len(x) < 400 else "default",
+                     color=color, drawstyle="steps-" + step if len(x) < 400 else "default",
                      label=label)
         handles.append(h)
     ax.set_ylabel("%s (%s)" % (ylabel, unit))
@@ -221,11 +245,11 @@ def _plot_series(ax, series, ylabel, sec, t0, colors, style="-"):
     return handles
 
 
-def _draw_lines(ax, side, series, title, ylabel, sec, t0, right=None):
+def _draw_lines(ax, side, series, title, ylabel, sec, t0, right=None, step="post"):
     """Line panel; ``right``: (series, ylabel) drawn dashed on a second y axis (values
     of another magnitude, e.g. the system's memory beside the targets')."""
     colors = ["C%d" % k for k in range(10)]
-    handles = _plot_series(ax, series, ylabel, sec, t0, colors)
+    handles = _plot_series(ax, series, ylabel, sec, t0, colors, step=step)
     if right is not None and right[0]:
         ax2 = ax.twinx()
         handles += _plot_series(ax2, right[0], right[1], sec, t0, colors[len(series):], "--")
@@ -303,8 +327,10 @@ def draw_timeline(tl, title=None, size=None):
         if kind == "heatmap":
             _draw_heatmap(fig, ax, side, tl, sec)
         elif kind == "wss":
-            series = [("WSS target %s" % k, t, v) for k, (t, v) in tl.wss.items()]
-            _draw_lines(ax, side, series, "working set size", "WSS", sec, tl.t0_ns)
+            series = [("WSS target %s" % k,)
+                      + _with_gaps(t, v, *tl.wss_gaps.get(k, (None, ())))
+                      for k, (t, v) in tl.wss.items()]
+            _draw_lines(ax, side, series, "working set size", "WSS", sec, tl.t0_ns, step="pre")
         elif kind == "footprints":
             t, f = tl.footprint_times, tl.footprints
             _draw_lines(ax, side, [("RSS of the targets", t, f["rss"]),
