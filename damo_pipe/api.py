@@ -118,7 +118,7 @@ def resolve_address_range(value):
             out.append(default)
         elif isinstance(v, str):
             try:
-                out.append(int(text_to_bytes(v)))
+                out.append(int(v, 16) if v[:2].lower() == "0x" else int(text_to_bytes(v)))
             except ValueError as e:
                 raise UsageError("wrong address %r (%s)" % (v, e)) from None
         else:

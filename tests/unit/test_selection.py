@@ -120,3 +120,13 @@ def test_every_json_schema_is_documented():
     doc = (root / "docs" / "json.md").read_text()
     for n in sorted(names):
         assert "## `damo-pipe/%s`" % n in doc, n
+
+
+def test_api_address_range_takes_hexadecimal():
+    """docs/api.md's promise: address strings such as '0x7f0000000000'."""
+    from damo_pipe.api import resolve_address_range
+    assert resolve_address_range(("0x7f0000000000", "0x7F0000001000")) == (
+        0x7f0000000000, 0x7f0000001000)
+    assert resolve_address_range(("4KiB", None)) == (4096, (1 << 64) - 1)
+    with pytest.raises(UsageError):
+        resolve_address_range(("0xzz", "0x10"))
