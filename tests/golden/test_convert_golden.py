@@ -22,16 +22,27 @@ ENGINES = ["python", "cython"]
 HAVE_PERF = shutil.which("perf") is not None
 
 
-def _inputs():
+# Files of fixtures/kernel that describe the kernel (its sysfs tree, the tracepoints'
+# format files, the recording's notes) and hold no DAMON trace event: not records.
+NOT_RECORDS = ("meta.txt", "sysfs-*.txt", "tracefs-format-*.txt")
+
+
+def _is_record(path):
+    return path.parent != KERNEL_FIXTURES or not any(path.match(g) for g in NOT_RECORDS)
+
+
+def _inputs(records):
     files = []
     for root in (DAMO_FIXTURES / "inputs", KERNEL_FIXTURES):
         if root.exists():
-            files += sorted(p for p in root.rglob("*") if p.is_file())
+            files += sorted(p for p in root.rglob("*")
+                            if p.is_file() and _is_record(p) == records)
     return files
 
 
-INPUTS = _inputs()
+INPUTS = _inputs(records=True)
 INPUT_IDS = [str(p.relative_to(p.parents[1])) for p in INPUTS]
+NON_RECORDS = _inputs(records=False)
 
 
 def assert_same(a, b, *, meta=True):
@@ -50,6 +61,16 @@ def assert_same(a, b, *, meta=True):
             assert np.array_equal(getattr(x.regions, f), getattr(y.regions, f)), f
         assert [x.regions.probe_hits_of(i) for i in range(x.nr_regions)] == \
             [y.regions.probe_hits_of(i) for i in range(y.nr_regions)]
+
+
+@pytest.mark.parametrize("path", NON_RECORDS, ids=[p.name for p in NON_RECORDS])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_text_without_damon_events_is_no_record(path, engine):
+    """A kernel text file without any DAMON event (a sysfs dump, a tracepoint format)
+    is refused by name, never read as an empty record."""
+    with pytest.raises(RecordFormatError, match="not a DAMON record") as exc:
+        read_records(path, engine=engine)
+    assert str(path) in str(exc.value)
 
 
 @pytest.mark.parametrize("path", INPUTS, ids=INPUT_IDS)
@@ -175,7 +196,9 @@ def test_hostile_truncations_of_fixtures(shared_dir, tmp_path):
                     read_records(p, input_type=fmt, engine=engine)
                 except RecordFormatError as e:
                     assert str(p) in str(e)
-                    assert e.offset is not None or e.line is not None or fmt == "json_compressed"
+                    assert (e.offset is not None or e.line is not None
+                            or fmt == "json_compressed"
+                            or "not a DAMON record" in str(e)), e
 
 
 def _opt(col):

@@ -68,7 +68,7 @@ def test_bash_completes_subcommands_options_and_choices(tmp_path):
     assert got["damo-analyze rep"] == ["report"]
     assert {"heatmap", "wss", "access", "html"} <= set(got["damo-analyze report "])
     assert got["damo-analyze report heatmap --res"] == ["--resol"]
-    assert got["damo-analyze report heatmap --draw_range "] == ["hottest", "all"]
+    assert got["damo-analyze report heatmap --draw_range "] == ["hottest", "busiest", "all"]
     assert {"hdf5", "json", "json_compressed", "perf_script"} == set(
         got["damo-analyze convert --format "])
     assert got["damo-analyze info ru"] == ["run1.h5"]            # files

@@ -53,7 +53,7 @@ def test_dispatch_goes_through_the_table(tmp_path, monkeypatch):
     fake = [Record(target_id=42)]
     calls = []
 
-    def read(path, engine):
+    def read(path, engine, lenient=False):
         calls.append((path, engine))
         return fake
     monkeypatch.setitem(sources.FORMATS, "json",
