@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from damo_pipe.errors import RecordFormatError
+from damo_pipe.formats.perf_data_header import check_perf_data_header
 from damo_pipe.perf_tool import call_perf, find_perf, perf_available, perf_command, run_perf
 
 __all__ = ["perf_available", "find_perf", "perf_report_output", "run_perf_report"]
@@ -20,6 +21,7 @@ def _command(perf_path, profile, args):
     if not os.path.isfile(profile):
         raise RecordFormatError("no such file (the CPU profile; give it with --profile or "
                                 "--inputs)", path=profile)
+    check_perf_data_header(profile)     # perf can spin forever on a damaged file
     return cmd
 
 

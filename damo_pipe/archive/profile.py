@@ -34,6 +34,7 @@ import numpy as np
 from damo_pipe._atomic import atomic_output
 from damo_pipe._diskspace import SpaceReservation, detach_hdf5_file
 from damo_pipe.archive import layout
+from damo_pipe.archive._guarded_file import open_h5_for_reading
 from damo_pipe.archive.sidetables import COMMITTED, GROUP
 from damo_pipe.errors import ArchiveError, DiskFullError, RecordFormatError
 from damo_pipe.formats.perf_samples import ProfileSamples
@@ -233,12 +234,9 @@ class _open:
         register_blosc_filter()
         self.path = os.fspath(path)
         try:
-            self.f = h5py.File(self.path, "r", locking=False)
-        except OSError:
-            try:
-                self.f = h5py.File(self.path, "r", swmr=True, locking=False)
-            except OSError as e:
-                raise ArchiveError("cannot open as HDF5 (%s)" % e, path=self.path) from None
+            self.f = open_h5_for_reading(self.path)
+        except OSError as e:
+            raise ArchiveError("cannot open as HDF5 (%s)" % e, path=self.path) from None
 
     def __enter__(self):
         return self.f

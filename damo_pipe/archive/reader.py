@@ -14,8 +14,14 @@ import os
 import numpy as np
 
 from damo_pipe.archive import layout
+from damo_pipe.archive._guarded_file import GuardedFile, open_for_write_by_a_writer
 from damo_pipe.errors import ArchiveError
 from damo_pipe.model import (Intervals, IntervalsGoal, Record, RegionColumns, SnapshotColumns)
+
+
+#: what h5py raises on damaged metadata or data (a bad checksum is a RuntimeError,
+#: a missing object a KeyError, an undecodable attribute a TypeError/ValueError)
+H5_DAMAGE_ERRORS = (KeyError, OSError, ValueError, RuntimeError, TypeError)
 
 
 def _num(attrs, name):
@@ -175,6 +181,15 @@ class _RecordHandle:
         self.nr_snapshots = nr_snaps
         self.nr_regions = int(cols["region_offset"][-1] + cols["nr_regions"][-1]) \
             if nr_snaps else 0
+        if not self.swmr and (nr_snaps, self.nr_regions) != (committed[0], committed[1]):
+            # A closed file's committed counts are those of its snapshot table (the
+            # writer stores both at each flush); a SWMR reader may see them apart.
+            raise ArchiveError("dataset %s: %d snapshots and %d regions committed, but the "
+                               "snapshot table holds %d snapshots of %d regions (the index "
+                               "does not match the columns)"
+                               % (g[layout.COMMITTED].name, int(committed[0]),
+                                  int(committed[1]), nr_snaps, self.nr_regions),
+                               path=self.path)
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
         fs = float(g[layout.FIRST_START][0])
         self.first_start_ns = None if np.isnan(fs) else fs
@@ -226,6 +241,7 @@ class ArchiveReader:
         register_blosc_filter()   # the archive's lz4/zstd (Blosc) compressions
         self._blosc = None
         self._file = None
+        self._raw = None
         self.path = os.fspath(path)
         try:
             with open(self.path, "rb") as f:
@@ -240,11 +256,26 @@ class ArchiveReader:
         # (a SWMR open skips the check and a truncated file would then stall reads).
         # A file a SWMR writer has open (or left open when killed) refuses a normal
         # open; only then open in SWMR mode.
+        # A closed file is read through GuardedFile: libhdf5 would loop forever on a
+        # damaged global heap (see _guarded_file).
+        # A file a writer holds open is opened by its path (see
+        # open_for_write_by_a_writer).
         try:
-            self._file = h5py.File(self.path, "r", locking=False)
+            if open_for_write_by_a_writer(self.path):
+                self._file = h5py.File(self.path, "r", locking=False)
+            else:
+                self._raw = GuardedFile(self.path)
+                self._file = h5py.File(self._raw, "r", locking=False)
         except OSError as e:
-            if "truncated" in str(e) or "signature" in str(e):
-                raise ArchiveError("truncated or damaged HDF5 file (%s)" % e, path=self.path)
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+            # Only a file some writer holds open (the superblock's write flag set) is
+            # retried in SWMR mode: a SWMR open of damaged metadata retries its reads
+            # for minutes before failing.
+            if "already open for write" not in str(e):
+                raise ArchiveError("truncated or damaged HDF5 file (%s)" % e,
+                                   path=self.path) from None
             try:
                 self._file = h5py.File(self.path, "r", swmr=True, locking=False)
             except OSError as e2:
@@ -264,11 +295,11 @@ class ArchiveReader:
             self._handles = [_RecordHandle(group[name], self.swmr, self.path)
                              for name in sorted(group)]
         except ArchiveError:
-            self._file.close()
+            self.close()
             raise
-        except (KeyError, OSError, ValueError) as e:
-            self._file.close()
-            raise ArchiveError("damaged archive (%s)" % e, path=self.path)
+        except H5_DAMAGE_ERRORS as e:
+            self.close()
+            raise ArchiveError("damaged archive (%s)" % e, path=self.path) from None
 
     # -- metadata ----------------------------------------------------------------
     @property
@@ -431,6 +462,9 @@ class ArchiveReader:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     def __enter__(self):
         return self

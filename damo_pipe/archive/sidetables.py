@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from damo_pipe.archive._guarded_file import open_h5_for_reading
+
 GROUP = "collect"
 COMMITTED = "committed"
 CHUNK_ROWS = 4096
@@ -76,10 +78,7 @@ def read_side_table(path_or_file, name):
         # as ArchiveReader opens: normally (the file may already be open so in this
         # process, and HDF5 refuses a second open with other flags), SWMR when a
         # writer has it
-        try:
-            f = h5py.File(path_or_file, "r", locking=False)
-        except OSError:
-            f = h5py.File(path_or_file, "r", swmr=True, locking=False)
+        f = open_h5_for_reading(path_or_file)
     try:
         if GROUP not in f or name not in f[GROUP]:
             return None
@@ -105,10 +104,7 @@ def list_side_tables(path):
 
     from damo_pipe.archive._blosc_direct import register_blosc_filter
     register_blosc_filter()
-    try:
-        f = h5py.File(path, "r", locking=False)
-    except OSError:
-        f = h5py.File(path, "r", swmr=True, locking=False)
+    f = open_h5_for_reading(path)
     out = []
     try:
         if GROUP not in f:
@@ -160,10 +156,7 @@ def copy_collect_group(src_path, dst_file, skip=()):
     from damo_pipe.archive._blosc_direct import register_blosc_filter
     register_blosc_filter()
     copied = []
-    try:
-        src = h5py.File(src_path, "r", locking=False)
-    except OSError:     # a SWMR writer has it open
-        src = h5py.File(src_path, "r", swmr=True, locking=False)
+    src = open_h5_for_reading(src_path)
     with src:
         if GROUP not in src:
             return copied

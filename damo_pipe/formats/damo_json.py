@@ -6,6 +6,7 @@ the streaming engine (json_fast.py) applies the same ones to the values it meets
 choice between the two engines is made by the format table (damo_pipe.formats).
 """
 import json
+import math
 import re
 import zlib
 
@@ -29,12 +30,25 @@ def intervals_from_dict(d):
     goal = None
     g = d.get("intervals_goal")
     if g is not None:
-        goal = IntervalsGoal(access_bp=text_to_percent(g.get("access_bp", 0)) if g.get("access_bp") is not None else 0,
-                             aggrs=text_to_nr(g.get("aggrs", 0)),
-                             min_sample_us=text_to_us(g.get("min_sample_us", 0)),
-                             max_sample_us=text_to_us(g.get("max_sample_us", 0)))
-    return Intervals(sample_us=text_to_us(d["sample_us"]), aggr_us=text_to_us(d["aggr_us"]),
-                     ops_update_us=text_to_us(d.get("ops_update_us", 0)), goal=goal)
+        goal = IntervalsGoal(
+            access_bp=_in_u64("intervals_goal access_bp", text_to_percent(g.get("access_bp", 0))
+                              if g.get("access_bp") is not None else 0),
+            aggrs=_in_u64("intervals_goal aggrs", text_to_nr(g.get("aggrs", 0))),
+            min_sample_us=_in_u64("intervals_goal min_sample_us",
+                                  text_to_us(g.get("min_sample_us", 0))),
+            max_sample_us=_in_u64("intervals_goal max_sample_us",
+                                  text_to_us(g.get("max_sample_us", 0))))
+    values = {name: _in_u64("intervals " + name,
+                            text_to_us(d.get(name, 0) if name == "ops_update_us" else d[name]))
+              for name in ("sample_us", "aggr_us", "ops_update_us")}
+    return Intervals(goal=goal, **values)
+
+
+def _in_u64(name, v):
+    """``v`` when it is a finite number in the kernel's unsigned long range."""
+    if not math.isfinite(v) or not 0 <= v <= _U64_MAX:
+        raise ValueError("%s is %r, out of range" % (name, v))
+    return v
 
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1

@@ -211,6 +211,8 @@ def read_perf_samples(perf_data_path, *, perf="perf"):
     path = os.fspath(perf_data_path)
     if not os.path.isfile(path):
         raise RecordFormatError("no such file (a CPU profile, perf.data)", path=path)
+    from damo_pipe.formats.perf_data_header import check_perf_data_header
+    check_perf_data_header(path)
     cmd = perf_command(perf, "script", list(PERF_SCRIPT_ARGS) + ["-i", path],
                        purpose="to read the CPU profile %s" % path)
     with popen_perf(cmd) as proc:

@@ -37,6 +37,7 @@ from damo_pipe._engine import select_engine
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats._assemble import ChunkAssembler, SnapBatch, collect_records
 from damo_pipe.formats._trace_state import TraceState
+from damo_pipe.formats.perf_data_header import check_perf_data_header
 from damo_pipe.model import AGE_UNKNOWN, Record
 
 log = logging.getLogger(__name__)
@@ -492,6 +493,7 @@ def find_perf():
 def open_perf_script(path):
     """Start ``perf script --force -i path`` through the one perf runner
     (:mod:`damo_pipe.perf_tool`): a PerfProcess whose stdout is a pipe."""
+    check_perf_data_header(path)    # perf can spin forever on a damaged section table
     perf = _perf_tool.find_perf(None, "(needed to read perf.data %s)" % path,
                                 candidates=PERF_CANDIDATES)
     return _perf_tool.popen_perf([perf, "script", "--force", "-i", os.fspath(path)])

@@ -166,10 +166,30 @@ def test_perf_failing_is_external_tool_error(tmp_path):
     from damo_pipe.errors import ExternalToolError
     if not HAVE_PERF:
         pytest.skip("perf is not installed")
+    import struct
     p = tmp_path / "bad.data"
-    p.write_bytes(b"PERFILE2" + b"\xff" * 200)
+    # a header whose sections lie inside the file (it passes our check), one attr of
+    # garbage: perf itself refuses it
+    p.write_bytes(b"PERFILE2" + struct.pack("<QQ", 104, 136)
+                  + struct.pack("<6Q", 104, 136, 240, 0, 0, 0) + bytes(32) + b"\xff" * 136)
     with pytest.raises(ExternalToolError, match="perf"):
         read_records(p)
+
+
+def test_perf_data_sections_outside_the_file_are_refused_before_perf(tmp_path):
+    """perf can spin forever on a damaged section table: such a file is refused with
+    the byte offset of the bad field, without running perf."""
+    import struct
+    p = tmp_path / "cut.data"
+    p.write_bytes(b"PERFILE2" + struct.pack("<QQ", 104, 136)
+                  + struct.pack("<6Q", 104, 136, 240, 5000, 0, 0) + bytes(32) + b"\0" * 136)
+    with pytest.raises(RecordFormatError, match="data section") as exc:
+        read_records(p, input_type="perf_data")
+    assert exc.value.offset == 40 and str(p) in str(exc.value)
+    p.write_bytes(b"PERFILE2" + b"\xff" * 200)
+    with pytest.raises(RecordFormatError, match="header size") as exc:
+        read_records(p, input_type="perf_data")
+    assert exc.value.offset == 8
 
 
 def test_trace_pipe_capture(kernel_fixtures):

@@ -131,3 +131,61 @@ def test_the_frozen_v1_archive_and_sample_still_read():
             for i in range(len(r)):
                 rec = r.load(i)
                 assert len(rec.regions) == r.nr_regions(i)
+
+
+@pytest.mark.parametrize("which,by", [(0, 1), (1, 1), (1, -1), (1, 1 << 40)])
+def test_committed_counts_must_match_the_snapshot_table(tmp_path, capsys, archives, which, by):
+    def change(f):
+        c = f["records/000000/committed"]
+        v = c[...]
+        v[which] += by
+        c[...] = v
+    p = damaged(tmp_path, archives["lz4"], change)
+    for args in commands(p, tmp_path):
+        line = cli_error(capsys, *args)
+        assert "dataset /records/000000/" in line and str(p) in line, line
+
+
+def _zero_free_object(path):
+    """Damage the first global heap collection (where h5py keeps variable-length
+    strings) as the fuzzer did: a free-space object of size 0, on which libhdf5's
+    parser loops forever. Returns the collection's byte offset."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"GCOL")
+    size = int.from_bytes(data[at + 8:at + 16], "little")
+    p = at + 16
+    while p + 16 <= at + size:          # walk to the free-space object (index 0)
+        idx = int.from_bytes(data[p:p + 2], "little")
+        obj = int.from_bytes(data[p + 8:p + 16], "little")
+        if idx == 0:
+            break
+        p += 16 + ((obj + 7) & ~7)
+    assert p + 16 <= at + size, "no free-space object in the collection"
+    data[p + 8:p + 16] = bytes(8)
+    path.write_bytes(bytes(data))
+    return at
+
+
+def test_a_damaged_global_heap_is_an_error_not_a_hang(tmp_path):
+    """Run in a child with a time limit: without the guard libhdf5 never returns."""
+    import subprocess
+    import sys
+    src = tmp_path / "a.h5"
+    write_records([make_record(3, 10, seed=1)], src)
+    at = _zero_free_object(src)
+    for args in (["info", str(src)], ["report", "wss", "--input", str(src)]):
+        r = subprocess.run([sys.executable, "-m", "damo_pipe.analyze.cli"] + args,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(src) in lines[0], lines
+        assert "global heap collection at byte %d" % at in lines[0]
+
+
+def test_the_global_heap_check_accepts_what_hdf5_writes(tmp_path):
+    from damo_pipe.archive._guarded_file import check_global_heap
+    src = tmp_path / "a.h5"
+    write_records([make_record(3, 10, seed=1)], src)
+    data = src.read_bytes()
+    at = data.index(b"GCOL")
+    assert check_global_heap(memoryview(data)[at:], at) is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +17,7 @@ from damo_pipe.collect.signals import parent_death_signal as _set_pdeathsig
 from damo_pipe.collect.tracing.tracefs import (DEFAULT_EVENTS, NO_REAL_ENV, REQUIRED_EVENT,
                                                available_damon_events, find_tracefs)
 from damo_pipe.errors import DamonUnavailableError, ExternalToolError
+from damo_pipe.perf_tool import which_perf
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class PerfSession:
         self.startup_seconds = None
 
     def _resolve_perf(self):
-        exe = self.perf if os.sep in self.perf else shutil.which(self.perf)
-        if not exe or not os.access(exe, os.X_OK):
+        exe = which_perf(self.perf)
+        if not exe:
             raise ExternalToolError("perf not found (%s); install linux-perf or use "
                                     "--tracer tracefs" % self.perf)
         return exe
