@@ -54,16 +54,18 @@ def output_format(path, forced=None):
 
 def convert_file(src, dst, fmt, *, input_type=None, compression=None,
                  chunk_regions=CHUNK_REGIONS, engine="auto", side_files=True, perf_path="perf",
-                 progress=None):
+                 progress=None, lenient=False):
     """Convert one file into ``fmt``; the output appears only when complete.
     Returns the number of records written. ``side_files``: carry the side data along
     (module docstring); ``perf_path``: the perf that parses a CPU profile going into an
     archive; ``progress``: an object whose ``update(n)`` is told of the regions
-    converted (e.g. a tqdm bar)."""
+    converted (e.g. a tqdm bar); ``lenient``: salvage a damaged trace text input
+    (drop its incomplete snapshots and damaged lines, logging one warning that counts
+    them) instead of failing; other formats are read as usual."""
     if fmt == sources.ARCHIVE_FORMAT:
         return to_archive(src, dst, input_type=input_type, compression=compression,
                           chunk_regions=chunk_regions, engine=engine, side_files=side_files,
-                          perf_path=perf_path, progress=progress)
+                          perf_path=perf_path, progress=progress, lenient=lenient)
     in_fmt = input_type or sources.detect_format(src)
     if sources.handler(in_fmt, src).open is not None:
         return archive_to_damo(src, dst, fmt, chunk_regions, side_files=side_files,
@@ -73,10 +75,11 @@ def convert_file(src, dst, fmt, *, input_type=None, compression=None,
         with scratch_file(dst) as tmp:   # a marked temporary: see _atomic
             to_archive(src, tmp, input_type=input_type, compression="none",
                        chunk_regions=chunk_regions, engine=engine, side_files=False,
-                       progress=progress)
+                       progress=progress, lenient=lenient)
             n = archive_to_damo(tmp, dst, fmt, chunk_regions, side_files=False)
     else:
-        records = sources.read_records(src, input_type=input_type, engine=engine)
+        records = sources.read_records(src, input_type=input_type, engine=engine,
+                                       lenient=lenient)
         sources.write_records(records, dst, fmt)
         n = len(records)
         if progress is not None:
@@ -194,15 +197,17 @@ def profile_samples(perf_data, perf_path="perf"):
 
 
 def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHUNK_REGIONS,
-               engine="auto", side_files=True, perf_path="perf", progress=None):
+               engine="auto", side_files=True, perf_path="perf", progress=None,
+               lenient=False):
     """Stream any input into a new archive (with the heatmap guide summary and, with
     ``side_files``, the side data: module docstring). Returns the number of records
-    written. ``progress.update(n)`` is told of the regions written."""
+    written. ``progress.update(n)`` is told of the regions written; ``lenient``: see
+    :func:`convert_file`."""
     from damo_pipe._atomic import atomic_output
     from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import ArchiveWriter
     stream = sources.iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
-                                        engine=engine)
+                                        engine=engine, lenient=lenient)
     added = []   # metadata written per archive record
     with atomic_output(dst) as tmp:
         prov = _provenance(src, stream.format)

@@ -20,6 +20,8 @@ written under a temporary name (.OUTPUT.dp-*.tmp) and renamed when complete, kee
 the mode of a file they replace; a full disk or a missing directory is one error line
 (exit status 1) and leaves any earlier OUTPUT as it was; the next run removes the
 temporary file of a killed one.  A directory without record files is an error.
+Damaged input is an error naming the file and the line or byte offset; --lenient
+salvages what it can of damaged trace text.
 
 damo's side files go along (--no_side_files: not): X.mem_footprint and X.profile
 beside a record file X become the archive's memory-footprint tables and CPU profile
@@ -36,6 +38,7 @@ examples:
   damo-analyze convert --format json_compressed record.h5 damon.data
   damo-analyze convert run1/damon.data run2/perf.data archives/
   damo-analyze convert --input_type perf_script capture.log capture.h5
+  damo-analyze convert --lenient damaged.perf_script salvaged.h5
 """
 
 
@@ -59,6 +62,12 @@ def prepare_parser(parser):
     parser.add_argument("--no_side_files", dest="side_files", action="store_false",
                         help="leave damo's side files (.mem_footprint, .profile) and an "
                              "archive's side tables behind")
+    parser.add_argument("--lenient", action="store_true",
+                        help="salvage a damaged trace text input (perf script, trace-cmd "
+                             "report, trace_pipe): drop snapshots whose lines are "
+                             "incomplete and lines that do not parse, with one warning "
+                             "counting them, instead of failing at the first one; other "
+                             "formats are read as usual")
     parser.add_argument("--perf_path", metavar="<path>", default="perf",
                         help="perf that reads a CPU profile going into an archive "
                              "(default: perf on PATH)")
@@ -91,5 +100,6 @@ def run(args) -> int:
                   region_progress=_region_bar if show else None,
                   input_type=args.input_type, compression=args.compression,
                   chunk_regions=args.chunk_regions, engine=args.engine,
-                  side_files=args.side_files, perf_path=args.perf_path)
+                  side_files=args.side_files, perf_path=args.perf_path,
+                  lenient=args.lenient)
     return 0
