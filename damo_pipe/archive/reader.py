@@ -304,7 +304,14 @@ class ArchiveReader:
     # -- metadata ----------------------------------------------------------------
     @property
     def attrs(self):
-        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self._file.attrs.items()}
+        """The root attributes (recording host, command line ...); ArchiveError when
+        damaged metadata cannot be read."""
+        try:
+            return {k: (v.item() if hasattr(v, "item") else v)
+                    for k, v in self._file.attrs.items()}
+        except H5_DAMAGE_ERRORS as e:
+            raise ArchiveError("damaged archive: root attributes (%s)" % e,
+                               path=self.path) from None
 
     @property
     def records(self):

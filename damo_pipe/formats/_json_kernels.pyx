@@ -207,6 +207,7 @@ cdef int _one_region(const uint8_t* b, Py_ssize_t* pp, Py_ssize_t n, uint64_t* o
     cdef int kid, k2, vk
     cdef uint64_t v = 0
     cdef bint has_s = False, has_e = False, has_acc = False, has_age = False
+    cdef unsigned int seen = 0, seen2     # keys met so far (bit per Key), per object
     cdef int64_t acc = 0, age = AGE_UNKNOWN
     cdef uint64_t passed = 0, s = 0, e = 0
     p = _skip_ws(b, p + 1, n)
@@ -220,6 +221,9 @@ cdef int _one_region(const uint8_t* b, Py_ssize_t* pp, Py_ssize_t n, uint64_t* o
             return J_MORE
         if kid <= KEY_UNKNOWN:
             return J_UNUSUAL
+        if seen & (1u << kid):
+            return J_UNUSUAL   # a repeated key: the reference decides (the last one wins)
+        seen |= 1u << kid
         if kid == KEY_START or kid == KEY_END or kid == KEY_SZ_FILTER_PASSED:
             # the usual "<digits and commas>[ B]" string first; anything else (or the
             # data ending inside it) goes to _scalar, which decides exactly as before
@@ -246,10 +250,15 @@ cdef int _one_region(const uint8_t* b, Py_ssize_t* pp, Py_ssize_t n, uint64_t* o
             if p >= n:
                 return J_MORE
             if b[p] != CH_RBRACE:
+                seen2 = 0
                 while True:
                     k2 = _key(b, &p, n)
                     if k2 == KEY_EOF:
                         return J_MORE
+                    if k2 > KEY_UNKNOWN:
+                        if seen2 & (1u << k2):
+                            return J_UNUSUAL
+                        seen2 |= 1u << k2
                     if kid == KEY_NR_ACCESSES and k2 == KEY_SAMPLES:
                         vk = _scalar(b, &p, n, &v, True)
                         if vk == V_UINT:

@@ -18,9 +18,19 @@ from damo_pipe.model import (AGE_UNKNOWN, DAMOS_STAT_FIELDS, Intervals, Interval
                              RecordBuilder, RegionColumns)
 
 
-def opt_int(v):
-    """An optional count (kdamond_idx ...): None stays None."""
-    return None if v is None else text_to_nr(v)
+def opt_int(v, name="index"):
+    """An optional id or index (target_id, kdamond_idx ...): None stays None; else an
+    integer in the 64-bit range (ValueError otherwise: archives store them exactly)."""
+    if v is None:
+        return None
+    n = text_to_nr(v)
+    if isinstance(n, float):
+        if not (math.isfinite(n) and n == int(n)):
+            raise ValueError("%s is %r, not an integer" % (name, v))
+        n = int(n)
+    if not _I64_MIN <= n <= _U64_MAX:
+        raise ValueError("%s is %r, out of the 64-bit range" % (name, v))
+    return n
 
 
 def intervals_from_dict(d):
@@ -133,10 +143,10 @@ def damos_stats_from_dict(d):
 def record_meta_from_dict(d):
     """The metadata (no snapshot) of one record object; KeyError etc. when malformed."""
     return Record(
-        target_id=text_to_nr(d["target_id"]) if d["target_id"] is not None else None,
-        kdamond_idx=opt_int(d.get("kdamond_idx")),
-        context_idx=opt_int(d.get("context_idx")),
-        scheme_idx=opt_int(d.get("scheme_idx")),
+        target_id=opt_int(d["target_id"], "target_id"),
+        kdamond_idx=opt_int(d.get("kdamond_idx"), "kdamond_idx"),
+        context_idx=opt_int(d.get("context_idx"), "context_idx"),
+        scheme_idx=opt_int(d.get("scheme_idx"), "scheme_idx"),
         intervals=intervals_from_dict(d.get("intervals")),
         scheme_filters=shallow(d.get("scheme_filters") or [], "scheme_filters"),
         data_source=d.get("data_source", "unknown"),

@@ -4,12 +4,15 @@ perf trusts the section table of its header: a damaged file whose sections point
 its end can make ``perf script`` spin forever instead of failing.  This reads the
 fixed header (tools/perf/Documentation/perf.data-file-format.txt) and the feature
 section table after the data, and refuses a file whose sections do not lie inside it,
-naming the byte offset of the field.  Pipe-mode files (a 16-byte header, sections
+naming the byte offset of the field, and walks the tracepoint format files (the
+HEADER_TRACING_DATA feature) as perf will: perf loops forever on some damaged ones.
+Pipe-mode files (a 16-byte header, sections
 inline) have no table to check.
 """
 from __future__ import annotations
 
 import os
+import re
 import struct
 
 from damo_pipe.errors import RecordFormatError
@@ -64,9 +67,109 @@ def check_perf_data_header(path):
             raw = f.read(16 * nr_features)
     except OSError as e:
         raise RecordFormatError("cannot read (%s)" % (e.strerror or e), path=path) from None
-    for k in range(nr_features):
+    features = [i for i in range(256) if bitmap >> i & 1]
+    for k, feature in enumerate(features):
         off, sz = struct.unpack_from(order + "QQ", raw, 16 * k)
         _check_section(path, size, "feature %d" % k, off, sz, table + 16 * k)
+        if feature == HEADER_TRACING_DATA:
+            with open(path, "rb") as f:
+                f.seek(off)
+                check_tracing_data(f.read(sz), off, path)
+
+
+#: the feature bit of the tracepoint format files (perf's header.h)
+HEADER_TRACING_DATA = 1
+TRACING_MAGIC = b"\x17\x08\x44tracing"
+_NOT_FORMAT_TEXT = re.compile(rb"[^\t\n\x20-\x7e]")
+
+
+class _Cursor:
+    """Bounds-checked reads over one section; errors name the file's byte offset."""
+
+    def __init__(self, data, base, path):
+        self.data, self.base, self.path, self.pos = data, base, path, 0
+        self.order = "<"
+
+    def fail(self, what):
+        raise RecordFormatError("perf.data tracing data: %s (truncated or damaged)" % what,
+                                path=self.path, offset=self.base + self.pos)
+
+    def take(self, n, what):
+        if n > len(self.data) - self.pos:
+            self.fail("%s of %d bytes runs past the section's end" % (what, n))
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def uint(self, n, what):
+        return int.from_bytes(self.take(n, what), "little" if self.order == "<" else "big")
+
+    def block(self, size_bytes, what, text=False):
+        """A block after its size field (``size_bytes`` wide); a size past the section's
+        end is named at the size field."""
+        at = self.pos
+        n = self.uint(size_bytes, what + " size")
+        if n > len(self.data) - self.pos:
+            self.pos = at
+            self.fail("%s of %d bytes runs past the section's end" % (what, n))
+        if text:
+            self.text(n, what)
+        else:
+            self.pos += n
+
+    def text(self, n, what):
+        """A format file: printable ASCII, tabs and newlines only (the kernel writes
+        nothing else; libtraceevent can spin for minutes on a damaged one)."""
+        start = self.pos
+        body = self.take(n, what)
+        bad = _NOT_FORMAT_TEXT.search(body)
+        if bad is not None:
+            self.pos = start + bad.start()
+            self.fail("byte 0x%02x in the text of %s" % (body[bad.start()], what))
+
+    def string(self, what, limit=4096):
+        end = self.data.find(b"\0", self.pos, self.pos + limit)
+        if end < 0:
+            self.fail("%s is not a terminated string" % what)
+        return self.take(end + 1 - self.pos, what)[:-1]
+
+
+def check_tracing_data(data, base, path):
+    """RecordFormatError unless the HEADER_TRACING_DATA section ``data`` (at file offset
+    ``base``) walks to its end the way perf reads it (util/trace-event-read.c): every
+    size and count inside the section.  perf itself loops forever on some damaged
+    ones."""
+    c = _Cursor(data, base, path)
+    if c.take(len(TRACING_MAGIC), "magic") != TRACING_MAGIC:
+        c.pos = 0
+        c.fail("bad magic")
+    version = c.string("version", 16)
+    big_endian = c.uint(1, "endianness")
+    if big_endian > 1:
+        c.pos -= 1
+        c.fail("endianness byte %d" % big_endian)
+    c.order = ">" if big_endian else "<"
+    c.uint(1, "long size")
+    c.uint(4, "page size")
+    for name in (b"header_page", b"header_event"):
+        if c.take(len(name) + 1, "name") != name + b"\0":
+            c.pos -= len(name) + 1
+            c.fail("%s expected" % name.decode())
+        c.block(8, name.decode(), text=True)
+    for _ in range(c.uint(4, "number of ftrace formats")):
+        c.block(8, "an ftrace format", text=True)
+    for _ in range(c.uint(4, "number of event systems")):
+        c.string("system name")
+        for _ in range(c.uint(4, "number of event formats")):
+            c.block(8, "an event format", text=True)
+    c.block(4, "kallsyms")
+    c.block(4, "printk formats")
+    try:
+        v = float(version.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        c.fail("version %r" % version)
+    if v >= 0.6:
+        c.block(8, "saved cmdlines")
 
 
 def _check_section(path, file_size, name, offset, size, field_offset):

@@ -59,9 +59,11 @@ def _columns(recs):
     return out
 
 
-def h5_records(path):
+def h5_records(path, regions=True):
     """Records of an archive read with plain h5py (no damo_pipe reader): the reference
-    for archive inputs and for the archives convert writes."""
+    for archive inputs and for the archives convert writes.  ``regions=False``: the
+    region columns are left unread (zeros), for reports that read only the snapshot
+    table (``report nr_regions``)."""
     import h5py
     import hdf5plugin  # noqa: F401
     import numpy as np
@@ -80,10 +82,15 @@ def h5_records(path):
                                     region_offset=S["region_offset"][:ns].astype(np.int64),
                                     nr_regions=S["nr_regions"][:ns].astype(np.int64),
                                     total_bytes=S["total_bytes"][:ns].astype(np.uint64))
-            regs = RegionColumns(R["start"][:nreg].astype(np.uint64),
-                                 R["end"][:nreg].astype(np.uint64),
-                                 R["nr_accesses"][:nreg].astype(np.int64),
-                                 R["age"][:nreg].astype(np.int64))
+            if regions:
+                regs = RegionColumns(R["start"][:nreg].astype(np.uint64),
+                                     R["end"][:nreg].astype(np.uint64),
+                                     R["nr_accesses"][:nreg].astype(np.int64),
+                                     R["age"][:nreg].astype(np.int64))
+            else:
+                zeros = np.zeros(nreg, np.int64)
+                regs = RegionColumns(zeros.astype(np.uint64), zeros.astype(np.uint64) + 1,
+                                     zeros, zeros)
             tid = r.attrs.get("target_id")
             out.append(Record(target_id=None if tid is None else int(tid), snapshots=snaps,
                               regions=regs))
@@ -123,6 +130,8 @@ def reference(inp):
         fmt = detect_format(inp.path)
         if fmt == "hdf5" and inp.command == "info":
             return h5_index(inp.path), None
+        if fmt == "hdf5" and inp.command == "nr_regions":
+            return h5_records(inp.path, regions=False), None
         if fmt == "hdf5":
             return h5_records(inp.path), None
         return read_records(inp.path, input_type=fmt, engine="python"), None
