@@ -192,6 +192,10 @@ class _RecordHandle:
                                path=self.path)
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
         fs = float(g[layout.FIRST_START][0])
+        if not np.isnan(fs) and not -2.0 ** 63 <= fs < 2.0 ** 63:
+            raise ArchiveError("dataset %s: first snapshot start %r ns is outside the 64-bit "
+                               "time range (damaged)" % (g[layout.FIRST_START].name, fs),
+                               path=self.path)
         self.first_start_ns = None if np.isnan(fs) else fs
         # dataset objects looked up once (h5py name lookups are slow)
         self.region_ds = {n: g["regions"][n] for n in layout.REGION_COLUMNS}

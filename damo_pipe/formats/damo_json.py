@@ -118,7 +118,7 @@ def regions_from_dicts(regions, where):
                 any_probe = True
                 probe_hits.extend(int(text_to_nr(h)) for h in hits)
             probe_offsets.append(len(probe_hits))
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise RecordFormatError("%s region %d: bad or missing value (%s: %s)"
                                     % (where, i, type(e).__name__, e))
     po = ph = None

@@ -110,3 +110,27 @@ def test_a_repeated_key_reads_as_the_last_one_on_both_engines(tmp_path, engine):
     rec, = read_records(p, engine=engine)
     assert rec.regions.age.tolist() == [-1]          # unknown, as an age without a value
     assert rec.regions.nr_accesses.tolist() == [3]
+
+
+def test_a_region_value_of_the_wrong_kind_is_an_error_on_both_engines(tmp_path, engine):
+    rec = _record_json()
+    rec["snapshots"][0]["regions"][0]["nr_accesses"] = [3]
+    p = tmp_path / "damon.json"
+    p.write_text(json.dumps([rec], indent=4))
+    with pytest.raises(RecordFormatError) as e:
+        read_records(p, engine=engine)
+    assert "region 0" in str(e.value)
+
+
+def test_an_archive_first_start_outside_64_bits_is_an_error(tmp_path, capsys):
+    import h5py
+    src = tmp_path / "damon.json"
+    src.write_text(json.dumps([_record_json()]))
+    arc = tmp_path / "a.h5"
+    assert main(["convert", str(src), str(arc)]) == 0
+    with h5py.File(arc, "r+") as f:
+        f["records/000000/first_start_ns"][0] = 6e305
+    assert main(["convert", str(arc), str(tmp_path / "back.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "first_start_ns" in err[0] and str(arc) in err[0], err
+    assert not (tmp_path / "back.json").exists()
