@@ -39,16 +39,39 @@ def _json_list(text):
     return json.loads(text)
 
 
+def _text(attrs, name, where, default=None):
+    """A text attribute; ValueError when its bytes are not UTF-8 (a damaged file: h5py
+    hands them over as surrogate escapes, which no writer could store again)."""
+    if name not in attrs:
+        return default
+    v = str(attrs[name])
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("attribute %r of %s is not UTF-8 text" % (name, where)) from None
+    return v
+
+
+def _interval(attrs, name, where):
+    """A monitoring interval: finite and not negative (ValueError otherwise)."""
+    v = _num(attrs, name)
+    if not (v >= 0 and v != float("inf")):
+        raise ValueError("attribute %r of %s is %r" % (name, where, v))
+    return v
+
+
 def read_record_meta(group) -> Record:
     a = group.attrs
+    where = group.name
     intervals = None
     if "intervals_sample_us" in a:
         goal = None
         if "intervals_goal_aggrs" in a:
-            goal = IntervalsGoal(*(_num(a, "intervals_goal_" + n)
+            goal = IntervalsGoal(*(_interval(a, "intervals_goal_" + n, where)
                                    for n in ("access_bp", "aggrs", "min_sample_us", "max_sample_us")))
-        intervals = Intervals(_num(a, "intervals_sample_us"), _num(a, "intervals_aggr_us"),
-                              _num(a, "intervals_ops_update_us"), goal)
+        intervals = Intervals(_interval(a, "intervals_sample_us", where),
+                              _interval(a, "intervals_aggr_us", where),
+                              _interval(a, "intervals_ops_update_us", where), goal)
 
     def opt(name):
         return int(a[name]) if name in a else None
@@ -58,9 +81,9 @@ def read_record_meta(group) -> Record:
         kdamond_idx=opt("kdamond_idx"), context_idx=opt("context_idx"),
         scheme_idx=opt("scheme_idx"), pid=opt("pid"),
         intervals=intervals,
-        scheme_filters=_json_list(a.get("scheme_filters_json")),
-        data_source=str(a.get("data_source", "unknown")),
-        ops=str(a["ops"]) if "ops" in a else None,
+        scheme_filters=_json_list(_text(a, "scheme_filters_json", where)),
+        data_source=_text(a, "data_source", where, "unknown"),
+        ops=_text(a, "ops", where),
     )
 
 

@@ -126,12 +126,40 @@ class _Cursor:
         if bad is not None:
             self.pos = start + bad.start()
             self.fail("byte 0x%02x in the text of %s" % (body[bad.start()], what))
+        at = _unclosed_quote(body)
+        if at is not None:
+            self.pos = start + at
+            self.fail("a quote not closed on its line in the text of %s" % what)
 
     def string(self, what, limit=4096):
         end = self.data.find(b"\0", self.pos, self.pos + limit)
         if end < 0:
             self.fail("%s is not a terminated string" % what)
         return self.take(end + 1 - self.pos, what)[:-1]
+
+
+def _unclosed_quote(text):
+    """Offset of a string or character literal of ``text`` that its line does not
+    close, else None.  libtraceevent tokenizes a format across lines: one stray quote
+    makes it gather the rest of the file into one token, quadratically (minutes)."""
+    line_start = 0
+    for line in text.split(b"\n"):
+        quote = None
+        i = 0
+        while i < len(line):
+            c = line[i]
+            if quote is None:
+                if c in b"\"'":
+                    quote, opened = c, i
+            elif c == 0x5C:          # backslash: the next character is escaped
+                i += 1
+            elif c == quote:
+                quote = None
+            i += 1
+        if quote is not None:
+            return line_start + opened
+        line_start += len(line) + 1
+    return None
 
 
 def check_tracing_data(data, base, path):

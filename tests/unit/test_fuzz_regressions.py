@@ -31,7 +31,9 @@ def test_the_generated_perf_data_passes(tmp_path):
 
 
 @pytest.mark.parametrize("where, byte", [("print fmt", 0x00), ("field:unsigned int age", 0xbb),
-                                         ("header_event", None)])
+                                         ("header_event", None),
+                                         ("u64 timestamp", ord('"')),      # printable, yet
+                                         ("field:unsigned int age", ord("'"))])  # perf spins
 def test_damaged_format_text_is_an_error_at_its_offset(tmp_path, where, byte):
     data = bytearray(perf_data(SAMPLES))
     td = _tracing_data_offset(data)
