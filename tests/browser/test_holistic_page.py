@@ -6,12 +6,11 @@ Needs Debian's ``chromium`` (``tools/install-test-deps`` installs it); skipped o
 import re
 
 from damo_pipe.analyze.cli import main
-from tests.browser.test_pages import (assert_not_blank, chromium, colourful_fraction,  # noqa: F401
-                                      run_chromium, screenshot)
-from tests.unit.test_holistic_picture import recorded_archive
+from tests.support.browser import assert_not_blank, colourful_fraction, run_chromium, screenshot
+from tests.support.records import recorded_archive
 
 
-def test_holistic_section(chromium, tmp_path):  # noqa: F811
+def test_holistic_section(chromium, tmp_path):
     h5 = recorded_archive(tmp_path / "app.h5")
     out = tmp_path / "app.html"
     assert main(["report", "html", h5, "-o", str(out), "--resol", "80", "80"]) == 0

@@ -10,8 +10,8 @@ import re
 
 from damo_pipe.analyze.cli import main
 from damo_pipe.analyze.images import IMAGE_SCALE, IMAGE_SIZES
-from tests.browser.test_pages import batch_out, chromium, run_chromium  # noqa: F401
-from tests.unit.test_batch import make_damo_json
+from tests.support.browser import run_chromium
+from tests.support.records import make_damo_json
 
 WIDTH = 1400
 
@@ -39,14 +39,14 @@ def measure(exe, tmp_path, page):
     return json.loads(text.replace("&quot;", '"').replace("&amp;", "&"))
 
 
-def test_batch_table_fits_the_window(chromium, tmp_path, batch_out):  # noqa: F811
+def test_batch_table_fits_the_window(chromium, tmp_path, batch_out):
     m = measure(chromium, tmp_path, batch_out / "index.html")
     assert m["viewport"] == WIDTH
     table = m["boxes"]["archives"]
     assert table["right"] <= WIDTH, table
 
 
-def test_report_pictures_at_their_size(chromium, tmp_path):  # noqa: F811
+def test_report_pictures_at_their_size(chromium, tmp_path):
     p = tmp_path / "rec.json"
     make_damo_json(p, 30, 20, seed=9)
     out = tmp_path / "rec.html"

@@ -28,8 +28,8 @@ from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import read_records, write_records
 from damo_pipe.formats.trace_text import parse_trace_bytes
 from damo_pipe.model import AGE_UNKNOWN, Record, RegionColumns, SnapshotColumns
+from tests.support.engines import ENGINES
 
-ENGINES = ("python", "cython")
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow, HealthCheck.data_too_large])

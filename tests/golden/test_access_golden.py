@@ -45,7 +45,6 @@ def _argv(row, engine):
     return ["report", "access"] + words[3:] + ["--engine", engine]
 
 
-@pytest.mark.parametrize("engine", ["cython", "python"])
 @pytest.mark.parametrize("row", CASES)
 def test_access_case(row, engine, capsys, monkeypatch):
     require_shared(DAMO_FIXTURES)

@@ -17,8 +17,8 @@ from damo_pipe.errors import RecordFormatError
 from damo_pipe.sources import detect_format, read_records
 from damo_pipe.model import REGION_DTYPES, SNAPSHOT_DTYPES
 from tests.golden.conftest import DAMO_FIXTURES, KERNEL_FIXTURES, load_cases
+from tests.support.engines import ENGINES
 
-ENGINES = ["python", "cython"]
 HAVE_PERF = shutil.which("perf") is not None
 
 
@@ -64,7 +64,6 @@ def assert_same(a, b, *, meta=True):
 
 
 @pytest.mark.parametrize("path", NON_RECORDS, ids=[p.name for p in NON_RECORDS])
-@pytest.mark.parametrize("engine", ENGINES)
 def test_text_without_damon_events_is_no_record(path, engine):
     """A kernel text file without any DAMON event (a sysfs dump, a tracepoint format)
     is refused by name, never read as an empty record."""
@@ -80,7 +79,6 @@ def test_engines_agree(path, shared_dir):
     assert_same(read_records(path, engine="python"), read_records(path, engine="cython"))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", INPUTS, ids=INPUT_IDS)
 def test_hdf5_roundtrip(path, engine, shared_dir, tmp_path):
     from damo_pipe.convert import convert_file
@@ -93,7 +91,6 @@ def test_hdf5_roundtrip(path, engine, shared_dir, tmp_path):
     assert_same(orig, back)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("binary", ["legacy/damon.data.v2_real", "syn/bin_v2_2t.data"])
 def test_binary_matches_damo_201_conversion(binary, engine, shared_dir):
     src = DAMO_FIXTURES / "inputs" / binary
@@ -144,7 +141,6 @@ def test_convert_record_format_cases(case, shared_dir, tmp_path):
     assert out_text.rstrip(b"\n") == want.rstrip(b"\n")
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_perf_data_kernel_capture(engine, kernel_fixtures):
     if not HAVE_PERF:
         pytest.skip("perf is not installed")

@@ -76,7 +76,6 @@ def in_fixtures(monkeypatch):
     monkeypatch.chdir(DAMO_FIXTURES)
 
 
-@pytest.mark.parametrize("engine", ["cython", "python"])
 @pytest.mark.parametrize("row", SINGLE)
 def test_single_command_case(row, engine, capsys, in_fixtures):
     words = shlex.split(row["command"])

@@ -15,7 +15,7 @@ synthetic three-mapping layout for a pid without regions) split into ``nr_region
 equal regions; the first 10 % "hot" (every sample), the next 30 % "warm" (a third of
 the samples), the rest "cold" (0). ``access_fn`` replaces it.
 
-Run alone (``python tests/unit/fake_kernel.py ROOT``) it serves ROOT until SIGTERM.
+Run alone (``python tests/support/fake_kernel.py ROOT``) it serves ROOT until SIGTERM.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Helpers of the tracer tests: a fake tracefs tree, a stand-in incremental parser, an
 independent whole-text reference, and a ``python -m`` entry point for the SIGKILL test.
-
-No tests here (pytest collects nothing from this module).
 """
 from __future__ import annotations
 
@@ -277,7 +275,7 @@ def assert_archive_prefix_of_reference(path, reference, at_least):
 
 # ----------------------------------------------------------------------------- subprocess
 def _child_main(argv):
-    """python -m tests.unit.test_tracer_helpers FAKEROOT ARCHIVE CAPTURE PARSER
+    """python -m tests.support.tracer_helpers FAKEROOT ARCHIVE CAPTURE PARSER
 
     Records from the fake tracefs at FAKEROOT (its trace_pipe fed slowly by a thread)
     into ARCHIVE, printing "flushed N" after every flush, until killed.

@@ -12,8 +12,6 @@ from hypothesis import strategies as st
 from damo_pipe.analyze import access_kernels_py as pyk
 from damo_pipe.analyze.access import AccessOptions, Metrics
 
-ENGINES = ["cython", "python"]
-
 
 def metrics(engine):
     if engine == "cython":
@@ -44,7 +42,6 @@ class _Snap:
 
 
 # ------------------------------------------------------------------ temperatures / idle
-@pytest.mark.parametrize("engine", ENGINES)
 def test_temperature_by_hand(engine):
     m = metrics(engine)
     s = _Snap([0, 4096, 10000], [4096, 8192, 20000], [10, 0, 50], [300000, 7000000, 0])
@@ -55,7 +52,6 @@ def test_temperature_by_hand(engine):
     assert t == [4096 + 20 + 900000, -(4096 + 0 + 21000000), 10000 + 100]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_idle_time_by_hand(engine):
     m = metrics(engine)
     s = _Snap([0, 10], [10, 20], [5, 0], [400, 900], aggr=100)
@@ -64,7 +60,6 @@ def test_idle_time_by_hand(engine):
     assert float(got[0]) == 0 and float(got[1]) == 912.5
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_weighted_sum_exact_beyond_2_64(engine):
     m = metrics(engine)
     w = np.array([2 ** 63, 2 ** 63 + 5, 3], np.uint64)
@@ -73,7 +68,6 @@ def test_weighted_sum_exact_beyond_2_64(engine):
 
 
 # ------------------------------------------------------------------ percentiles
-@pytest.mark.parametrize("engine", ENGINES)
 def test_percentile_walk_by_hand(engine):
     m = metrics(engine)
     values = np.array([30, 10, 20, 40], np.int64)
@@ -82,7 +76,6 @@ def test_percentile_walk_by_hand(engine):
     assert got == [(0, 10), (1, 10), (25, 10), (50, 20), (75, 30), (99, 40), (100, 40)]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_percentile_walk_trailing_100(engine):
     """Float sums that end a hair below 100: the pending 100 takes the last region."""
     m = metrics(engine)
@@ -95,7 +88,6 @@ def test_percentile_walk_trailing_100(engine):
     assert got == [(50, 5), (100, n - 1)]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_percentile_walk_zero_weight(engine):
     m = metrics(engine)
     with pytest.raises(ZeroDivisionError):
@@ -103,7 +95,6 @@ def test_percentile_walk_zero_weight(engine):
 
 
 # ------------------------------------------------------------------ histograms
-@pytest.mark.parametrize("engine", ENGINES)
 def test_histogram_rows_by_hand(engine):
     m = metrics(engine)
     values = np.array([0, 5, 5, 9, 10], np.int64)
@@ -112,7 +103,6 @@ def test_histogram_rows_by_hand(engine):
     assert rows == [1, 14, 16, 0]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_histogram_float_bounds(engine):
     m = metrics(engine)
     values = np.array([0.0, 912.5, 1000.0], np.float64)
@@ -134,7 +124,6 @@ def test_hist_ranges_spec_examples():
 
 # ------------------------------------------------------------------ snapshot heatmap
 @pytest.mark.parametrize("static", [False, True])
-@pytest.mark.parametrize("engine", ENGINES)
 def test_heatmap_by_hand_two_regions(engine, static):
     m = metrics(engine)
     # two adjacent regions of 80 bytes each, width 4 -> u = 40 (non-static: span = 160)
@@ -149,7 +138,6 @@ def test_heatmap_by_hand_two_regions(engine, static):
     assert temps[:4] == [11000.0, 11000.0, -20000.0, -20000.0]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_heatmap_gap_is_void(engine):
     m = metrics(engine)
     starts = np.array([0, 1000], np.uint64)

@@ -11,8 +11,6 @@ from damo_pipe.analyze.access import (AccessCrash, AccessOptions, render_raw_for
                                       render_report)
 from damo_pipe.model import Intervals, IntervalsGoal, Record, RecordBuilder, RegionColumns
 
-ENGINES = ["cython", "python"]
-
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -46,7 +44,6 @@ def opts(engine, **kw):
     return AccessOptions(engine=engine, **kw)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_unknown_keyword_literal_and_backslash_n(engine):
     o = opts(engine, format_ops=[["set", "snapshot_head", r"<intervals>\nN=<number of regions>"],
                                  ["set", "region", ""], ["set", "snapshot_tail", ""],
@@ -54,7 +51,6 @@ def test_unknown_keyword_literal_and_backslash_n(engine):
     assert render_report([rec1()], o) == "<intervals>\nN=3"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_min_chars_defaults_win_aq5(engine):
     o = opts(engine, min_chars_for=[("<size>", 20), ("<temperature>", 15)],
              format_ops=[["set", "snapshot_head", ""], ["set", "region", "<size>|<temperature>|"],
@@ -67,7 +63,6 @@ def test_min_chars_defaults_win_aq5(engine):
                      "2.000 MiB  |10,002,000     |"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_sort_descending_keeps_ties_in_previous_order(engine):
     regions = [(0, 10, 4, 1), (10, 30, 0, 1), (30, 50, 8, 1), (50, 60, 0, 1)]
     rec = make_record([(0, 10 ** 8, regions)])
@@ -79,7 +74,6 @@ def test_sort_descending_keeps_ties_in_previous_order(engine):
     assert out == ["0  :10 B        ", "1  :30 B        ", "2  :0 B         ", "3  :50 B        "]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_two_keys_last_is_primary(engine):
     regions = [(0, 10, 4, 1), (10, 30, 0, 1), (30, 40, 8, 1), (40, 60, 4, 1)]
     rec = make_record([(0, 10 ** 8, regions)])
@@ -91,14 +85,12 @@ def test_two_keys_last_is_primary(engine):
     assert out == ["10 B", "0 B", "40 B", "30 B"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_total_sz_only_has_no_blank_lines(engine):
     rec = make_record([(0, 10 ** 8, REGIONS), (10 ** 8, 2 * 10 ** 8, REGIONS[:1])])
     out = render_report([rec], opts(engine, total_sz_only=True))
     assert out == "7.000 MiB\n4.000 MiB\nrecord DAMON intervals: sample 5 ms, aggr 100 ms"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_default_detailed_layout(engine):
     out = render_report([rec1()], opts(engine)).split("\n")
     assert out[0].startswith("heatmap: ")
@@ -112,7 +104,6 @@ def test_default_detailed_layout(engine):
     assert out[8] == "record DAMON intervals: sample 5 ms, aggr 100 ms"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_df_percentiles_without_passed_bytes_crash_aq9(engine):
     o = opts(engine, format_ops=[["set", "snapshot_head", "<df-passed recency percentiles>"],
                                  ["set", "region", ""]])
@@ -120,7 +111,6 @@ def test_df_percentiles_without_passed_bytes_crash_aq9(engine):
         render_report([rec1()], o)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_recency_percentiles_by_hand(engine):
     o = opts(engine, style="recency-percentiles", percentiles_range=[0, 101, 50])
     out = render_report([rec1()], o).split("\n")

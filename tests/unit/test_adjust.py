@@ -49,7 +49,6 @@ def cols(regs):
                            enumerate((np.uint64, np.uint64, np.int64, np.int64, np.uint64))])
 
 
-@pytest.mark.parametrize("engine", ["cython", "python"])
 @pytest.mark.parametrize("seed", range(40))
 def test_merge_matches_literal(engine, seed):
     rng = random.Random(seed)

@@ -18,9 +18,9 @@ from damo_pipe.errors import ArchiveError, RecordFormatError
 from damo_pipe.sources import read_records
 from damo_pipe.model import (AGE_UNKNOWN, Intervals, IntervalsGoal, Record, RecordBuilder,
                              RegionColumns)
-from tests.unit.archive_proc import chunk_for, snapshot_for, times_for
+from tests.support.archive_proc import chunk_for, snapshot_for, times_for
 
-PROC = Path(__file__).with_name("archive_proc.py")
+PROC = Path(__file__).resolve().parents[1] / "support" / "archive_proc.py"
 
 
 def assert_same_record(a: Record, b: Record):

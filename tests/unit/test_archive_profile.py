@@ -18,17 +18,10 @@ from damo_pipe.archive.sidetables import read_side_table
 from damo_pipe.errors import ArchiveError
 from damo_pipe.formats.perf_samples import ProfileSamples
 from damo_pipe.model import Intervals, Record
-from tests.unit.archive_proc import chunk_for
+from tests.support.archive_proc import chunk_for
+from tests.support.records import profile_samples
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _samples(n=5000, seed=3, t0=1_000_000_000_000):
-    rng = np.random.default_rng(seed)
-    t = t0 + np.sort(rng.integers(0, 10 * 10**9, n))
-    sym = rng.integers(0, 50, n)
-    return ProfileSamples(t, rng.integers(1, 4, n), rng.integers(1, 8, n), sym, sym % 5,
-                          ["fn%d" % i for i in range(50)], ["/lib/d%d.so" % i for i in range(5)])
 
 
 def _archive(path, nsnap=20, swmr=False, compact=True, profile=None):
@@ -60,7 +53,7 @@ def test_attach_read_extract(tmp_path):
     assert AP.read_profile(h5) == (None, {}) and not AP.has_profile(h5)
     assert AP.extract_perf_data(h5, tmp_path / "x") is None
     pd, data = _perf_data(tmp_path / "perf.data")
-    s = _samples()
+    s = profile_samples()
     AP.attach_profile(h5, pd, s, attrs={"perf_clock": "realtime", "note": {"a": 1}})
     got, attrs = AP.read_profile(h5)
     _same(got, s)
@@ -83,10 +76,10 @@ def test_attach_replaces_and_keeps_other_side_tables(tmp_path):
         t = w.add_side_table("meminfo", {"time_ns": np.int64, "MemTotal": np.uint64})
         t.append(time_ns=5, MemTotal=7)
         w.set_side_attrs(spec_json="{}")
-    AP.attach_profile(h5, None, _samples(100))
-    AP.attach_profile(h5, None, _samples(10, seed=9))
+    AP.attach_profile(h5, None, profile_samples(100))
+    AP.attach_profile(h5, None, profile_samples(10, seed=9))
     got, attrs = AP.read_profile(h5)
-    _same(got, _samples(10, seed=9))
+    _same(got, profile_samples(10, seed=9))
     assert AP.extract_perf_data(h5, tmp_path / "x") is None
     assert read_side_table(h5, "meminfo")["MemTotal"].tolist() == [7]
     import h5py
@@ -97,7 +90,7 @@ def test_attach_replaces_and_keeps_other_side_tables(tmp_path):
 def test_time_offset_shifts_the_table_only(tmp_path):
     h5 = _archive(tmp_path / "a.h5")
     pd, data = _perf_data(tmp_path / "perf.data")
-    s = _samples()
+    s = profile_samples()
     AP.attach_profile(h5, pd, s, attrs={"time_offset_ns": 1000})
     got, attrs = AP.read_profile(h5)
     assert np.array_equal(got.time_ns, s.time_ns + 1000) and attrs["time_offset_ns"] == 1000
@@ -108,7 +101,7 @@ def test_time_offset_shifts_the_table_only(tmp_path):
 def test_window_through_the_index(tmp_path, monkeypatch, stride):
     monkeypatch.setattr(AP, "TIME_INDEX_STRIDE", stride)
     h5 = _archive(tmp_path / "a.h5")
-    s = _samples(13000)
+    s = profile_samples(13000)
     AP.attach_profile(h5, None, s)
     rng = np.random.default_rng(0)
     t = s.time_ns
@@ -127,7 +120,7 @@ def test_window_through_the_index(tmp_path, monkeypatch, stride):
 @pytest.mark.parametrize("swmr, compact", [(False, True), (True, True), (True, False)])
 def test_writer_set_profile(tmp_path, swmr, compact):
     pd, data = _perf_data(tmp_path / "perf.data")
-    s = _samples()
+    s = profile_samples()
     h5 = _archive(tmp_path / "a.h5", swmr=swmr, compact=compact, profile=(pd, s, {"k": 2}))
     got, attrs = AP.read_profile(h5)
     _same(got, s)

@@ -1,5 +1,4 @@
 """damo-analyze batch: input expansion, naming, and whole runs on dask LocalClusters."""
-import importlib.util
 import json
 import os
 
@@ -7,61 +6,8 @@ import pytest
 
 from damo_pipe.analyze import batch
 from damo_pipe.analyze.cli import main
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MiB4 = 4 * 2**20
-
-
-def make_damo_json(path, nr_snapshots=30, nr_regions=20, seed=0, nr_targets=1, hot=(0.3, 0.5)):
-    """A damo-format JSON record file written from plain dicts (independent of the
-    package's writers): regions tile 4 MiB slots; those in the ``hot`` fraction of the
-    space get nr_accesses 12..20, the others 0..2. Returns the dicts."""
-    import random
-    rnd = random.Random(seed)
-    recs = []
-    for t in range(nr_targets):
-        base = 0x7f0000000000 + t * 0x10000000000
-        snaps = []
-        for s in range(nr_snapshots):
-            regions = []
-            for i in range(nr_regions):
-                frac = i / nr_regions
-                acc = rnd.randint(12, 20) if hot[0] <= frac < hot[1] else rnd.choice([0, 0, 1, 2])
-                regions.append({"start": base + i * MiB4, "end": base + (i + 1) * MiB4,
-                                "nr_accesses": {"samples": acc, "percent": None},
-                                "age": {"aggr_intervals": rnd.randint(0, 3), "usec": None},
-                                "sz_filter_passed": 0})
-            snaps.append({"start_time": 1_000_000_000 + s * 100_000_000,
-                          "end_time": 1_000_000_000 + (s + 1) * 100_000_000,
-                          "regions": regions, "total_bytes": nr_regions * MiB4})
-        recs.append({"kdamond_idx": 0, "context_idx": 0, "scheme_idx": None, "target_id": t,
-                     "intervals": {"sample_us": 5000, "aggr_us": 100000, "ops_update_us": 1000000},
-                     "scheme_filters": [], "snapshots": snaps})
-    with open(path, "w") as f:
-        json.dump(recs, f)
-    return recs
-
-
-def expected_wss(rec_dict, exclude=20):
-    """Sorted per-snapshot WSS of one record dict, computed from the raw dicts."""
-    vals = []
-    for s in rec_dict["snapshots"][exclude:]:
-        vals.append(sum(r["end"] - r["start"] for r in s["regions"] if r["nr_accesses"]["samples"] >= 1))
-    return sorted(vals)
-
-
-def real_plot_modules():
-    """Whether the picture modules (owned by other parts of the project) exist."""
-    return all(importlib.util.find_spec("damo_pipe.analyze." + m) is not None
-               for m in ("heatmap", "plots"))
-
-
-@pytest.fixture
-def plotting():
-    """The real heatmap/plots modules (made by other parts of the project) are needed."""
-    if not real_plot_modules():
-        pytest.skip("damo_pipe.analyze.heatmap/plots not available")
-    return "processes"
+from tests.support.plotting import PNG_MAGIC
+from tests.support.records import expected_wss, make_damo_json
 
 
 # --------------------------------------------------------------------------- naming

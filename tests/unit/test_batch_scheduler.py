@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from damo_pipe.analyze.cli import main
-
-from tests.unit.test_batch import PNG_MAGIC, expected_wss, make_damo_json, real_plot_modules  # noqa: E402
+from tests.support.plotting import PNG_MAGIC, real_plot_modules
+from tests.support.records import expected_wss, make_damo_json
 
 DASK = Path(sys.executable).with_name("dask")
 

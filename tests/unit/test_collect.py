@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,18 +22,12 @@ from damo_pipe.collect.ownership import OwnershipFile
 from damo_pipe.collect.sysfs import SysfsTree, read_tried_regions
 from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableError,
                               EngineError)
-from tests.unit.fake_kernel import FAKE_KDAMOND_PID_BASE, FakeKernel
+from tests.support.collect import cli, committed, fast_tmpdir, spawn_collector, wait_until
+from tests.support.fake_kernel import FAKE_KDAMOND_PID_BASE, FakeKernel
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 KFIX = SHARED / "fixtures" / "kernel"
-ENGINES = ["cython", "python"]
-
-
-def fast_tmpdir():
-    """tmpfs when available: the fake tree creates thousands of small files."""
-    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    return tempfile.mkdtemp(prefix="damo-pipe-fake-", dir=base)
 
 
 @pytest.fixture
@@ -68,11 +61,6 @@ def owner(root):
 def no_real_sysfs(monkeypatch):
     """Belt and braces: nothing here may reach the host's real DAMON sysfs."""
     monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
-
-
-def cli(fake, *args):
-    args = [str(a) for a in args]
-    return main(args[:1] + ["--sysfs_root", fake.root] + args[1:])
 
 
 def read_dump(name):
@@ -172,7 +160,6 @@ def build_tree_from_dump(dump, base):
             f.write(value + "\n")
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["sysfs-kdamond-vaddr.txt", "sysfs-kdamond-paddr.txt"])
 def test_tried_regions_reader_matches_dump(root, name, engine):
     dump = read_dump(name)
@@ -189,7 +176,6 @@ def test_tried_regions_reader_matches_dump(root, name, engine):
     assert not passed.any()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_tried_regions_reader_errors_name_the_file(root, engine):
     d = os.path.join(root, "tr")
     for i, vals in enumerate([(0, 4096, 1, 2), (4096, "x12", 0, 0)]):
@@ -251,7 +237,7 @@ def test_statm_of_live_zombie_and_gone_processes(tmp_path):
         "dirty_bytes": 0}
     # a zombie not yet reaped (a target that just exited) has no memory left: no row
     p = subprocess.Popen(["true"])
-    _wait(lambda: open("/proc/%d/stat" % p.pid).read().rsplit(") ", 1)[1][0] == "Z")
+    wait_until(lambda: open("/proc/%d/stat" % p.pid).read().rsplit(") ", 1)[1][0] == "Z")
     assert read_statm(p.pid) is None
     p.wait()
     assert read_statm(p.pid) is None
@@ -336,7 +322,6 @@ def _heat(rec, fake_areas):
     return out
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_record_paddr_in_process(fake, tree, tmp_path, engine):
     from damo_pipe.archive import read_archive_records
     from damo_pipe.archive.sidetables import read_side_table
@@ -456,31 +441,6 @@ def test_start_snapshot_ongoing_stop(fake, tree, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------
 # signals, crashes (the collector in a subprocess, the fake kernel in this process)
 
-def _spawn(fake, *args):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    args = [str(a) for a in args]
-    return subprocess.Popen([sys.executable, "-m", "damo_pipe.collect.cli", args[0],
-                             "--sysfs_root", fake.root, *args[1:]], env=env, cwd=str(REPO),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _committed(path):
-    from damo_pipe.archive import ArchiveReader
-    try:
-        with ArchiveReader(path) as r:
-            return r.nr_snapshots(0)
-    except Exception:   # noqa: BLE001 - not created yet
-        return 0
-
-
-def _wait(cond, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_cleans_up(fake, tree, tmp_path, sig):
     from damo_pipe.archive import read_archive_records
@@ -488,8 +448,9 @@ def test_signal_cleans_up(fake, tree, tmp_path, sig):
     p = sleeper()
     out = tmp_path / "sig.h5"
     try:
-        c = _spawn(fake, "record", "-o", out, "--target_pid", p.pid, "--flush_interval", "0.2")
-        _wait(lambda: _committed(out) >= 3)
+        c = spawn_collector(fake, "record", "-o", out, "--target_pid", p.pid,
+                            "--flush_interval", "0.2")
+        wait_until(lambda: committed(out) >= 3)
         c.send_signal(sig)
         assert c.wait(30) == 0, c.stderr.read()
     finally:
@@ -506,8 +467,9 @@ def test_sigkill_keeps_flushed_snapshots(fake, tree, tmp_path):
     p = sleeper()
     out = tmp_path / "kill.h5"
     try:
-        c = _spawn(fake, "record", "-o", out, "--target_pid", p.pid, "--flush_interval", "0.1")
-        _wait(lambda: _committed(out) >= 5)
+        c = spawn_collector(fake, "record", "-o", out, "--target_pid", p.pid,
+                            "--flush_interval", "0.1")
+        wait_until(lambda: committed(out) >= 5)
         before = read_archive_records(out)[0]
         c.kill()
         c.wait()
@@ -518,7 +480,7 @@ def test_sigkill_keeps_flushed_snapshots(fake, tree, tmp_path):
         assert np.array_equal(after.regions.nr_accesses[:before.nr_regions], before.regions.nr_accesses)
         # the orphaned kdamond is ours and still on (the simulated kernel may still be
         # answering the killed collector's last command): stop turns it off
-        _wait(lambda: tree.read("kdamonds/0/state") == "on")
+        wait_until(lambda: tree.read("kdamonds/0/state") == "on")
         assert cli(fake, "stop") == 0
         assert tree.read("kdamonds/nr_kdamonds") == "0"
     finally:

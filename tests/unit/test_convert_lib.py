@@ -82,7 +82,6 @@ def test_unknown_names_and_engines(tmp_path):
         sources.write_records([], tmp_path / "x", "xml")
 
 
-@pytest.mark.parametrize("engine", ["python", "cython"])
 def test_to_archive_stores_late_metadata_and_the_guide(tmp_path, engine):
     p = tmp_path / "r.json"
     p.write_text(json.dumps(json_record(data_source_last=True)))

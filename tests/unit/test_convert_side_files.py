@@ -20,7 +20,7 @@ from damo_pipe.archive.sidetables import read_side_table
 from damo_pipe.formats.footprints import read_mem_footprint
 from damo_pipe.model import Record
 from tests.golden.conftest import FIXTURES
-from tests.unit.archive_proc import chunk_for
+from tests.support.archive_proc import chunk_for
 
 HOLI = FIXTURES / "damo-holistic" / "inputs" / "holi"
 HAVE_PERF = shutil.which("perf") is not None

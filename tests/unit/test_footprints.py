@@ -1,7 +1,8 @@
 """Memory footprints: damo's .mem_footprint reader, archive side tables, distributions.
 
-The reference numbers are computed in the tests straight from the JSON (damo's formulas:
-pages * 4096, KiB * 1024, one value per snapshot), independently of the reader.
+The reference numbers are computed straight from the JSON (damo's formulas: pages * 4096,
+KiB * 1024, one value per snapshot; tests/support/footprints_reference.py), independently
+of the reader.
 """
 from __future__ import annotations
 
@@ -14,41 +15,7 @@ from damo_pipe.analyze import footprints as F
 from damo_pipe.analyze.cli import main
 from damo_pipe.errors import RecordFormatError, ReportError
 from damo_pipe.formats.footprints import parse_mem_footprint, read_mem_footprint
-
-
-def snapshot(t, procs=(), sys=(1000, 400)):
-    fps = [{"pid": pid, "footprint": {"size": size, "resident": rss, "shared": 1, "trs": 2,
-                                      "lrs": 0, "drs": 3, "dt": 0}} for pid, size, rss in procs]
-    if sys is not None:
-        fps.append({"pid": None, "footprint": {"total": sys[0], "free": sys[1], "available": None,
-                                               "buffers": 5, "cached": 6}})
-    return {"time": t, "footprints": fps}
-
-
-SNAPS = [
-    snapshot(100.5, [(1, 10, 4), (2, 20, 8)], (1000, 400)),
-    snapshot(101.5, [(1, 30, 2)], (1000, 900)),
-    snapshot(102.5, [], None),
-    snapshot(103.5, [(1, 5, 5), (2, 5, 5), (1, 7, 1)], (2000, 100)),   # pid 1 twice: last wins
-]
-
-
-def reference(snaps, metric):
-    """damo's get_dists, written from its description."""
-    out = []
-    for s in snaps:
-        by_pid = {}
-        for e in s["footprints"]:
-            by_pid[e["pid"]] = e["footprint"]
-        v = 0
-        for pid, fp in by_pid.items():
-            if metric == "sys_used":
-                if pid is None:
-                    v = (fp["total"] - fp["free"]) * 1024
-            elif pid is not None:
-                v += fp["size" if metric == "vsz" else "resident"] * 4096
-        out.append(v)
-    return out
+from tests.support.footprints_reference import SNAPS, reference
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import detect_format, iter_record_chunks, read_records
 
-ENGINES = ["python", "cython"]
 MAGIC = b"damon_recfmt_ver"
 
 
@@ -51,7 +50,6 @@ def write(tmp_path):
     return w
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_versions(write, engine, version):
     data, ends = sample(version)
@@ -73,7 +71,6 @@ def test_versions(write, engine, version):
     assert r.snapshots.total_bytes.tolist() == [12288] * 3
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_multi_target_blocks(write, engine):
     data, ends = sample(2, multi=True)
     recs = read_records(write(data), engine=engine)
@@ -83,7 +80,6 @@ def test_multi_target_blocks(write, engine):
     assert recs[1].snapshots.total_bytes.tolist() == [4096, 8192, 12288]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_v0_detected_by_content(write, engine):
     data, _ = sample(0)
     p = write(data)
@@ -91,7 +87,6 @@ def test_v0_detected_by_content(write, engine):
     assert read_records(p, engine=engine)[0].nr_snapshots == 3
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("extra", [1, 15])
 def test_trailing_bytes_below_16_are_an_error(write, engine, extra):
     """A file cut inside the next block header (issue 13: damo <= 2.0.1 and our old
@@ -102,7 +97,6 @@ def test_trailing_bytes_below_16_are_an_error(write, engine, extra):
     assert ei.value.offset == len(data)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_truncation_everywhere(write, engine):
     data, _ = sample(2, multi=True)
     for cut in range(21, len(data)):
@@ -117,7 +111,6 @@ def test_truncation_everywhere(write, engine):
         assert sum(r.nr_snapshots for r in recs) in (0, 2, 4, 6)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_huge_count_is_an_error_not_an_allocation(write, engine):
     data = header(2) + struct.pack("<qqI", 1, 0, 1) + struct.pack("<QI", 5, 2**32 - 1)
     data += b"\0" * (1024 - len(data))
@@ -129,7 +122,6 @@ def test_huge_count_is_an_error_not_an_allocation(write, engine):
         read_records(write(data), engine=engine)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_unsorted(write, engine):
     data = header(2) + block(2 * 10**9, [(1, [(0, 4096, 1)])]) + block(10**9, [(1, [(0, 4096, 1)])])
     with pytest.raises(RecordFormatError, match="not sorted") as ei:
@@ -137,14 +129,12 @@ def test_unsorted(write, engine):
     assert ei.value.offset == 20 + 20 + 12 + 20
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_time_overflow(write, engine):
     data = header(2) + struct.pack("<qqI", 2**62, 0, 0)
     with pytest.raises(RecordFormatError, match="range"):
         read_records(write(data), engine=engine)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_single_snapshot_record(write, engine):
     data = header(2) + block(5 * 10**9, [(3, [(0, 4096, 1)])])
     r = read_records(write(data), engine=engine)[0]
@@ -153,7 +143,6 @@ def test_single_snapshot_record(write, engine):
     assert r.snapshots.start_ns.tolist() == [5 * 10**9]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_chunked_stream_equals_whole(write, engine):
     data = header(2)
     ends = []

@@ -20,7 +20,6 @@ from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import read_records
 from damo_pipe.formats.trace_text import TraceStreamParser, parse_trace_bytes
 
-ENGINES = ["python", "cython"]
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 PERF = ("       kdamond.0  4452 [001] {ts}: damon:damon_aggregated: target_id={t} "
         "nr_regions={n} {s}-{e}: {a} {age}\n")
@@ -87,7 +86,6 @@ def read_text(data, engine, lenient=False):
 
 # ------------------------------------------------------------------ trace text
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_sed_5d_is_an_error_not_a_shift(engine):
     """The issue's reproducer: every snapshot has the same nr_regions, so dropping line
     5 used to move one region of every later snapshot into the one before."""
@@ -104,7 +102,6 @@ def test_sed_5d_is_an_error_not_a_shift(engine):
     assert got == expected(snaps, skip={0})
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("fmt", [PERF, PIPE])
 def test_every_single_line_drop_or_duplicate(engine, fmt):
     """Each line dropped or repeated: strict -> error naming a line of the file;
@@ -122,7 +119,6 @@ def test_every_single_line_drop_or_duplicate(engine, fmt):
             assert got in (expected(snaps, skip={owner[i]}), expected(snaps)), i
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_nr_regions_mismatch_names_the_line(engine):
     snaps = [(0, "1.000001", [(0, 4096, 1, 1), (4096, 8192, 2, 2), (8192, 9000, 3, 3)]),
              (0, "1.100001", [(0, 4096, 1, 1), (4096, 9000, 2, 2)])]
@@ -134,7 +130,6 @@ def test_nr_regions_mismatch_names_the_line(engine):
     assert ei.value.line == 3
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_truncation_anywhere(engine):
     """A file cut anywhere: an error naming a line, or (cut at a snapshot boundary, or
     inside the last number of a snapshot's last line) the snapshots before the cut."""
@@ -163,7 +158,6 @@ def test_truncation_anywhere(engine):
     assert ok >= len(snaps) - 1   # at least the cuts at snapshot boundaries
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("text", [b"hello\n", b"cpus=2\nCPU 0 is empty\n", b"\n\n",
                                   b"k 1 [0] 1.0: sched:sched_switch: a b c\n"])
 def test_text_without_record_is_an_error(tmp_path, engine, text):
@@ -174,7 +168,6 @@ def test_text_without_record_is_an_error(tmp_path, engine, text):
     assert str(p) in str(ei.value)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("fields,msg", [
     ("target_id=0 nr_regions=1 0-4096:", "damon_aggregated line with 3 fields"),
     ("target_id=0 nr_regions=1 0-4096: 1 2 3", "damon_aggregated line with 6 fields"),
@@ -190,7 +183,6 @@ def test_garbled_event_lines(engine, fields, msg):
     assert sum(r.nr_snapshots for r in got) == 2
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_damos_before_apply_field_count(engine):
     bad = ("       kdamond.0 47293 [000] 1.0: damon:damos_before_apply: ctx_idx=0 "
            "scheme_idx=1 target_idx=0 nr_regions=1 0-4096:\n")
@@ -198,7 +190,6 @@ def test_damos_before_apply_field_count(engine):
         read_text(bad.encode(), engine)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_lenient_counts_and_warns(engine, caplog):
     snaps = kernel_like(nsnap=10, seed=7, nr=4)
     lines = text_lines(snaps)
@@ -215,7 +206,6 @@ def test_lenient_counts_and_warns(engine, caplog):
            "event line; first damage at line 10" in caplog.text
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_stream_lenient_capture_starting_and_ending_mid_snapshot(engine, seed):
     """A live capture (the collector's lenient parser) starts and stops anywhere and
@@ -252,7 +242,6 @@ def test_stream_lenient_capture_starting_and_ending_mid_snapshot(engine, seed):
     assert p.state.dropped_snapshots == len(partial)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_lenient_backwards_time(engine):
     snaps = kernel_like(nsnap=4, seed=13, nr=3)
     lines = text_lines(snaps)
@@ -264,7 +253,6 @@ def test_lenient_backwards_time(engine):
     assert got == expected(snaps, skip={1})
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_big_buffers_two_threads_same_errors(engine):
     """Buffers over 1 MiB are tokenized by two threads (Cython): the error and the
     lenient counts are the same as the Python engine's."""
@@ -282,7 +270,6 @@ def test_big_buffers_two_threads_same_errors(engine):
 
 
 @pytest.mark.skipif(not (FIXTURES / "kernel").is_dir(), reason="needs ../shared/fixtures")
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["perf-script-damon_aggregated.txt",
                                   "trace_pipe-damon_aggregated.txt"])
 def test_real_captures_lost_line(tmp_path, engine, name):
@@ -312,7 +299,6 @@ def _block(end_ns, tid, regions):
     return out
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_binary_bad_nanoseconds(tmp_path, engine):
     data = b"damon_recfmt_ver" + struct.pack("<i", 2) + _block(5 * 10**9, 1, [(0, 4096, 1)])
     bad = data[:28] + struct.pack("<q", 10**9) + data[36:]
@@ -323,7 +309,6 @@ def test_binary_bad_nanoseconds(tmp_path, engine):
     assert ei.value.offset == 28
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_binary_v0_without_snapshot(tmp_path, engine):
     p = tmp_path / "zeros.data"
     p.write_bytes(b"\0" * 40)      # two empty blocks: no target, no snapshot
@@ -336,7 +321,6 @@ def test_binary_v0_without_snapshot(tmp_path, engine):
 
 # ------------------------------------------------------------------ json
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("doc", [b"[" * 100000, b"[{\"target_id\": 0, \"snapshots\": ["
                                  + b"{\"a\":" * 5000 + b"1" + b"}" * 5000 + b"]}]"])
 def test_json_nested_too_deeply(tmp_path, engine, doc):
@@ -348,7 +332,6 @@ def test_json_nested_too_deeply(tmp_path, engine, doc):
         assert ei.value.offset is not None and 400 <= ei.value.offset <= 4000
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_json_scheme_filters_too_deep(tmp_path, engine):
     p = tmp_path / "f.json"
     p.write_text('[{"target_id": 0, "snapshots": [], "scheme_filters": %s1%s}]'
@@ -357,7 +340,6 @@ def test_json_scheme_filters_too_deep(tmp_path, engine):
         read_records(p, engine=engine)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_zlib_damage_offsets(tmp_path, engine):
     doc = b'[{"target_id": 0, "snapshots": []}]' * 1
     raw = zlib.compress(doc)
@@ -378,7 +360,6 @@ def test_zlib_damage_offsets(tmp_path, engine):
     assert len(raw) - 4 <= ei.value.offset < len(raw)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_json_errors_name_an_offset(tmp_path, engine):
     """Record-level errors of the streaming engine name the record's offset."""
     p = tmp_path / "r.json"

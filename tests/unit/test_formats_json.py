@@ -12,8 +12,6 @@ import pytest
 from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import detect_format, iter_record_chunks, read_records
 
-ENGINES = ["python", "cython"]
-
 
 def region(start, end, samples=0, aggr="3", passed="0 B", usec=None, probes=None):
     return {"start": start, "end": end,
@@ -52,7 +50,6 @@ def write(tmp_path, obj, compressed=True, name="d.data"):
     return p
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("compressed", [True, False])
 def test_non_raw_values(tmp_path, engine, compressed):
     regs = [region("94,827,419,009,024", "94,827,423,150,080", 5, "1,234", "1.500 KiB", "1 s 500 ms"),
@@ -77,7 +74,6 @@ def test_non_raw_values(tmp_path, engine, compressed):
     assert r.first_start_ns is None
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_old_key_sets(tmp_path, engine):
     # damo 1.9-2.x: no scheme_filters/data_source/damos_stats/sample_interval_us/
     # probe_hits/sz_filter_passed/intervals_goal; kdamond/context/scheme absent
@@ -94,7 +90,6 @@ def test_old_key_sets(tmp_path, engine):
     assert r.snapshots.has_damos_stats.tolist() == [False]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_damos_stats_and_sample_interval(tmp_path, engine):
     st = {"nr_tried": "3", "sz_tried": "4096", "nr_applied": "1", "sz_applied": "1,024",
           "sz_ops_filter_passed": "0", "qt_exceeds": "2"}
@@ -106,7 +101,6 @@ def test_damos_stats_and_sample_interval(tmp_path, engine):
     assert r.snapshots.sample_interval_us.tolist() == [7000.0]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_empty_and_multi(tmp_path, engine):
     assert read_records(write(tmp_path, [], compressed=False), engine=engine) == []
     doc = [record([], target_id=1),
@@ -117,7 +111,6 @@ def test_empty_and_multi(tmp_path, engine):
     assert recs[1].snapshots.nr_regions.tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("doc,what", [
     ({"a": 1}, "list"),
     ([{"snapshots": []}], "target_id"),
@@ -133,7 +126,6 @@ def test_bad_documents(tmp_path, engine, doc, what):
     assert "d.data" in str(ei.value)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_invalid_json_located(tmp_path, engine):
     doc = [record([snapshot("1", "2", [region("0", "4096")] * 3)])]
     text = json.dumps(doc, indent=4)
@@ -145,7 +137,6 @@ def test_invalid_json_located(tmp_path, engine):
     assert ei.value.offset is not None and 380 <= ei.value.offset <= 420
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_truncated_zlib(tmp_path, engine):
     doc = [record([snapshot("1", "2", [region(str(i * 4096), str(i * 4096 + 4096)) for i in range(300)])])]
     data = zlib.compress(json.dumps(doc, indent=4).encode())
@@ -189,7 +180,6 @@ def test_streaming_small_windows_equal_reference(tmp_path, monkeypatch):
     assert st.records[1].data_source == "damon_stat"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_stated_usec_and_percent(tmp_path, engine):
     """damo_stat records state ages only in µs; adjust output states percent/usec."""
     regs = [{"start": "0", "end": "4096", "nr_accesses": {"samples": 10, "percent": None},

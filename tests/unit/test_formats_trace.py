@@ -12,7 +12,6 @@ from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats import detect_format, read_records
 from damo_pipe.formats.trace_text import TraceStreamParser, parse_trace_bytes
 
-ENGINES = ["python", "cython"]
 
 PERF = "       kdamond.0  4452 [001] {ts}: damon:damon_aggregated: target_id={t} nr_regions={n} {s}-{e}: {a}{age}\n"
 TCMD = "       kdamond.0-4452  [001] .....  {ts}: damon_aggregated:     target_id={t} nr_regions={n} {s}-{e}: {a}{age}\n"
@@ -55,7 +54,6 @@ def check_sample(r, with_age=True):
     assert r.intervals is None
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("fmt", [PERF, TCMD, TCMD_NOLAT, PIPE, DAMOS])
 def test_layouts(engine, fmt):
     recs = parse_trace_bytes(lines(fmt, SNAPS, tid=3).encode(), engine=engine)
@@ -63,13 +61,11 @@ def test_layouts(engine, fmt):
     check_sample(recs[0])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_no_age(engine):
     recs = parse_trace_bytes(lines(PERF, SNAPS, with_age=False).encode(), engine=engine)
     check_sample(recs[0], with_age=False)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_none_age_and_cpu_empty_and_headers(engine):
     text = "cpus=2\nversion = 6\nCPU 1 is empty\nCPU 0 is empty\n" + lines(PERF, SNAPS)
     text = text.replace(": 19 3\n", ": 19 None\n")
@@ -81,7 +77,6 @@ def test_none_age_and_cpu_empty_and_headers(engine):
     assert np.isnan(r.snapshots.sample_interval_us).all()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_truncation_of_timestamps(engine):
     # values whose float*1e9 falls below the integer (FORMATS.md §4 / Q8)
     stamps = ["%d.%06d" % (1000 + i, (i * 7919) % 1000000) for i in range(200)]
@@ -92,7 +87,6 @@ def test_truncation_of_timestamps(engine):
     assert any(w % 1000 for w in want)  # the quirk is exercised
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_interleaved_targets_grouped_per_target(engine):
     a = [(10, 20, 1, 1), (20, 30, 2, 2)]
     b = [(100, 200, 3, 3), (200, 300, 4, 4)]
@@ -108,7 +102,6 @@ def test_interleaved_targets_grouped_per_target(engine):
         assert r.regions.start.tolist() == [x[0] for x in regs] * 2
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_fake_snapshot_removed(engine):
     text = lines(PERF, SNAPS[:1]) + PERF.format(ts="1000.200140", t=0, n=1, s=0, e=0, a=-1, age=" -1")
     r = parse_trace_bytes(text.encode(), engine=engine)[0]
@@ -118,7 +111,6 @@ def test_fake_snapshot_removed(engine):
     assert r.nr_regions == 2
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_deduction_for_every_record(engine):
     """damo stops at the first record with < 2 snapshots (break); we do not."""
     text = PERF.format(ts="1.000000", t=1, n=1, s=0, e=4096, a=1, age=" 1")
@@ -128,7 +120,6 @@ def test_deduction_for_every_record(engine):
     check_sample(recs[1])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("bad,what", [
     ("target_id=x nr_regions=1 0-4096: 1 1", "target"),
     ("target_id=0 nr_regions=1 04096: 1 1", "range"),
@@ -145,7 +136,6 @@ def test_bad_values(engine, bad, what):
     assert "f.txt" in str(ei.value)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_bad_timestamp_and_unsorted(engine):
     text = PERF.format(ts="1x.5", t=0, n=1, s=0, e=1, a=1, age=" 1")
     with pytest.raises(RecordFormatError, match="timestamp") as ei:
@@ -157,7 +147,6 @@ def test_bad_timestamp_and_unsorted(engine):
     assert ei.value.line == 7
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_stream_parser_random_splits(engine):
     rng = random.Random(5)
     text = ""
@@ -195,7 +184,6 @@ def test_detect_text(tmp_path):
     assert read_records(p)[0].nr_snapshots == 3
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_file_windows(tmp_path, engine, monkeypatch):
     """mmap windows smaller than a line still parse (window grows)."""
     from damo_pipe.formats import trace_text

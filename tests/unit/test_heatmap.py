@@ -1,12 +1,11 @@
 """Heatmap pixels and guides: both engines against an independent re-implementation.
 
-The reference below is written from SEMANTICS.md §2 with plain Python objects (one
-object per snapshot and region, as damo holds them) and shares no code with
-damo_pipe.analyze.heatmap.
+The reference (tests/support/heatmap_reference.py) is written from SEMANTICS.md §2 with
+plain Python objects (one object per snapshot and region, as damo holds them) and shares
+no code with damo_pipe.analyze.heatmap.
 """
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -15,97 +14,13 @@ import pytest
 from damo_pipe.analyze import heatmap as hm
 from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.model import Intervals, IntervalsGoal, RecordBuilder, Record, RegionColumns
-
-ENGINES = ["cython", "python"]
-
-
-# ---------------------------------------------------------------- reference
-class _R:
-    def __init__(self, start, end, samples, age, passed):
-        self.start, self.end, self.samples, self.age, self.passed = start, end, samples, age, passed
-
-
-class _S:
-    def __init__(self, start, end, regions):
-        self.start, self.end, self.regions = start, end, regions
-
-
-def _objects(rec):
-    out = []
-    for k in range(rec.nr_snapshots):
-        lo, hi = rec.region_bounds(k)
-        regs = [_R(int(rec.regions.start[r]), int(rec.regions.end[r]), int(rec.regions.nr_accesses[r]),
-                   int(rec.regions.age[r]), int(rec.regions.sz_filter_passed[r])) for r in range(lo, hi)]
-        out.append(_S(rec.snapshot_start(k), int(rec.snapshots.end_ns[k]), regs))
-    return out
-
-
-def ref_heatmap(records, t_range, a_range, T, A, df_passed=False):
-    t_start, t_end = t_range
-    a_start, a_end = a_range
-    tu = (t_end - t_start) // T
-    au = (a_end - a_start) // A
-    pix = [[[int(t_start + i * tu), int(a_start + j * au), None] for j in range(A)] for i in range(T)]
-    last = None
-    for rec in records:
-        iv = rec.intervals
-        for s in _objects(rec):
-            for r in s.regions:
-                if r.end < a_start or a_start + A * au < r.start:
-                    continue
-                obs = s.start
-                if iv is not None:
-                    obs = s.start - r.age * (iv.aggr_us * 1000)
-                if last is not None and obs < last.end:
-                    obs = last.end
-                for i in range(int((obs - t_start) / tu), int((s.end - t_start) / tu) + 1):
-                    if not 0 <= i < T:
-                        continue
-                    for j in range(int((r.start - a_start) / au), int((r.end - a_start) / au) + 1):
-                        if not 0 <= j < A:
-                            continue
-                        p = pix[i][j]
-                        dt = min(s.end, p[0] + tu) - max(obs, p[0])
-                        da = min(r.end, p[1] + au) - max(r.start, p[1])
-                        v = r.samples / (iv.aggr_us / 1000000) if iv is not None else r.samples
-                        if df_passed:
-                            v = v * r.passed / (r.end - r.start)
-                        h = v * dt * da
-                        if p[2] is None:
-                            p[2] = 0
-                        pts = tu * au
-                        p[2] = float(h + p[2] * pts) / pts
-            last = s
-    return np.array([[math.nan if p[2] is None else p[2] for p in row] for row in pix])
-
-
-def rand_record(rng, nsnap, with_intervals, tid=0, float_first=False, t0=1_000_000_000):
-    b = RecordBuilder(Record(target_id=tid, kdamond_idx=0, context_idx=0,
-                             intervals=Intervals(5000, 100000, 1000000, IntervalsGoal())
-                             if with_intervals else None))
-    t = t0
-    for _ in range(nsnap):
-        n = rng.randrange(1, 6)
-        pts = sorted(rng.sample(range(0, 400), 2 * n))
-        pairs = [(pts[2 * i] * 4096, pts[2 * i + 1] * 4096) for i in range(n)]
-        dur = rng.choice([100_000_000, 100_000_000, 99_999_123])
-        b.add_snapshot(t, t + dur, RegionColumns(
-            np.array([p[0] for p in pairs], np.uint64), np.array([p[1] for p in pairs], np.uint64),
-            np.array([rng.randrange(0, 21) for _ in pairs], np.int64),
-            np.array([rng.randrange(0, 8) for _ in pairs], np.int64),
-            np.array([rng.randrange(0, p[1] - p[0]) for p in pairs], np.uint64)))
-        t += dur
-    rec = b.build()
-    if float_first:
-        rec.first_start_ns = rec.snapshots.start_ns[0] + 0.40625
-    return rec
+from tests.support.heatmap_reference import rand_record, ref_heatmap
 
 
 def _same(a, b):
     return np.array_equal(a, b, equal_nan=True)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", range(12))
 def test_pixels_match_reference(engine, seed):
     rng = random.Random(seed)
@@ -123,7 +38,6 @@ def test_pixels_match_reference(engine, seed):
     assert _same(got.heat, want)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_negative_heat_when_range_starts_inside_snapshot(engine):
     """Q1 (kept in 3.4.3): a snapshot ending < 1 row before t_start adds dt < 0 to row 0."""
     rng = random.Random(5)
@@ -137,7 +51,6 @@ def test_negative_heat_when_range_starts_inside_snapshot(engine):
     assert np.nanmin(got.heat) < 0
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_chunking_does_not_change_pixels(engine):
     rng = random.Random(9)
     recs = [rand_record(rng, 40, True, tid=0), rand_record(rng, 30, True, tid=0)]
@@ -162,7 +75,6 @@ def _rec_from(snaps, tid=0, intervals=None):
     return b.build()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_guide_gaps_narrow_and_lowest_zero_quirk(engine):
     rec = _rec_from([
         (0, 10, [(0, 100, 1), (200, 300, 0), (500, 600, 2)]),     # gaps [100,200] [300,500]
@@ -180,7 +92,6 @@ def test_guide_gaps_narrow_and_lowest_zero_quirk(engine):
     assert g.format().splitlines()[-1] == "region\t 2: [450, 700) (250)"
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_guides_sorted_by_total_space(engine):
     a = _rec_from([(0, 10, [(0x1000, 0x2000, 1)])], tid=1)
     b = _rec_from([(0, 10, [(0x1000, 0x9000, 1)])], tid=2)
@@ -282,7 +193,6 @@ def test_one_pass_heats_equal_exact_pass(seed):
     assert [[h or 0 for h in g.heats] for g in fast] == [[h or 0 for h in g.heats] for g in exact]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_epoch_nanoseconds_beyond_double_precision(engine):
     """Times above 2**53 (epoch ns) leave the double kernel: the exact engine takes over."""
     rng = random.Random(21)

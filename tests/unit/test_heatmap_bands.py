@@ -1,5 +1,5 @@
 """The heatmap kernel split into two row bands run in two threads gives the same pixels
-as one thread and as the independent reference (tests/unit/test_heatmap.py)."""
+as one thread and as the independent reference (tests/support/heatmap_reference.py)."""
 from __future__ import annotations
 
 import random
@@ -11,7 +11,7 @@ from damo_pipe.analyze import heatmap as hm
 from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.analyze.heatmap import grid
 from damo_pipe.model import Intervals, IntervalsGoal, Record, RecordBuilder, RegionColumns
-from tests.unit.test_heatmap import rand_record, ref_heatmap
+from tests.support.heatmap_reference import rand_record, ref_heatmap
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.analyze.cli import main
 from damo_pipe.model import Record, RecordBuilder, RegionColumns
 
-ENGINES = ["cython", "python"]
 MiB = 1 << 20
 
 
@@ -68,7 +67,6 @@ def reference_wss(records):
     return out["size"], out["time"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_wss_of_small_records_is_per_snapshot(engine):
     rng = random.Random(1)
     recs = [rand_record(rng, 40), rand_record(rng, 70, tid=1), rand_record(rng, 30, tid=1)]
@@ -77,7 +75,6 @@ def test_wss_of_small_records_is_per_snapshot(engine):
     assert H.holistic_wss(src, engine) == reference_wss(recs)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_wss_of_large_records_is_adjusted_like_report_wss(engine):
     from damo_pipe.analyze.wss import collapse, compute_wss
     rng = random.Random(2)

@@ -11,50 +11,11 @@ import pytest
 from damo_pipe.analyze import holistic_picture as HP
 from damo_pipe.analyze.cli import main
 from damo_pipe.analyze.hotspots import hotspots_over_time
-from damo_pipe.archive import ArchiveWriter
-from damo_pipe.formats.perf_samples import ProfileSamples
-from damo_pipe.model import Intervals, Record
 from tests.golden.conftest import FIXTURES
-from tests.unit.archive_proc import chunk_for
+from tests.support.records import WALL_T0 as T0, recorded_archive
 
 HOLI = FIXTURES / "damo-holistic" / "inputs" / "holi"
 HAVE_PERF = shutil.which("perf") is not None
-T0 = 1_750_000_000 * 10**9      # a wall-clock time, as damo-collect stamps snapshots
-
-
-def _shifted_chunk(meta, k0, k1):
-    c = chunk_for(meta, 0, k0, k1)
-    c.snapshots.start_ns += T0
-    c.snapshots.end_ns += T0
-    return c
-
-
-def recorded_archive(path, nsnap=100, with_footprints=True, with_profile=True):
-    """An archive as damo-collect writes one: snapshots, footprints and profile samples
-    on one (wall) clock. Phases: 'phase_a' hot in the first half, 'phase_b' after."""
-    meta = Record(target_id=0, pid=42, intervals=Intervals(5000, 100000, 1000000))
-    with ArchiveWriter(path) as w:
-        w.add_record(meta)
-        w.append(0, _shifted_chunk(meta, 0, nsnap))
-        if with_footprints:
-            tf = w.add_side_table("footprints", {"time_ns": np.int64, "pid": np.int64,
-                                                 "vsz_bytes": np.uint64, "rss_bytes": np.uint64})
-            tm = w.add_side_table("meminfo", {"time_ns": np.int64, "MemTotal": np.uint64,
-                                              "MemFree": np.uint64})
-            for k in range(0, nsnap, 5):
-                t = T0 + k * 100_000_000
-                tf.append(time_ns=t, pid=42, vsz_bytes=(300 << 20) + k * 4096,
-                          rss_bytes=(10 << 20) + k * (1 << 20))
-                tm.append(time_ns=t, MemTotal=8 << 30, MemFree=(4 << 30) - k * (1 << 20))
-        if with_profile:
-            rows = []
-            span = nsnap * 100_000_000
-            for i in range(2000):
-                t = T0 + i * span // 2000
-                hot = "phase_a" if t < T0 + span // 2 else "phase_b"
-                rows.append((t, 42, 42, hot if i % 4 else "helper", "/usr/bin/app"))
-            w.set_profile(None, ProfileSamples.from_rows(rows), {"perf_clock": "realtime"})
-    return str(path)
 
 
 def test_same_clock_archive(tmp_path):

@@ -12,7 +12,6 @@ from damo_pipe.errors import EngineError
 from damo_pipe.formats.perf_samples import ProfileSamples
 from tests.golden.conftest import FIXTURES
 
-ENGINES = ["cython", "python"]
 PROFILE = FIXTURES / "damo-holistic" / "inputs" / "holi" / "rec1.data.profile"
 
 
@@ -37,7 +36,6 @@ def _reference(samples, start, end, top):
     return [(s, d, n, n / total) for (s, d), n in ranked]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_known_counts(engine):
     s = ProfileSamples.from_rows([(1, 1, 1, "a", "x"), (2, 1, 1, "b", "x"), (3, 1, 1, "a", "x"),
                                   (4, 1, 1, "a", "y"), (5, 1, 1, "b", "x"), (6, 1, 1, "a", "x")])
@@ -51,7 +49,6 @@ def test_known_counts(engine):
     assert H.hotspots(s, 7, 9, engine=engine) == []
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_random_against_reference(engine):
     s = _random()
     for start, end, top in [(None, None, 10), (2 * 10**9, 3 * 10**9, 5), (0, 10**10, None),
@@ -83,7 +80,6 @@ def test_window_hotspots_from_archive(tmp_path):
     assert H.window_hotspots(tmp_path / "none.h5", 0, 1) is None
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_over_time(engine):
     s = _random()
     edges = np.linspace(10**9, 9 * 10**9, 9).astype(np.int64)

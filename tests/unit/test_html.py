@@ -8,7 +8,8 @@ from damo_pipe.analyze import html as H
 from damo_pipe.analyze.cli import main
 from damo_pipe.analyze.summary import summarize_records
 from damo_pipe.formats import read_records
-from tests.unit.test_batch import PNG_MAGIC, make_damo_json, plotting  # noqa: F401 (fixture)
+from tests.support.plotting import PNG_MAGIC
+from tests.support.records import make_damo_json
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//|ftp:)|<link\b|@import|url\(\s*["']?https?:""", re.I)
 

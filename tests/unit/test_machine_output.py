@@ -111,7 +111,6 @@ def parse_csv(text):
 
 # -- wss ------------------------------------------------------------------------------
 @pytest.mark.parametrize("which", [1, 2])
-@pytest.mark.parametrize("engine", ["cython", "python"])
 def test_wss_json_csv_text_agree_with_reference(rec_files, capsys, which, engine):
     recs, *paths = rec_files
     path = paths[which - 1]
@@ -294,7 +293,7 @@ def test_times_csv_json_text(rec_files, capsys):
 
 
 def test_footprints_csv(tmp_path, capsys):
-    from tests.unit.test_footprints import SNAPS, reference
+    from tests.support.footprints_reference import SNAPS, reference
     p = tmp_path / "damon.data.mem_footprint"
     p.write_text(json.dumps(SNAPS))
     rows = parse_csv(run_cli(capsys, ["report", "footprints", "--input", str(p), "--csv"]))
@@ -367,7 +366,7 @@ def test_profile_json_counts_the_samples_of_the_filtered_times(tmp_path, capsys)
 
 
 def test_holistic_json(tmp_path, capsys):
-    from tests.unit.test_footprints import SNAPS, reference
+    from tests.support.footprints_reference import SNAPS, reference
     recs = make_dicts(50, seed=5)
     data = tmp_path / "damon.data"
     data.write_text(json.dumps(recs))
@@ -447,7 +446,7 @@ def test_batch_time_range(rec_files, tmp_path, capsys):
 
 # -- info --json ------------------------------------------------------------------------------
 def test_info_json_gaps_side_tables_clock_profile(tmp_path, capsys):
-    from tests.unit.test_footprints import SNAPS
+    from tests.support.footprints_reference import SNAPS
     recs = make_dicts(12, seed=9)
     snaps = recs[0]["snapshots"]
     # a recorder that stopped twice: 0.5 s after snapshot 3, 0.04 s (jitter) after 6,

@@ -99,7 +99,7 @@ def test_damo_collect(tmp_path, capsys, monkeypatch, words, missing):
 
 
 def test_damo_collect_missing_command_and_tracefs(tmp_path, capsys, monkeypatch):
-    from tests.unit.fake_kernel import FakeKernel
+    from tests.support.fake_kernel import FakeKernel
     monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
     monkeypatch.setenv("DAMO_PIPE_STATE_FILE", str(tmp_path / "owned.json"))
     k = FakeKernel(str(tmp_path / "admin"), nr_regions=10).start()

@@ -20,9 +20,8 @@ from damo_pipe.collect.monitor import (MonitorOptions, check_ongoing, monitor,
 from damo_pipe.collect.profile import ProfileOptions
 from damo_pipe.collect.recording import RecordTarget
 from damo_pipe.errors import DamonBusyError, UsageError
-from tests.unit.test_profile_recorder import perf, perf_events  # noqa: F401
-from tests.unit.test_recording import (PADDR, assert_cleaned_up, fake, owner, paddr_spec,  # noqa: F401
-                                       root, tree)
+from tests.support.recording import (PADDR, assert_cleaned_up, fake, owner, paddr_spec,  # noqa: F401
+                                     perf, perf_events, root, tree)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "damo_pipe" / "data" / "sample.h5"

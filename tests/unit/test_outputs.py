@@ -434,7 +434,7 @@ def test_the_collector_on_a_full_disk_stops_cleanly(small_fs, monkeypatch):
     import shutil
     import tempfile
 
-    from tests.unit.fake_kernel import FakeKernel
+    from tests.support.fake_kernel import FakeKernel
 
     fs = small_fs("16m")
     base = tempfile.mkdtemp(prefix="damo-pipe-fake-",
@@ -478,7 +478,7 @@ def test_the_collector_on_a_full_disk_stops_cleanly(small_fs, monkeypatch):
 
 def test_attaching_a_profile_without_room_leaves_the_archive(tmp_path, monkeypatch):
     from damo_pipe.archive import profile as AP
-    from tests.unit.test_archive_profile import _samples
+    from tests.support.records import profile_samples
 
     path = tmp_path / "a.h5"
     write_records([make_record(10, 20, seed=6)], path)
@@ -488,5 +488,5 @@ def test_attaching_a_profile_without_room_leaves_the_archive(tmp_path, monkeypat
         raise DiskFullError(reservation.report_path)
     monkeypatch.setattr(_diskspace.SpaceReservation, "ensure", full)
     with pytest.raises(DiskFullError, match="no space left on device writing %s$" % path):
-        AP.attach_profile(path, None, _samples(100))
+        AP.attach_profile(path, None, profile_samples(100))
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["a.h5"]

@@ -18,8 +18,6 @@ from damo_pipe.analyze.record_filter import RecordFilter
 from damo_pipe.errors import ExternalToolError, RecordFormatError
 from damo_pipe.model import Intervals, Record, RecordBuilder, RegionColumns
 
-ENGINES = ["cython", "python"]
-
 
 def rand_record(rng, nsnap, tid=0, t0=1_000_000_000, gaps=True, intervals=True):
     iv = Intervals(sample_us=5000, aggr_us=100000, ops_update_us=1000000) if intervals else None
@@ -62,7 +60,6 @@ def reference(records, min_pct, max_pct):
     return times
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", range(6))
 def test_intervals_match_damos_loop(engine, seed):
     rng = random.Random(seed)
@@ -72,7 +69,6 @@ def test_intervals_match_damos_loop(engine, seed):
     assert P.access_intervals(recs, filt, engine=engine) == reference(recs, lo, 100)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_intervals_join_across_chunks_and_records(engine):
     rng = random.Random(9)
     a = rand_record(rng, 50, gaps=False)
@@ -89,7 +85,6 @@ def test_intervals_join_across_chunks_and_records(engine):
     assert full[0][0] == a.snapshot_start(nonempty[0])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_deduced_first_start_stays_a_float(engine):
     b = RecordBuilder(Record(target_id=0))
     one = RegionColumns(np.array([4096], np.uint64), np.array([8192], np.uint64))

@@ -1,5 +1,5 @@
 """The CPU-profile side recorder (damo_pipe.collect.profile) in recordings against the
-fake DAMON sysfs, with a fake perf (tests/unit/fake_perf.py) for the lifecycle: perf
+fake DAMON sysfs, with a fake perf (tests/support/fake_perf.py) for the lifecycle: perf
 started, SIGUSR2 per archive file, SIGINT at the end, the parts stored in their
 archives and deleted; perf dying early, starting slowly or missing; a SIGKILLed
 collector. One test uses the real perf on a process of its own (cpu-clock).
@@ -23,11 +23,11 @@ from damo_pipe.collect.profile import (ProfileOptions, ProfileRecorder, catches_
                                        check_do_record, perf_dump_paths, profile_options_for)
 from damo_pipe.collect.recording import Recording, RecordingOptions, RecordTarget
 from damo_pipe.errors import UsageError
-from tests.unit.test_recording import (PADDR, assert_cleaned_up, fake, owner, paddr_spec,  # noqa: F401
-                                       root, tree)
+from tests.support.collect import cli, committed, spawn_collector, wait_until
+from tests.support.recording import (PADDR, assert_cleaned_up, fake, owner, paddr_spec,  # noqa: F401
+                                     perf, perf_events, root, tree)
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_PERF = Path(__file__).resolve().parent / "fake_perf.py"
 
 
 @pytest.fixture(autouse=True)
@@ -35,23 +35,6 @@ def no_real_sysfs(monkeypatch, root):
     """Nothing here may reach the real DAMON sysfs or the real ownership file."""
     monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
     monkeypatch.setenv("DAMO_PIPE_STATE_FILE", os.path.join(root, "owned.json"))
-
-
-@pytest.fixture
-def perf(tmp_path, monkeypatch):
-    """Path of a fake perf; its event log is perf.log beside it."""
-    d = tmp_path / "bin"
-    d.mkdir()
-    exe = d / "perf"
-    exe.write_text("#!/bin/sh\nexec %s %s \"$@\"\n" % (sys.executable, FAKE_PERF))
-    exe.chmod(0o755)
-    monkeypatch.setenv("FAKE_PERF_LOG", str(d / "perf.log"))
-    return str(exe)
-
-
-def perf_events(perf):
-    log = Path(perf).parent / "perf.log"
-    return [ln.split()[0] for ln in log.read_text().splitlines()] if log.exists() else []
 
 
 def record(tree, owner, tmp_path, perf, *, target=PADDR, spec_builder=paddr_spec, name="r.h5",
@@ -206,28 +189,25 @@ def test_profile_of_the_targets(fake, tree, owner, tmp_path, perf):
 
 def test_sigkilled_collector_leaves_perf_finished_beside_the_archive(fake, tree, tmp_path,
                                                                      perf):
-    from tests.unit.test_collect import _committed, _spawn, _wait
     out = tmp_path / "kill.h5"
-    c = _spawn(fake, "record", "-o", out, "--ops", "paddr", "--flush_interval", "0.1",
-               "--do_record", "access", "cpu_profile", "--perf_path", perf)
+    c = spawn_collector(fake, "record", "-o", out, "--ops", "paddr", "--flush_interval", "0.1",
+                        "--do_record", "access", "cpu_profile", "--perf_path", perf)
     try:
-        _wait(lambda: _committed(out) >= 3 and "ready" in perf_events(perf))
+        wait_until(lambda: committed(out) >= 3 and "ready" in perf_events(perf))
     finally:
         c.kill()
         c.wait()
     # PDEATHSIG: perf got SIGINT and finished its part under the archive's name
-    _wait(lambda: "exit" in perf_events(perf), 20)
+    wait_until(lambda: "exit" in perf_events(perf), 20)
     assert "SIGINT" in perf_events(perf)
     left = leftovers(tmp_path)
     assert len(left) == 1 and left[0].startswith("kill.h5.profile.")
     assert read_archive_records(out)[0].nr_snapshots >= 3
-    _wait(lambda: tree.read("kdamonds/0/state") == "on")
-    from tests.unit.test_collect import cli
+    wait_until(lambda: tree.read("kdamonds/0/state") == "on")
     assert cli(fake, "stop") == 0
 
 
 def test_record_command_line_do_record_and_perf_path(fake, tree, tmp_path, perf, caplog):
-    from tests.unit.test_collect import cli
     from damo_pipe.archive.sidetables import read_side_table
     out = tmp_path / "cli.h5"
     assert cli(fake, "record", "-o", out, "--ops", "paddr", "--timeout", "0.8",

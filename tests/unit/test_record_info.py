@@ -3,7 +3,6 @@ ranges are worked out by hand."""
 import json
 
 import numpy as np
-import pytest
 
 from damo_pipe.analyze import record_info as R
 from damo_pipe.analyze.cli import main
@@ -26,7 +25,6 @@ def record(tid=3):
     return b.build()
 
 
-@pytest.mark.parametrize("engine", ["cython", "python"])
 def test_text_human_and_raw(engine):
     guides = R.record_guides([record()], engine=engine)
     # start: the first snapshot's start minus its oldest age (7 aggregation intervals)

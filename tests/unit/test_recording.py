@@ -5,7 +5,6 @@ clean-up) turns the kdamond off, closes the archive and forgets ownership, in or
 """
 import logging
 import os
-import shutil
 import signal
 
 import numpy as np
@@ -14,52 +13,18 @@ import pytest
 from damo_pipe.archive import read_archive_records
 from damo_pipe.archive.sidetables import read_side_table
 from damo_pipe.collect.kdamond import KdamondSession, MonitoringSpec
-from damo_pipe.collect.ownership import OwnershipFile
 from damo_pipe.collect.recording import (Recording, RecordingOptions, RecordTarget,
                                          check_request)
 from damo_pipe.collect.side_recorders import SideRecorder
-from damo_pipe.collect.sysfs import SysfsTree
 from damo_pipe.collect.tracing import TracerOptions
 from damo_pipe.errors import CollectError, UsageError
-from tests.unit.fake_kernel import FakeKernel
-from tests.unit.test_collect import fast_tmpdir
-
-PADDR = RecordTarget(ops="paddr")
+from tests.support.recording import (PADDR, assert_cleaned_up, fake, owner, paddr_spec,  # noqa: F401
+                                     root, tree)
 
 
 @pytest.fixture(autouse=True)
 def no_real_sysfs(monkeypatch):
     monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
-
-
-@pytest.fixture
-def root():
-    d = fast_tmpdir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def fake(root):
-    k = FakeKernel(os.path.join(root, "admin"), nr_regions=20).start()
-    yield k
-    k.stop()
-    assert not k.errors
-
-
-@pytest.fixture
-def tree(fake):
-    return SysfsTree(fake.root)
-
-
-@pytest.fixture
-def owner(root):
-    return OwnershipFile(os.path.join(root, "owned.json"))
-
-
-def paddr_spec(pids):
-    assert pids == []
-    return MonitoringSpec(ops="paddr", regions=[[(1 << 20, 1025 << 20)]])
 
 
 def make(tree, owner, tmp_path, target=PADDR, sides=(), spec_builder=paddr_spec, **opts):
@@ -68,14 +33,6 @@ def make(tree, owner, tmp_path, target=PADDR, sides=(), spec_builder=paddr_spec,
     options = RecordingOptions(output=str(tmp_path / "r.h5"), **opts)
     return Recording(target, options, tree=tree, ownership=owner, spec_builder=spec_builder,
                      side_recorders=sides)
-
-
-def assert_cleaned_up(fake, tree, owner, turned_off=True):
-    assert tree.read("kdamonds/nr_kdamonds") == "0"
-    assert owner.load() == []
-    fake.sync()
-    if turned_off:   # else the (fake) kernel turned it off itself: its targets exited
-        assert fake.commands[-1] == (0, "off")
 
 
 class Probe(SideRecorder):

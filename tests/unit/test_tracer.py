@@ -24,11 +24,11 @@ from damo_pipe.collect.tracing import tracefs as tracefs_mod
 from damo_pipe.errors import (CollectError, DamonBusyError, DamonUnavailableError,
                               ExternalToolError, UsageError)
 from damo_pipe.model import Record
-from tests.unit.test_tracer_helpers import (PARSERS, PERF_SCRIPT_CAPTURE, TRACE_PIPE_CAPTURE,
-                                            FakeTracefs, StandInStreamParser,
-                                            assert_archive_matches_reference,
-                                            assert_archive_prefix_of_reference, make_parser,
-                                            reference_snapshots, start_feeder)
+from tests.support.tracer_helpers import (PARSERS, PERF_SCRIPT_CAPTURE, TRACE_PIPE_CAPTURE,
+                                          FakeTracefs, StandInStreamParser,
+                                          assert_archive_matches_reference,
+                                          assert_archive_prefix_of_reference, make_parser,
+                                          reference_snapshots, start_feeder)
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES = {"trace_pipe": TRACE_PIPE_CAPTURE, "perf_script": PERF_SCRIPT_CAPTURE}
@@ -293,7 +293,7 @@ def test_parser_error_still_restores_tracefs(fake, tmp_path):
 # ----------------------------------------------------------------------------- crash safety
 def _child(fake, archive, parser_name):
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.unit.test_tracer_helpers", str(fake.root), str(archive),
+        [sys.executable, "-m", "tests.support.tracer_helpers", str(fake.root), str(archive),
          str(TRACE_PIPE_CAPTURE), parser_name],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -364,7 +364,7 @@ def test_sigterm_restores_tracefs(fake, tmp_path):
         from damo_pipe.archive import ArchiveWriter
         from damo_pipe.collect.tracing import TracerOptions, start_tracer, tracefs
         from damo_pipe.model import Record
-        from tests.unit.test_tracer_helpers import FakeTracefs, StandInStreamParser
+        from tests.support.tracer_helpers import FakeTracefs, StandInStreamParser
         root = sys.argv[1]
         tracefs._mkdir_instance = lambda p: FakeTracefs.mkdir_instance(fake, p)
         fake = FakeTracefs.__new__(FakeTracefs)

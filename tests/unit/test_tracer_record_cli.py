@@ -1,5 +1,5 @@
 """``damo-collect record --tracer tracefs`` end to end on the host: the collector's fake
-DAMON sysfs (tests/unit/fake_kernel.py) plus a fake tracefs whose instance trace_pipe is
+DAMON sysfs (tests/support/fake_kernel.py) plus a fake tracefs whose instance trace_pipe is
 fed from the real trace_pipe capture. Checks the wiring between the record command and
 damo_pipe.collect.commands.record_trace.
 """
@@ -12,9 +12,9 @@ import pytest
 
 from damo_pipe.archive import read_archive_records
 from damo_pipe.collect.cli import main
-from tests.unit.fake_kernel import FakeKernel
-from tests.unit.test_tracer_helpers import (TRACE_PIPE_CAPTURE, FakeTracefs, feed_fifo,
-                                            reference_snapshots)
+from tests.support.fake_kernel import FakeKernel
+from tests.support.tracer_helpers import (TRACE_PIPE_CAPTURE, FakeTracefs, feed_fifo,
+                                          reference_snapshots)
 
 
 @pytest.fixture(autouse=True)

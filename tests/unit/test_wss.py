@@ -10,8 +10,6 @@ from damo_pipe.analyze import wss
 from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.model import Record, RecordBuilder, RegionColumns
 
-ENGINES = ["cython", "python"]
-
 
 def rand_record(rng, nsnap, tid=0, overlapping=False):
     b = RecordBuilder(Record(target_id=tid))
@@ -72,7 +70,6 @@ def ref_wss(rec, acc_thres, sz_thres, work_time, skip):
             for w in ref_windows(rec, work_time, skip)]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", range(10))
 def test_wss_matches_reference(engine, seed):
     rng = random.Random(seed)
