@@ -55,9 +55,9 @@ def test_read_tried_regions(benchmark, n, engine):
 
 
 def _load_fake_kernel():
-    """tests/unit/fake_kernel.py, loaded by path (benchmarks/ is not a package)."""
+    """tests/support/fake_kernel.py, loaded by path (benchmarks/ is not a package)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("fake_kernel", REPO / "tests/unit/fake_kernel.py")
+    spec = importlib.util.spec_from_file_location("fake_kernel", REPO / "tests/support/fake_kernel.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -67,7 +67,7 @@ def synth_trace(nr_snapshots, regions=REGIONS_PER_SNAPSHOT, targets=TARGETS, t0=
 
 
 class FakeTree:
-    """Minimal fake tracefs (see tests/unit/test_tracer_helpers.FakeTracefs)."""
+    """Minimal fake tracefs (see tests/support/tracer_helpers.FakeTracefs)."""
 
     def __init__(self, root):
         self.root = Path(root)

@@ -18,9 +18,34 @@ unfinished), FAKE_PERF_SYMBOL (default hot_loop).
 """
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+
+#: an empty perf.data header (PERFILE2, no sections, no features) that the files
+#: written here start with, so that damo-pipe's perf.data check lets them through;
+#: the text samples follow it on their own lines
+PERF_HEADER = b"PERFILE2" + struct.pack("<QQ", 104, 0) + bytes(48 + 32)
+
+
+def empty_perf_data():
+    """The bytes of a perf.data file with no samples, for tests that need a profile
+    file to exist and pass damo-pipe's header check."""
+    return PERF_HEADER + b"\n"
+
+
+def _new_part(path):
+    f = open(path, "w")
+    f.write(PERF_HEADER.decode("ascii") + "\n")
+    return f
+
+
+def _sample_lines(path):
+    with open(path, encoding="ascii", errors="replace") as f:
+        for line in f:
+            if not line.startswith("PERFILE2"):
+                yield line
 
 
 def log(event):
@@ -44,7 +69,7 @@ def record(argv):
     def on_usr2(s, f):
         state["switch"] += 1
     signal.signal(signal.SIGUSR2, on_usr2)
-    out = open(base, "w")
+    out = _new_part(base)
     child = subprocess.Popen(cmd, close_fds=False) if cmd else None
     log("ready")
     die_after = os.environ.get("FAKE_PERF_DIE_AFTER")
@@ -60,7 +85,7 @@ def record(argv):
         sys.stderr.write("[ perf record: dump data: Woken up 1 times ]\n"
                          "[ perf record: Dump %s ]\n" % name)
         sys.stderr.flush()
-        out = open(base, "w")
+        out = _new_part(base)
 
     while state["stop"] is None:
         if die_after is not None and time.monotonic() - t0 > float(die_after):
@@ -92,22 +117,20 @@ def record(argv):
 
 def script(argv):
     path = argv[argv.index("-i") + 1]
-    with open(path) as f:
-        for line in f:
-            pid, tid, t, sym, dso = line.split()
-            t = int(t)
-            sys.stdout.write("%8s/%-8s %d.%09d:  %x %s (%s)\n"
-                             % (pid, tid, t // 10 ** 9, t % 10 ** 9, 0x401000, sym, dso))
+    for line in _sample_lines(path):
+        pid, tid, t, sym, dso = line.split()
+        t = int(t)
+        sys.stdout.write("%8s/%-8s %d.%09d:  %x %s (%s)\n"
+                         % (pid, tid, t // 10 ** 9, t % 10 ** 9, 0x401000, sym, dso))
     return 0
 
 
 def report(argv):
     path = argv[argv.index("-i") + 1]
     counts = {}
-    with open(path) as f:
-        for line in f:
-            pid, tid, t, sym, dso = line.split()
-            counts[sym] = counts.get(sym, 0) + 1
+    for line in _sample_lines(path):
+        pid, tid, t, sym, dso = line.split()
+        counts[sym] = counts.get(sym, 0) + 1
     total = sum(counts.values()) or 1
     out = ["# To display the perf.data header info, please use --header/--header-only options.",
            "#", "#", "# Total Lost Samples: 0", "#",

@@ -12,6 +12,7 @@ from damo_pipe.analyze import holistic as H
 from damo_pipe.analyze._chunks import RecordSource
 from damo_pipe.analyze.cli import main
 from damo_pipe.model import Record, RecordBuilder, RegionColumns
+from tests.support.fake_perf import empty_perf_data
 
 MiB = 1 << 20
 
@@ -137,7 +138,7 @@ def test_long_report_layout_with_a_fake_perf(recording, tmp_path, capsys):
     perf = tmp_path / "perf"
     perf.write_text("#!/bin/sh\nfor i in $(seq 1 40); do echo \"line $i\"; done\n")
     perf.chmod(perf.stat().st_mode | stat.S_IXUSR)
-    (tmp_path / "damon.data.profile").write_bytes(b"PERFILE2")
+    (tmp_path / "damon.data.profile").write_bytes(empty_perf_data())
     assert main(["report", "holistic", "--access_pattern", str(recording), "--long",
                  "--perf_path", str(perf)]) == 0
     out = capsys.readouterr().out.split("\n")

@@ -156,20 +156,25 @@ def test_rounds_render_like_the_reports_damo_monitor_runs():
 def test_cli_sigterm_ends_cleanly(fake, tree, tmp_path, perf):
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path / "tmp"))
     os.mkdir(tmp_path / "tmp")
-    p = subprocess.Popen([sys.executable, "-m", "damo_pipe.collect.cli", "monitor",
-                          "--sysfs_root", fake.root, "paddr", "--delay", "0.4",
-                          "--perf_path", perf, "--flush_interval", "0.1"],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr into a file: a pipe nobody reads could fill and block the monitor
+    err_path = tmp_path / "stderr"
+    with open(err_path, "w") as err_file:
+        p = subprocess.Popen([sys.executable, "-m", "damo_pipe.collect.cli", "monitor",
+                              "--sysfs_root", fake.root, "paddr", "--delay", "0.4",
+                              "--perf_path", perf, "--flush_interval", "0.1"],
+                             env=env, stdout=subprocess.PIPE, stderr=err_file, text=True)
     try:
         lines = [p.stdout.readline()]
-        assert lines[0] == "# Heatmap\n", p.stderr.read() if p.poll() is not None else lines
-        while lines[-1] and "hot_loop" not in lines[-1]:
+        assert lines[0] == "# Heatmap\n", err_path.read_text()
+        # the first round with hotspots; a bounded wait (rounds come every 0.4 s)
+        while lines[-1] and "hot_loop" not in lines[-1] and len(lines) < 2000:
             lines.append(p.stdout.readline())
         p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=60)
+        p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
+    err = err_path.read_text()
     assert p.returncode == 0, err
     assert "[.] hot_loop" in lines[-1]
     assert tree.read("kdamonds/nr_kdamonds") == "0"

@@ -21,6 +21,7 @@ from damo_pipe.errors import ExternalToolError, RecordFormatError
 from damo_pipe.formats.perf_samples import (UNKNOWN, ProfileSamples, parse_perf_script,
                                             read_perf_samples)
 from tests.golden.conftest import FIXTURES
+from tests.support.fake_perf import empty_perf_data
 
 PERF = shutil.which("perf")
 PROFILE = FIXTURES / "damo-holistic" / "inputs" / "holi" / "rec1.data.profile"
@@ -97,7 +98,7 @@ def test_missing_file_and_missing_perf(tmp_path):
     with pytest.raises(RecordFormatError):
         read_perf_samples(tmp_path / "none.data")
     f = tmp_path / "p.data"
-    f.write_bytes(b"x")
+    f.write_bytes(empty_perf_data())
     with pytest.raises(ExternalToolError, match="perf not found"):
         read_perf_samples(f, perf=str(tmp_path / "no-perf"))
 
@@ -106,8 +107,11 @@ def test_missing_file_and_missing_perf(tmp_path):
 def test_perf_script_failure_is_external_tool_error(tmp_path):
     f = tmp_path / "p.data"
     f.write_bytes(b"not a perf.data file at all" * 10)
+    with pytest.raises(RecordFormatError, match="not a perf.data file"):
+        read_perf_samples(f)          # refused before perf runs
+    f.write_bytes(empty_perf_data() + b"not a perf.data file at all" * 10)
     with pytest.raises(ExternalToolError, match="perf script"):
-        read_perf_samples(f)
+        read_perf_samples(f)          # a header that passes, then perf fails
 
 
 def test_fake_perf_output_is_parsed(tmp_path):
@@ -118,7 +122,7 @@ def test_fake_perf_output_is_parsed(tmp_path):
                     "sys.stdout.write(%r)\n" % (sys.executable, LINES))
     fake.chmod(0o755)
     f = tmp_path / "p.data"
-    f.write_bytes(b"x")
+    f.write_bytes(empty_perf_data())
     assert len(read_perf_samples(f, perf=str(fake))) == 6
 
 

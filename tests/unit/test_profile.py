@@ -17,6 +17,7 @@ from damo_pipe.analyze.perf import find_perf, perf_report_output, run_perf_repor
 from damo_pipe.analyze.record_filter import RecordFilter
 from damo_pipe.errors import ExternalToolError, RecordFormatError
 from damo_pipe.model import Intervals, Record, RecordBuilder, RegionColumns
+from tests.support.fake_perf import empty_perf_data
 
 
 def rand_record(rng, nsnap, tid=0, t0=1_000_000_000, gaps=True, intervals=True):
@@ -140,7 +141,7 @@ def fake_perf(tmp_path):
 def test_perf_runs_with_damos_arguments(fake_perf, tmp_path, capfd):
     perf, log = fake_perf
     prof = tmp_path / "p.data"
-    prof.write_bytes(b"PERFILE2")
+    prof.write_bytes(empty_perf_data())
     assert find_perf(perf) == perf
     assert perf_report_output(perf, str(prof), ["--stdio"]) == "perf says hi\n"
     assert log.read_text().split("\n")[:4] == ["report", "-i", str(prof), "--stdio"]
@@ -178,7 +179,7 @@ def test_cli_times_profile_and_errors(tmp_path, fake_perf, capfd):
     assert [[d["start_ns"], d["end_ns"]]
             for d in json.loads(capfd.readouterr().out)["intervals"]] == want
     # profile: damo's command line, the default profile path beside the record
-    (tmp_path / "damon.data.profile").write_bytes(b"PERFILE2")
+    (tmp_path / "damon.data.profile").write_bytes(empty_perf_data())
     assert main(["report", "profile", "--inputs", str(data), "--perf_path", perf,
                  "--access_rate", "50", "100"]) == 0
     assert capfd.readouterr().out == "perf says hi\n"
