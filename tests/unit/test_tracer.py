@@ -464,6 +464,9 @@ elif sys.argv[1] == "script":
 
 @pytest.fixture
 def fake_perf(tmp_path, monkeypatch):
+    """A stand-in perf replaying the kernel's perf script capture (skips without it)."""
+    if not PERF_SCRIPT_CAPTURE.exists():
+        pytest.skip("kernel capture %s not found" % PERF_SCRIPT_CAPTURE)
     path = tmp_path / "perf"
     path.write_text(FAKE_PERF.format(python=sys.executable))
     path.chmod(0o755)
