@@ -13,6 +13,7 @@ reads are larger and pay less).
 from __future__ import annotations
 
 import io
+import os
 import struct
 
 SIGNATURE = b"GCOL"
@@ -85,11 +86,24 @@ class GuardedFile(io.FileIO):
     def readinto(self, buffer):
         start = self.tell()
         n = super().readinto(buffer)
-        if n and n >= 4 and bytes(memoryview(buffer)[:4]) == SIGNATURE:
-            why = check_global_heap(memoryview(buffer)[:n], start)
+        if n and n >= HEADER_SIZE and bytes(memoryview(buffer)[:4]) == SIGNATURE:
+            block = memoryview(buffer)[:n]
+            size, = struct.unpack_from("<Q", block, 8)
+            if size > n:
+                # libhdf5 reads a collection's first 4 KiB, then only the rest (its
+                # metadata accumulator keeps the first part): check it whole now
+                block = self._whole_collection(start, size)
+            why = check_global_heap(block, start)
             if why is not None:
                 raise OSError(why)
         return n
+
+    def _whole_collection(self, start, size):
+        file_size = os.fstat(self.fileno()).st_size
+        if size > file_size - start:
+            raise OSError("global heap collection at byte %d: size %d runs past the end "
+                          "of the file (%d bytes; damaged)" % (start, size, file_size))
+        return os.pread(self.fileno(), size, start)
 
 
 def open_h5_for_reading(path):

@@ -166,13 +166,32 @@ def _zero_free_object(path):
     return at
 
 
-def test_a_damaged_global_heap_is_an_error_not_a_hang(tmp_path):
+def _grow_collection(path):
+    """Damage the first collection's size as the fuzzer did (seed 8): 46 bytes more than
+    its 4 KiB, so that libhdf5 reads the first 4 KiB, then only the tail (its metadata
+    accumulator holds the rest), and walks on into what follows: here an object, then
+    a free-space object of size 0. Returns the collection's offset."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"GCOL")
+    size = int.from_bytes(data[at + 8:at + 16], "little")
+    assert size == 4096
+    data[at + 8:at + 16] = (size + 46).to_bytes(8, "little")
+    tail = at + size        # what follows, now inside: an object, then a free one of size 0
+    data[tail:tail + 24] = (1).to_bytes(2, "little") + bytes(6) + (8).to_bytes(8, "little") \
+        + bytes(8)
+    data[tail + 24:tail + 40] = bytes(16)
+    path.write_bytes(bytes(data))
+    return at
+
+
+@pytest.mark.parametrize("damage", [_zero_free_object, _grow_collection])
+def test_a_damaged_global_heap_is_an_error_not_a_hang(tmp_path, damage):
     """Run in a child with a time limit: without the guard libhdf5 never returns."""
     import subprocess
     import sys
     src = tmp_path / "a.h5"
     write_records([make_record(3, 10, seed=1)], src)
-    at = _zero_free_object(src)
+    at = damage(src)
     for args in (["info", str(src)], ["report", "wss", "--input", str(src)]):
         r = subprocess.run([sys.executable, "-m", "damo_pipe.analyze.cli"] + args,
                            capture_output=True, text=True, timeout=60)
