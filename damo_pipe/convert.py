@@ -227,6 +227,9 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
                 added.append(meta)
             for ri, fs in stream.first_starts.items():
                 w.set_first_start(ri, fs)
+            # trace inputs: the DAMON events that are not regions (side tables)
+            from damo_pipe.archive.sidetables import write_trace_events
+            write_trace_events(w, *stream.trace_events())
             # metadata stated after the snapshots (json ``data_source``) is final only now
             for ri, meta in enumerate(stream.records[:len(added)]):
                 if _meta_key(meta) != _meta_key(added[ri]):

@@ -1,7 +1,12 @@
 """Extra time-series tables stored beside the records of an archive (group ``/collect``).
 
 Tables: ``damos_stats`` (every DAMOS scheme's stats over time), ``footprints``
-(/proc/PID/statm of the targets), ``meminfo`` (/proc/meminfo). Each table is a group of
+(/proc/PID/statm of the targets), ``meminfo`` (/proc/meminfo), ``damon_context``
+(addr_unit and the tuned intervals the sysfs collector reads), and the ``trace_*``
+tables of the DAMON trace events that are not regions (``damos_esz``,
+``damos_stat_after_apply_interval``, ``damon_monitor_intervals_tune``,
+``damon_region_aggregated``; :mod:`damo_pipe.formats.trace_events`, with their units and
+kernel format string as attributes). Each table is a group of
 equal-length 1-D extensible datasets (one per column) plus a ``committed`` row count
 that is advanced only after the rows were flushed (the archive's two-step commit,
 HDF5-CRASH-FACTS.md); readers trust ``min(committed, dataset lengths)``.
@@ -34,7 +39,8 @@ class SideTable:
         g.attrs["columns"] = ",".join(self.columns)
         for k, v in (attrs or {}).items():
             g.attrs[k] = v
-        self._pending = {c: [] for c in self.columns}
+        self._pending = {c: [] for c in self.columns}     # rows queued by append()
+        self._chunks = {c: [] for c in self.columns}      # arrays queued by extend()
         self.rows_written = 0
 
     def append(self, **row):
@@ -42,24 +48,36 @@ class SideTable:
         for c in self.columns:
             self._pending[c].append(row.get(c, 0))
 
+    def _rows_to_chunks(self):
+        if self._pending and self._pending[next(iter(self.columns))]:
+            for c, dtype in self.columns.items():
+                self._chunks[c].append(np.asarray(self._pending[c], dtype=dtype))
+                self._pending[c] = []
+
     def extend(self, **columns):
-        """Queue many rows at once: column name -> sequence (equal lengths; missing
-        columns are 0)."""
+        """Queue many rows at once: column name -> sequence or numpy array (equal
+        lengths; missing columns are 0)."""
         n = len(next(iter(columns.values()))) if columns else 0
-        for c in self.columns:
+        if not n:
+            return
+        self._rows_to_chunks()
+        for c, dtype in self.columns.items():
             v = columns.get(c)
-            self._pending[c].extend([0] * n if v is None else list(v))
+            self._chunks[c].append(np.zeros(n, dtype) if v is None else np.asarray(v, dtype))
 
     def write_pending(self):
-        n = len(next(iter(self._pending.values()))) if self._pending else 0
+        self._rows_to_chunks()
+        first = next(iter(self.columns), None)
+        n = sum(len(a) for a in self._chunks[first]) if first is not None else 0
         if not n:
             return
         r0 = self.rows_written
         for c, dtype in self.columns.items():
             d = self.group[c]
             d.resize((r0 + n,))
-            d[r0:r0 + n] = np.asarray(self._pending[c], dtype=dtype)
-            self._pending[c] = []
+            parts = self._chunks[c]
+            d[r0:r0 + n] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self._chunks[c] = []
         self.rows_written = r0 + n
 
     def commit(self):
@@ -170,3 +188,47 @@ def copy_collect_group(src_path, dst_file, skip=()):
             src.copy(src[GROUP][name], g, name=name)
             copied.append(name)
     return copied
+
+
+# -- the DAMON trace events that are not regions (formats.trace_events) ---------------
+
+#: /collect attributes about trace lines of DAMON events damo-pipe does not know
+UNKNOWN_COUNT_ATTR = "trace_unknown_events"
+UNKNOWN_FIRST_ATTR = "trace_unknown_first"
+
+
+def add_trace_event_tables(writer, names):
+    """Create the side tables ``names`` (keys of ``formats.trace_events.SIDE_TABLES``) in
+    the open ArchiveWriter ``writer``, with their units (``units_json``), kernel event and
+    format string as attributes; returns {name: SideTable}."""
+    from damo_pipe.formats.trace_events import SIDE_TABLES, table_attrs, table_columns
+    return {n: writer.add_side_table(n, table_columns(n), table_attrs(n))
+            for n in SIDE_TABLES if n in names}
+
+
+def append_trace_event_rows(tables, rows):
+    """Queue ``rows`` ({table: {column: array}}, what ``TraceStreamParser.take_side_rows``
+    returns) into ``tables``; returns the number of rows that had no table (dropped)."""
+    dropped = 0
+    for name, cols in rows.items():
+        t = tables.get(name)
+        if t is None:
+            dropped += len(next(iter(cols.values())))
+            continue
+        t.extend(**cols)
+    return dropped
+
+
+def write_trace_events(writer, rows, unknown=None):
+    """The trace event side tables of a converted trace: one table per event that has
+    rows; ``unknown``: (count, (line, text) or None) of the unknown DAMON event lines,
+    stored as the ``/collect`` attributes ``trace_unknown_events`` and
+    ``trace_unknown_first``."""
+    if rows:
+        append_trace_event_rows(add_trace_event_tables(writer, list(rows)), rows)
+    if unknown and unknown[0]:
+        count, first = unknown
+        attrs = {UNKNOWN_COUNT_ATTR: int(count)}
+        if first is not None:
+            attrs[UNKNOWN_FIRST_ATTR] = "line %d: %s" % first
+        writer.set_side_attrs(**attrs)

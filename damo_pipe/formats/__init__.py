@@ -142,6 +142,13 @@ class _TraceStream:
     def first_starts(self):
         return {} if self._parser is None else self._parser.first_starts
 
+    def trace_events(self):
+        """(side rows, unknown DAMON event lines) of the trace events that are not
+        regions (:meth:`TraceStreamParser.take_side_rows`, ``unknown_events``)."""
+        if self._parser is None:
+            return {}, (0, None)
+        return self._parser.take_side_rows(), self._parser.unknown_events()
+
     def __iter__(self):
         from damo_pipe.formats import trace_text
         path, n, engine = self.path, self.chunk_regions, self.engine
@@ -306,6 +313,12 @@ class RecordChunkStream:
     @property
     def first_starts(self):
         return {} if self._source is None else self._source.first_starts
+
+    def trace_events(self):
+        """After the iteration, for trace inputs: (side rows, unknown DAMON event
+        lines) of the DAMON events that are not regions; ({}, (0, None)) otherwise."""
+        fn = getattr(self._source, "trace_events", None)
+        return fn() if fn is not None else ({}, (0, None))
 
     def __iter__(self):
         self._source = self._handler.stream(self.path, self.chunk_regions, self.engine,

@@ -26,6 +26,11 @@ order, such as damo adjust output, must be read strictly).
 from __future__ import annotations
 
 from damo_pipe.errors import RecordFormatError
+from damo_pipe.formats.trace_events import (KNOWN_SIDE_EVENTS, SideRows, classify,
+                                            is_damon_event, parse_side_fields, timestamp_ns)
+
+#: characters of the first unknown DAMON line kept for the warning
+UNKNOWN_TEXT_MAX = 200
 
 
 class TraceState:
@@ -67,6 +72,12 @@ class TraceState:
         #: the compiled engine's typed copy of the per-record lists (kept between calls;
         #: every Python-side change of the lists drops it)
         self.kernel_group = None
+        #: rows of the DAMON events that are not regions (formats.trace_events)
+        self.side = SideRows()
+        self.side_lines = 0           # side event lines parsed
+        #: DAMON events of names we do not know: count, first line number and text
+        self.unknown_lines = 0
+        self.first_unknown = None     # (line, text)
 
     def new_record(self, tid):
         self.kernel_group = None
@@ -193,6 +204,45 @@ class TraceState:
             raise self.incomplete(r, path, self.line_no)
         for r in opens:
             self.drop_open(r, self.line_no)
+
+    # -- the other DAMON events (both engines) -----------------------------------------
+    def side_event(self, line, raw, ev, had_prefix, ts_tok, fields, path=None):
+        """A line whose event is not a region event: a known DAMON event goes to
+        ``side``, an unknown DAMON event is counted, anything else is ignored. A damaged
+        known line raises RecordFormatError (strict) or is counted (lenient)."""
+        if ev in KNOWN_SIDE_EVENTS:
+            try:
+                parse_side_fields(ev, fields, timestamp_ns(ts_tok, path, line), path, line,
+                                  self.side)
+            except RecordFormatError:
+                if not self.lenient:
+                    raise
+                self.damaged(line)
+                return
+            self.side_lines += 1
+        elif is_damon_event(ev, had_prefix):
+            self.unknown_lines += 1
+            if self.first_unknown is None:
+                text = bytes(raw).decode("utf-8", "replace").strip()
+                self.first_unknown = (line, text[:UNKNOWN_TEXT_MAX])
+
+    def side_line(self, line, raw, path=None):
+        """:meth:`side_event` of a whole line (the compiled engine hands these over)."""
+        c = classify(bytes(raw))
+        if c is None:
+            return
+        ev, had_prefix, ts_idx, toks = c
+        self.side_event(line, raw, ev, had_prefix, toks[ts_idx][:-1], toks[ts_idx + 2:], path)
+
+    def unknown_message(self):
+        """One line about the unknown DAMON event lines, or None."""
+        if not self.unknown_lines:
+            return None
+        line, text = self.first_unknown
+        return ("%d line%s of DAMON trace events damo-pipe does not know %s not read "
+                "(first at line %d: %s)" % (self.unknown_lines, "s" * (self.unknown_lines != 1),
+                                           "were" if self.unknown_lines != 1 else "was",
+                                           line, text))
 
     # -- summary --------------------------------------------------------------------
     @property

@@ -17,7 +17,11 @@ Line grammar (damo 3.x normalisation): ``tokens = line.split()``; lines with < 4
 are skipped; ``ts_idx = 2 if tokens[2].endswith(':') else 3``; the event is
 ``tokens[ts_idx+1][:-1]`` without a ``damon:`` prefix; ``fields = tokens[ts_idx+2:]``.
 ``damon_aggregated`` takes 5 fields (4 = no age), ``damos_before_apply`` 7
-(target := target_idx); everything else is ignored.  Timestamps are
+(target := target_idx); the other DAMON events (``damos_esz``,
+``damos_stat_after_apply_interval``, ``damon_monitor_intervals_tune``,
+``damon_region_aggregated``) become side-table rows (:mod:`.trace_events`), lines of
+DAMON events we do not know are counted and named in one warning, everything else is
+ignored.  Timestamps are
 ``int(float(ts) * 1e9)``.  Deviations from damo (see docs/compat.md): lines
 without an event token (``CPU 1 is empty``) are skipped instead of crashing; an age
 written as ``None`` (damo's own perf_script writer) reads as unknown; each target has
@@ -84,10 +88,11 @@ def _after_eq(tok, what, path, line):
     return tok[i + 1:]
 
 
-def _parse_event_line(raw, line, path):
+def _parse_event_line(raw, line, path, st=None):
     """(target id, end_ns, nr_regions, start, end, nr_accesses, age, has age field) of
-    a DAMON region event line; None for any other line; RecordFormatError for a damaged
-    event line."""
+    a DAMON region event line; None for any other line (the other DAMON events go to
+    ``st.side_event``: side tables, unknown ones counted); RecordFormatError for a
+    damaged event line."""
     toks = raw.split()
     if len(toks) < 4:
         return None
@@ -95,7 +100,8 @@ def _parse_event_line(raw, line, path):
     if len(toks) <= ts_idx + 1:
         return None  # e.g. trace-cmd's "CPU 1 is empty" (damo: IndexError)
     ev = toks[ts_idx + 1][:-1]
-    if ev.startswith(b"damon:"):
+    had_prefix = ev.startswith(b"damon:")
+    if had_prefix:
         ev = ev[6:]
     fields = toks[ts_idx + 2:]
     nf = len(fields)
@@ -110,6 +116,8 @@ def _parse_event_line(raw, line, path):
             raise _bad("damos_before_apply line with %d fields (expected 7)" % nf, path, line)
         tidt, nrt, rng, acct, aget = fields[2], fields[3], fields[4], fields[5], fields[6]
     else:
+        if st is not None:
+            st.side_event(line, raw, ev, had_prefix, toks[ts_idx][:-1], fields, path)
         return None
     tst = toks[ts_idx][:-1]
     if not _TS_RE.match(tst):
@@ -160,7 +168,7 @@ def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
     for li, raw in enumerate(lines):
         line = base + li + 1
         try:
-            ev = _parse_event_line(raw, line, path)
+            ev = _parse_event_line(raw, line, path, st)
         except RecordFormatError:
             if not lenient:
                 raise
@@ -313,6 +321,22 @@ class TraceStreamParser:
         """What lenient reading dropped so far (one line), or None."""
         return self.state.damage_message()
 
+    def take_side_rows(self):
+        """``{side table: {column: numpy array}}`` of the DAMON events that are not
+        regions (``damos_stat_after_apply_interval``, ``damos_esz``,
+        ``damon_monitor_intervals_tune``, ``damon_region_aggregated``; see
+        :mod:`damo_pipe.formats.trace_events`) parsed since the last call."""
+        return self.state.side.take()
+
+    def unknown_message(self):
+        """One line about the DAMON event lines of unknown events (counted, not read),
+        or None."""
+        return self.state.unknown_message()
+
+    def unknown_events(self):
+        """(count, (first line, its text) or None) of the unknown DAMON event lines."""
+        return self.state.unknown_lines, self.state.first_unknown
+
     def _process(self, data, final):
         st = self.state
         consumed, rows = self._scan(data, st, final, self.path)
@@ -375,9 +399,13 @@ class TraceStreamParser:
         _, out = self._process(self._buf + bytes(rest) if rest else self._buf, True)
         self._buf = b""
         rest, self.first_starts = self._asm.finish()
+        where = "" if self.path is None else "%s: " % self.path
         msg = self.state.damage_message()
         if msg is not None:
-            log.warning("%s%s", "" if self.path is None else "%s: " % self.path, msg)
+            log.warning("%s%s", where, msg)
+        msg = self.state.unknown_message()
+        if msg is not None:
+            log.warning("%s%s", where, msg)
         return out + rest
 
     def check_found(self):
