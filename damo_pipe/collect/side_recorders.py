@@ -92,11 +92,15 @@ class TraceRecorder(SideRecorder):
     def open(self, writer, session):
         self.record_keys = {m.target_id: writer.add_record(dataclasses.replace(m, scheme_idx=None))
                             for m in record_metas(session)}
+        # the side tables of the DAMON events that are not regions, before SWMR starts
+        from damo_pipe.collect.tracing import open_trace_side_tables
+        self.side_tables = open_trace_side_tables(self.options, writer)
 
     def start(self, writer):
         from damo_pipe.collect.tracing import start_tracer
         self.handle = start_tracer(self.options, writer, self.record_keys, parser=self.parser,
-                                   flush_interval=None)
+                                   flush_interval=None,
+                                   side_tables=getattr(self, "side_tables", None))
 
     def poll(self):
         if self.handle is not None:

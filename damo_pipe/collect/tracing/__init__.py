@@ -22,7 +22,7 @@ from damo_pipe.collect.tracing.handle import (NullTracerHandle, TracerHandle, op
                                               open_tracefs_tracer)
 from damo_pipe.collect.tracing.perf import PERF_GATE_SCRIPT, PerfSession
 from damo_pipe.collect.tracing.start import (TRACERS, TracerOptions, cleanup_after_crash,
-                                             start_tracer)
+                                             open_trace_side_tables, start_tracer)
 from damo_pipe.collect.tracing.streamer import TraceStreamer, read_available
 from damo_pipe.collect.tracing.tracefs import (DAMON_EVENTS, DAMOS_EVENT, DEFAULT_EVENTS,
                                                REQUIRED_EVENT, TracefsSession,
@@ -34,5 +34,6 @@ __all__ = ["DAMON_EVENTS", "DAMOS_EVENT", "DEFAULT_EVENTS", "NullTracerHandle",
            "PERF_GATE_SCRIPT", "PerfSession", "REQUIRED_EVENT", "TRACERS", "TraceStreamer",
            "TracefsSession", "TracerHandle", "TracerOptions", "available_damon_events",
            "cleanup_after_crash", "cleanup_stale_tracing", "find_pipe_readers",
-           "find_tracefs", "open_perf_tracer", "open_tracefs_tracer", "read_available",
+           "find_tracefs", "open_perf_tracer", "open_trace_side_tables",
+           "open_tracefs_tracer", "read_available",
            "restore_toplevel", "start_tracer"]

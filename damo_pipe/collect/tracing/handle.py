@@ -136,6 +136,8 @@ class TracerHandle:
         return {"tracer": self.kind, "bytes": s.bytes_in, "snapshots": s.snapshots_out,
                 "regions": s.regions_out, "dropped_regions": s.dropped_regions,
                 "lost_events": max(s.lost_events, self.overrun_events),
+                "side_rows": s.side_rows, "dropped_side_rows": s.dropped_side_rows,
+                "unknown_damon_lines": s.unknown_events()[0],
                 **_trace_damage(s.parser, s.damos_parser)}
 
     def __enter__(self):
@@ -193,23 +195,28 @@ def _events_for(events, damos):
     return events
 
 
-def _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser):
+def _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser,
+                   side_tables=None):
     if DAMOS_EVENT in events and damos_parser is None:
         damos_parser = default_parser_factory()
     return TraceStreamer(writer, record_keys, parser=parser, flush_interval=flush_interval,
-                         damos_parser=damos_parser if DAMOS_EVENT in events else None)
+                         damos_parser=damos_parser if DAMOS_EVENT in events else None,
+                         side_tables=side_tables)
 
 
 def open_tracefs_tracer(writer, record_keys=None, *, tracefs_root=None, mode="instance",
                         buffer_kb=None, events=None, state_dir=None, flush_interval=1.0,
                         parser=None, session_cls=TracefsSession, damos=False,
-                        damos_parser=None):
+                        damos_parser=None, side_tables=None):
     """Open a tracefs session and return a running :class:`TracerHandle`.
 
     ``damos=True`` also enables damos_before_apply (own records, see TraceStreamer).
+    ``side_tables``: the side tables of the other DAMON events (:func:`open_side_tables`,
+    made before SWMR appending starts).
     """
     events = _events_for(events, damos)
-    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser)
+    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser,
+                              side_tables)
     session = session_cls(tracefs_root, mode=mode, buffer_kb=buffer_kb, events=events,
                           state_dir=state_dir)
     session.open()
@@ -218,10 +225,11 @@ def open_tracefs_tracer(writer, record_keys=None, *, tracefs_root=None, mode="in
 
 def open_perf_tracer(writer, record_keys=None, *, perf="perf", tracefs_root=None, events=None,
                      mmap_pages=None, flush_interval=1.0, parser=None, damos=False,
-                     damos_parser=None):
+                     damos_parser=None, side_tables=None):
     """Start perf record | perf script and return a running :class:`TracerHandle`."""
     events = _events_for(events, damos)
-    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser)
+    streamer = _make_streamer(writer, record_keys, parser, flush_interval, events, damos_parser,
+                              side_tables)
     session = PerfSession(perf, tracefs_root=tracefs_root, events=events, mmap_pages=mmap_pages)
     session.open()
     return TracerHandle(session, streamer, kind="perf")

@@ -64,8 +64,26 @@ class TracerOptions:
         return self.kind != "none"
 
 
+def open_trace_side_tables(options: TracerOptions, writer):
+    """Before SWMR appending starts: the side tables of the DAMON events that are not
+    regions which the tracer will enable (those of the default events this kernel has;
+    every default one when tracefs cannot be looked at now). {} for ``--tracer none``."""
+    if not options.enabled:
+        return {}
+    from damo_pipe.collect.tracing.handle import _events_for
+    from damo_pipe.collect.tracing.streamer import open_side_tables, side_tables_of_events
+    from damo_pipe.collect.tracing.tracefs import available_damon_events, find_tracefs
+    events = _events_for(None, options.damos)
+    try:
+        avail = set(available_damon_events(find_tracefs(options.tracefs_root, mount=False)))
+        events = [e for e in events if e in avail]
+    except Exception:  # noqa: BLE001 - the tracer's own start reports a missing tracefs
+        pass
+    return open_side_tables(writer, side_tables_of_events(events))
+
+
 def start_tracer(options: TracerOptions, writer, record_keys, *, parser=None,
-                 flush_interval=1.0, sigterm_exits=True):
+                 flush_interval=1.0, sigterm_exits=True, side_tables=None):
     """Start the tracer ``options`` names and return its handle (see the module docstring).
 
     ``record_keys``: dict trace key (target index) -> archive record index; with
@@ -78,7 +96,8 @@ def start_tracer(options: TracerOptions, writer, record_keys, *, parser=None,
     ``sigterm_exits``: while the handle lives, SIGTERM raises ``SystemExit(143)`` (only
     when SIGTERM had its default action and we run in the main thread), so ``finally``
     blocks restore tracefs on SIGTERM as on SIGINT. With kind "none" the handle's
-    methods do nothing, so the loop needs no branch.
+    methods do nothing, so the loop needs no branch. ``side_tables``: what
+    :func:`open_trace_side_tables` made (None: made at the first row if still allowed).
     """
     if not options.enabled:
         return NullTracerHandle()
@@ -91,12 +110,12 @@ def start_tracer(options: TracerOptions, writer, record_keys, *, parser=None,
                 writer, record_keys, tracefs_root=options.tracefs_root,
                 mode=options.tracefs_mode, buffer_kb=options.buffer_kb,
                 state_dir=options.state_dir, flush_interval=flush_interval, parser=parser,
-                damos=options.damos)
+                damos=options.damos, side_tables=side_tables)
         else:
             handle = open_perf_tracer(
                 writer, record_keys, perf=options.perf, tracefs_root=options.tracefs_root,
                 mmap_pages=options.perf_mmap_pages, flush_interval=flush_interval,
-                parser=parser, damos=options.damos)
+                parser=parser, damos=options.damos, side_tables=side_tables)
     except BaseException:
         guard.uninstall()
         raise

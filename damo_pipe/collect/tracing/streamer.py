@@ -45,8 +45,14 @@ class TraceStreamer:
     """
 
     def __init__(self, writer, record_keys=None, *, parser=None, flush_interval=1.0,
-                 clock=time.monotonic, damos_parser=None):
+                 clock=time.monotonic, damos_parser=None, side_tables=None):
         self.writer = writer
+        #: {table: SideTable} for the DAMON events that are not regions (made before
+        #: SWMR appending starts: :func:`open_side_tables`); None: made at the first
+        #: such row if the writer still allows it, else those rows are counted dropped
+        self.side_tables = side_tables
+        self.side_rows = 0             # side-table rows queued
+        self.dropped_side_rows = 0     # rows of events without a table
         #: a second parser for damos_before_apply lines (None: they are not enabled);
         #: their chunks go to records keyed ("damos_before_apply", target_idx)
         self.damos_parser = damos_parser
@@ -121,8 +127,50 @@ class TraceStreamer:
             self._count_lost(data)
         self._lost_tail = data[-32:]
         if self.damos_parser is not None:
-            return self._feed_split(data)
-        return self._append(self.parser.feed(data))
+            n = self._feed_split(data)
+        else:
+            n = self._append(self.parser.feed(data))
+        self._take_side_rows()
+        return n
+
+    def _take_side_rows(self):
+        """Queue the parsers' rows of DAMON events that are not regions."""
+        from damo_pipe.archive.sidetables import append_trace_event_rows
+        for p in (self.parser, self.damos_parser):
+            take = getattr(p, "take_side_rows", None)
+            rows = take() if take is not None else None
+            if not rows:
+                continue
+            if self.side_tables is None:
+                self.side_tables = {}
+            missing = [t for t in rows if t not in self.side_tables]
+            if missing:
+                try:
+                    self.side_tables.update(open_side_tables(self.writer, missing))
+                except Exception as e:  # noqa: BLE001 - SWMR writers refuse late tables
+                    log.warning("trace events %s not recorded: %s", ", ".join(missing), e)
+                    for t in missing:
+                        self.side_tables[t] = None
+            tables = {k: v for k, v in self.side_tables.items() if v is not None}
+            dropped = append_trace_event_rows(tables, rows)
+            total = sum(len(next(iter(c.values()))) for c in rows.values())
+            self.side_rows += total - dropped
+            self.dropped_side_rows += dropped
+            if total - dropped:
+                self.dirty = True
+
+    def unknown_events(self):
+        """(count, first (line, text) or None) of unknown DAMON event lines, all parsers."""
+        count, first = 0, None
+        for p in (self.parser, self.damos_parser):
+            fn = getattr(p, "unknown_events", None)
+            if fn is None:
+                continue
+            c, f = fn()
+            count += c
+            if first is None:
+                first = f
+        return count, first
 
     def _feed_split(self, data, final=False):
         """Route damos_before_apply lines to their own parser (their own records)."""
@@ -179,6 +227,7 @@ class TraceStreamer:
             n += self._feed_split(b"", final=True)
             n += self._append(self.damos_parser.finish() or [], DAMOS_EVENT)
         n += self._append(self.parser.finish() or [])
+        self._take_side_rows()
         for idx, value in self.first_starts().items():
             self.writer.set_first_start(idx, value)
         self._flush()
@@ -189,6 +238,21 @@ class TraceStreamer:
         self.dirty = False
         self.flushes += 1
         self.flushed_snapshots = self.snapshots_out
+
+
+#: trace event -> the side table its rows go to (formats.trace_events)
+def side_tables_of_events(events):
+    """Names of the side tables the DAMON events ``events`` fill."""
+    from damo_pipe.formats.trace_events import SIDE_TABLES
+    evs = set(events)
+    return [name for name, (ev, _) in SIDE_TABLES.items() if ev in evs]
+
+
+def open_side_tables(writer, names):
+    """The side tables ``names`` of the trace events in ``writer`` ({name: SideTable}).
+    A live recording makes them before SWMR appending starts (with the records)."""
+    from damo_pipe.archive.sidetables import add_trace_event_tables
+    return add_trace_event_tables(writer, names)
 
 
 def read_available(fd, buf, limit=READ_CHUNK * 8):

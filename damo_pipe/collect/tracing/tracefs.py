@@ -25,13 +25,18 @@ from damo_pipe.errors import CollectError, DamonBusyError, DamonUnavailableError
 log = logging.getLogger(__name__)
 
 #: every DAMON event we know, in order; the first one is required.
-DAMON_EVENTS = ("damon_aggregated", "damos_before_apply", "damon_monitor_intervals_tune")
+DAMON_EVENTS = ("damon_aggregated", "damos_before_apply", "damon_monitor_intervals_tune",
+                "damos_esz", "damos_stat_after_apply_interval", "damon_region_aggregated")
 REQUIRED_EVENT = "damon_aggregated"
 #: enabled by default. damos_before_apply is opt-in: damo-collect's catch-all ``stat``
 #: scheme makes it repeat every damon_aggregated line (twice the volume), and damo's
 #: grammar files its lines under the target's record, splitting every aggregation into
 #: two snapshots (seen on 6.12). When enabled, its lines go to separate records.
-DEFAULT_EVENTS = ("damon_aggregated", "damon_monitor_intervals_tune")
+#: damos_esz and damos_stat_after_apply_interval (Linux 6.15+ / 7.0+: one line per scheme
+#: per quota reset / apply interval) go to side tables; damon_region_aggregated (probe
+#: hits, damon/next trees) repeats every region line, so it is opt-in (``events``).
+DEFAULT_EVENTS = ("damon_aggregated", "damon_monitor_intervals_tune", "damos_esz",
+                  "damos_stat_after_apply_interval")
 DAMOS_EVENT = "damos_before_apply"
 
 #: where tracefs lives (first that exists wins); the first one is where we mount it.
