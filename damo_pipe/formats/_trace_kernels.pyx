@@ -11,12 +11,13 @@ damaged line or incomplete snapshot, lenient reading counts and drops).
 cimport cython
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport free, malloc, strtod
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from damo_pipe._kernels_common cimport (
-    AGE_UNKNOWN, CH_COLON, CH_EQUALS, CH_LF, CH_MINUS, CH_SPACE, CH_TAB, CH_CR, PARSE_OK,
-    _bytes_eq, _parse_i64, _parse_u64, _ts_ok, _ts_to_double)
+    AGE_UNKNOWN, CH_0, CH_COLON, CH_EQUALS, CH_LF, CH_MINUS, CH_SPACE, CH_TAB, CH_CR,
+    PARSE_OK, _bytes_eq, _parse_i64, _parse_u64, _ts_ok, _ts_to_double)
 
+import re
 import threading
 
 import numpy as np
@@ -28,6 +29,20 @@ cdef enum:
     PARALLEL_MIN = 1 << 20      # buffers this long are parsed by two threads
     BYTES_PER_ROW_MIN = 14      # no event line is shorter: bounds the rows of a buffer
     TS_STACK = 128              # timestamps shorter than this are copied on the stack
+    FAST_U64_DIGITS = 19        # fast path: at most this many digits (< 2**64, no check)
+    FAST_I64_DIGITS = 18        # and for signed fields (< 2**63)
+
+# buffers this long are parsed by two threads (set_parallel(False): never)
+cdef Py_ssize_t _parallel_min = PARALLEL_MIN
+
+
+def set_parallel(bint on):
+    """Let trace_scan split buffers of >= 1 MiB over two threads (the default) or not
+    (benchmarks measure one core); returns the previous setting."""
+    global _parallel_min
+    cdef bint was = _parallel_min == PARALLEL_MIN
+    _parallel_min = PARALLEL_MIN if on else (<Py_ssize_t>1) << 62
+    return was
 
 # byte classes of _CLASS
 cdef enum:
@@ -76,6 +91,18 @@ _ERRORS = {
     TE_FIELDS_BEFORE_APPLY: "damos_before_apply line with %d fields (expected 7)",
 }
 
+# numeric fields: code -> (name in the out-of-range message, signed)
+_NUMBER_FIELDS = {
+    TE_TARGET_ID: ("target id", False),
+    TE_NR_REGIONS: ("nr_regions", False),
+    TE_START: ("region start", False),
+    TE_END: ("region end", False),
+    TE_NR_ACCESSES: ("nr_accesses", True),
+    TE_AGE: ("age", True),
+}
+_UINT_RE = re.compile(r"\A[0-9]+\Z")
+_INT_RE = re.compile(r"\A-?[0-9]+\Z")
+
 # event kinds (the value is the number of fields after the event token)
 cdef enum:
     EV_NONE = 0
@@ -90,6 +117,79 @@ cdef struct TokErr:
     Py_ssize_t a
     Py_ssize_t b
     Py_ssize_t nf
+
+
+cdef inline Py_ssize_t _digits(const uint8_t* q, uint64_t* out) noexcept nogil:
+    """The run of decimal digits at q: its length; its value (mod 2**64) in out.  The
+    caller guarantees a non-digit byte ahead (the line's newline)."""
+    cdef uint64_t v = 0, d
+    cdef Py_ssize_t k = 0
+    while True:
+        d = <uint64_t>q[k] - CH_0
+        if d > 9:
+            break
+        v = v * 10 + d
+        k += 1
+    out[0] = v
+    return k
+
+
+cdef inline Py_ssize_t _fast_tail(const uint8_t* q, uint64_t* rs, uint64_t* re_,
+                                  int64_t* acc, int64_t* age, uint8_t* hasage) noexcept nogil:
+    """Fast path of a damon_aggregated line after its prefix: ``<start>-<end>:`` then
+    ``<nr_accesses>`` and optionally ``<age>`` (or ``None``), separated by whitespace.
+    Returns the offset of the line's newline (the sentinel that bounds every read), or
+    -1 when the tail is anything else (the general path then parses the line and
+    reports its errors)."""
+    cdef Py_ssize_t j, k
+    cdef uint64_t v
+    cdef bint neg
+    k = _digits(q, rs)
+    if k == 0 or k > FAST_U64_DIGITS or q[k] != CH_MINUS:
+        return -1
+    j = k + 1
+    k = _digits(q + j, re_)
+    if k == 0 or k > FAST_U64_DIGITS or q[j + k] != CH_COLON:
+        return -1
+    j += k + 1
+    if _CLASS[q[j]] != C_SPACE:
+        return -1
+    while _CLASS[q[j]] == C_SPACE:
+        j += 1
+    neg = q[j] == CH_MINUS
+    j += neg
+    k = _digits(q + j, &v)
+    if k == 0 or k > FAST_I64_DIGITS:
+        return -1
+    j += k
+    acc[0] = -<int64_t>v if neg else <int64_t>v
+    if _CLASS[q[j]] == C_TOKEN:
+        return -1
+    while _CLASS[q[j]] == C_SPACE:
+        j += 1
+    if _CLASS[q[j]] == C_EOL:
+        hasage[0] = 0
+        age[0] = AGE_UNKNOWN
+        return j
+    if q[j] == 78 and q[j + 1] == 111 and q[j + 2] == 110 and q[j + 3] == 101:  # "None"
+        age[0] = AGE_UNKNOWN
+        j += 4
+    else:
+        neg = q[j] == CH_MINUS
+        j += neg
+        k = _digits(q + j, &v)
+        if k == 0 or k > FAST_I64_DIGITS:
+            return -1
+        j += k
+        age[0] = -<int64_t>v if neg else <int64_t>v
+    if _CLASS[q[j]] == C_TOKEN:
+        return -1
+    while _CLASS[q[j]] == C_SPACE:
+        j += 1
+    if _CLASS[q[j]] != C_EOL:
+        return -1
+    hasage[0] = 1
+    return j
 
 
 cdef class _Rows:
@@ -160,8 +260,34 @@ cdef class _Rows:
         cdef double d = 0
         cdef char tsbuf[TS_STACK]
         cdef char* big
+        # fast path: a line that starts with the same bytes, up to its address range, as
+        # the last damon_aggregated line parsed in full (pp, plen bytes: no newline in
+        # them) has the same timestamp, target and nr_regions (f_*): only its tail
+        # (_fast_tail) is parsed.  The lines of a snapshot share that prefix.
+        cdef const uint8_t* pp = NULL
+        cdef Py_ssize_t plen = 0, ls
+        cdef int64_t f_end = 0
+        cdef uint64_t f_tid = 0, f_nr = 0
+        cdef uint8_t hasage = 0
         while pos < body:
             line += 1
+            if plen and body - pos > plen and memcmp(b + pos, pp, plen) == 0:
+                # b[pos + plen] is before the final newline (body - pos > plen)
+                k = _fast_tail(b + pos + plen, &rs, &re_, &acc, &age, &hasage)
+                if k >= 0 and row < cap:
+                    self.end_v[row] = f_end
+                    self.tid_v[row] = f_tid
+                    self.nr_v[row] = <int64_t>f_nr
+                    self.s_v[row] = rs
+                    self.e_v[row] = re_
+                    self.acc_v[row] = acc
+                    self.age_v[row] = age
+                    self.hasage_v[row] = hasage
+                    self.lines_v[row] = line
+                    row += 1
+                    pos += plen + k + 1
+                    continue
+            ls = pos
             ntok = 0
             j = pos
             # tokens of one line: [ts_s[i], ts_e[i]) for the first MAXTOK; the line's
@@ -303,6 +429,12 @@ cdef class _Rows:
             self.hasage_v[row] = kind != EV_AGGREGATED_NO_AGE
             self.lines_v[row] = line
             row += 1
+            if kind != EV_BEFORE_APPLY:
+                pp = b + ls
+                plen = ts_s[rngf] - ls
+                f_end = <int64_t>d
+                f_tid = tid
+                f_nr = nrr
         self.n = row
         self.nlines = line
 
@@ -330,6 +462,11 @@ cdef class _Rows:
             return RecordFormatError(_ERRORS[self.err.code] % self.err.nf, path=path,
                                      line=line0 + self.err.line)
         tok = bytes(data[self.err.a:self.err.b]).decode("latin-1")
+        what = _NUMBER_FIELDS.get(self.err.code)
+        if what is not None and (_INT_RE if what[1] else _UINT_RE).match(tok):
+            # a well-formed number out of its type's range: the twin's wording
+            return RecordFormatError("%s %d out of range" % (what[0], int(tok)), path=path,
+                                     line=line0 + self.err.line)
         return RecordFormatError(_ERRORS[self.err.code] % tok, path=path,
                                  line=line0 + self.err.line)
 
@@ -446,7 +583,7 @@ def trace_scan(data, st, bint final, path=None):
             break
         i -= 1
     body = n if final else lines_end
-    if lines_end >= PARALLEL_MIN:
+    if lines_end >= _parallel_min:
         mid = lines_end // 2
         while mid < lines_end and b[mid - 1] != CH_LF:
             mid += 1

@@ -1,0 +1,155 @@
+"""The trace tokenizer's fast path (lines that repeat the previous damon_aggregated
+line's prefix up to the address range; only the tail is parsed there) against the
+pure-Python twin and an independent split()-based reference: every tail that is not
+plain ``<start>-<end>: <acc> [<age>|None]`` must be read (or refused, with the same
+message and line) exactly as the general path reads it."""
+import numpy as np
+import pytest
+
+from damo_pipe.errors import RecordFormatError
+from damo_pipe.formats import _trace_kernels as K
+from damo_pipe.formats._trace_state import TraceState
+from damo_pipe.formats.trace_text import ROW_FIELDS, TraceStreamParser, py_trace_scan
+
+PREFIX = "       kdamond.0-1112    [000] .....   265.345206: damon_aggregated: target_id=3 nr_regions=%d "
+BASE = 94209503780864
+
+
+def snapshot(tails):
+    """One snapshot whose lines are PREFIX + each tail."""
+    return "".join((PREFIX % len(tails)) + t + "\n" for t in tails).encode()
+
+
+def plain(i, age=True):
+    s = BASE + 4096 * i
+    return "%d-%d: %d %d" % (s, s + 4096, i % 21, 100 + i) if age else \
+        "%d-%d: %d" % (s, s + 4096, i % 21)
+
+
+def reference_rows(data):
+    """Independent reader of well-formed lines: (start, end, acc, age) per line."""
+    out = []
+    for ln in data.decode().splitlines():
+        f = ln.split()
+        rng = f[7][:-1]
+        s, e = rng.split("-")
+        age = -1 if len(f) < 10 or f[9] == "None" else int(f[9])
+        out.append((int(s), int(e), int(f[8]), age))
+    return out
+
+
+def scan(engine, data, lenient=False, final=True):
+    st = TraceState(lenient)
+    fn = K.trace_scan if engine == "cython" else py_trace_scan
+    try:
+        _, rows = fn(data, st, final)
+    except RecordFormatError as e:
+        return ("error", str(e), e.line)
+    if final:
+        try:
+            st.end_of_input()
+        except RecordFormatError as e:
+            return ("error", str(e), e.line)
+    keep = ~np.isin(rows["sid"], np.asarray(st.dropped_sids, np.int64))
+    return ({f: rows[f][keep].tolist() for f in ROW_FIELDS},
+            (st.events, st.dropped_snapshots, st.dropped_lines, st.damaged_lines,
+             st.first_damage))
+
+
+GOOD_TAILS = [
+    lambda i: plain(i),
+    lambda i: "%d-%d:\t%d \t %d  " % (BASE + 4096 * i, BASE + 4096 * i + 4096, i, i),
+    lambda i: "%d-%d: -%d -%d\r" % (BASE + 4096 * i, BASE + 4096 * i + 4096, i, i),
+    lambda i: "%d-%d: %d None" % (BASE + 4096 * i, BASE + 4096 * i + 4096, i),
+    lambda i: "%d-18446744073709551615: 9223372036854775807 -9223372036854775808" % (
+        BASE + 4096 * i),
+    lambda i: "0-0000000000000000000001: 0 0",
+]
+
+
+@pytest.mark.parametrize("k", range(len(GOOD_TAILS)))
+def test_good_tails_match_reference(engine, k):
+    tails = [plain(i) for i in range(6)]
+    tails[3] = GOOD_TAILS[k](3)
+    tails[5] = GOOD_TAILS[k](5)
+    data = snapshot(tails)
+    got = scan(engine, data)
+    assert got[0] != "error", got
+    ref = reference_rows(data)
+    rows = got[0]
+    assert list(zip(rows["start"], rows["end"], rows["nr_accesses"], rows["age"])) == ref
+    assert rows["end_ns"] == [int(265.345206 * 1e9)] * 6
+    assert rows["nr_regions"] == [6] * 6
+
+
+BAD_TAILS = [
+    "%d-%d: 3" % (BASE, BASE + 4096),                   # no age inside a snapshot with ages
+    "%d-%d: 3 5 6" % (BASE, BASE + 4096),               # 6 fields
+    "%d-%d; 3 5" % (BASE, BASE + 4096),                 # range not ending with ':'
+    "%d-%d:3 5" % (BASE, BASE + 4096),                  # no space after ':'
+    "%d%d: 3 5" % (BASE, BASE + 4096),                  # no '-'
+    "-%d: 3 5" % BASE,                                  # no start
+    "%d-: 3 5" % BASE,                                  # no end
+    "184467440737095516160-1: 3 5",                     # start beyond 2**64 - 1
+    "1-184467440737095516160: 3 5",                     # end beyond 2**64 - 1
+    "1-2: 9223372036854775808 5",                       # nr_accesses beyond int64
+    "1-2: 3 Nonex",
+    "1-2: 3 No",
+    "1-2: 3 Nzzz",
+    "1-2: 3 NONE",
+    "1-2: 3 none",
+    "1-2: 3 5x",
+    "1-2: 3x 5",
+    "1-2: - 5",
+    "1-2: 3 -",
+    "1-2: +3 5",
+    "1-2:",
+    "1-2: ",
+    "x1-2: 3 5",
+    " 1-2: 3 5",                                        # one more space before the range
+]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+@pytest.mark.parametrize("k", range(len(BAD_TAILS)))
+def test_odd_tails_as_the_twin(k, lenient):
+    """The compiled engine (fast path taken on the lines around) reads every odd tail,
+    inside a snapshot and as its last line, as the Python twin does: same rows and
+    counters, or the same error on the same line."""
+    for pos in (2, 7):
+        tails = [plain(i) for i in range(8)]
+        tails[pos] = BAD_TAILS[k]
+        data = snapshot(tails) + snapshot([plain(i) for i in range(100, 104)])
+        assert scan("cython", data, lenient) == scan("python", data, lenient)
+
+
+def test_prefix_changes_between_snapshots_and_pieces():
+    """Snapshots whose prefixes differ (timestamp, target, nr_regions), streamed in
+    pieces cut anywhere: the compiled engine's records equal the twin's."""
+    data = b"".join(
+        "".join(("       kdamond.0-1112    [00%d] .....   %d.%06d: damon_aggregated: "
+                 "target_id=%d nr_regions=%d %s\n") % (t, 265 + s, 345206 + t, t, n,
+                                                          plain(i, age=(s % 3 != 1)))
+                for i in range(n)).encode()
+        for s in range(6) for t in (0, 1) for n in [(s * 7 + t) % 5 + 1])
+    out = {}
+    for engine in ("cython", "python"):
+        for step in (1, 37, 4096, len(data)):
+            p = TraceStreamParser(engine=engine)
+            chunks = []
+            for lo in range(0, len(data), step):
+                chunks += p.feed(data[lo:lo + step])
+            chunks += p.finish()
+            per_key = {}
+            for key, c in chunks:     # chunks cut differently per step: join them
+                cols = per_key.setdefault(key, [[] for _ in range(6)])
+                for col, v in zip(cols, (c.snapshots.end_ns, c.snapshots.nr_regions,
+                                         c.regions.start, c.regions.end,
+                                         c.regions.nr_accesses, c.regions.age)):
+                    col += v.tolist()
+            out[(engine, step)] = per_key
+    first = out[("python", len(data))]
+    assert sorted(first) == [0, 1]
+    assert sum(len(c[2]) for c in first.values()) == data.count(b"\n")
+    for v in out.values():
+        assert v == first
