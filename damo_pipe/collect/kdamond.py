@@ -136,6 +136,10 @@ class Features:
     target_nid: bool = False
     stats: Tuple[str, ...] = ()
     tried_sz_filter_passed: Optional[bool] = None   # known after the first non-empty snapshot
+    #: contexts/N/addr_unit (Linux 6.18+)
+    addr_unit: bool = False
+    #: the ``update_tuned_intervals`` state command (Linux 6.15+, with intervals_goal)
+    tuned_intervals: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -147,9 +151,13 @@ def detect_features(tree: SysfsTree, kd_rel):
     avail = tree.read_opt(ctx + "/avail_operations", "")
     stats = tuple(sorted(f for f in os.listdir(tree.path(sch + "/stats")))) \
         if tree.exists(sch + "/stats") else ()
+    goal = tree.exists(ctx + "/monitoring_attrs/intervals/intervals_goal")
     return Features(
         ops=tuple(avail.split()) if avail else ("vaddr", "paddr"),
-        intervals_goal=tree.exists(ctx + "/monitoring_attrs/intervals/intervals_goal"),
+        intervals_goal=goal,
+        addr_unit=tree.exists(ctx + "/addr_unit"),
+        # update_tuned_intervals came with intervals_goal (one patch series, Linux 6.15)
+        tuned_intervals=goal,
         apply_interval=tree.exists(sch + "/apply_interval_us"),
         quota_goals=tree.exists(sch + "/quotas/goals"),
         watermarks=tree.exists(sch + "/watermarks"),
@@ -219,6 +227,10 @@ class KdamondSession:
         self.kdamond_pid = None
         self.started_unix = None
         self._closed = False
+        #: (sample_us, aggr_us) the kernel tuned them to (autotuning on), last read
+        self.tuned = None
+        self._tuned_at = None
+        self._last_context = None
 
     # -- creation -------------------------------------------------------------------
     @classmethod
@@ -464,6 +476,83 @@ class KdamondSession:
             out.append(row)
         return out
 
+    # -- context values the kernel offers (feature-detected) -------------------------------
+    def context_columns(self):
+        """{column: dtype} of the ``damon_context`` side table, or None when the kernel
+        offers none of its values (Linux 6.12: no addr_unit, no tuned intervals)."""
+        f = self.features
+        if not (f.addr_unit or f.tuned_intervals):
+            return None
+        cols = {"time_ns": np.int64, "ctx_idx": np.int64}
+        if f.addr_unit:
+            cols["addr_unit"] = np.uint64
+        if f.tuned_intervals:
+            cols.update(sample_us=np.uint64, aggr_us=np.uint64, tuned=np.bool_)
+        return cols
+
+    #: units of the ``damon_context`` columns (the table's ``units_json``)
+    CONTEXT_UNITS = {"time_ns": "ns (CLOCK_REALTIME)", "ctx_idx": "index",
+                     "addr_unit": "bytes per DAMON address unit",
+                     "sample_us": "us", "aggr_us": "us",
+                     "tuned": "flag: read after update_tuned_intervals (autotuning on)"}
+
+    @property
+    def autotuned(self):
+        """Whether the kernel tunes this session's intervals (goal set and supported)."""
+        at = self.spec.autotune
+        return bool(self.features.tuned_intervals and at is not None and any(at[:2]))
+
+    def update_tuned_intervals(self):
+        """Ask the kernel to write the tuned intervals into the sysfs interval files
+        (only when the kernel tunes them)."""
+        if self.autotuned:
+            self.tree.write_state(self.kd, "update_tuned_intervals")
+
+    def refresh_tuned(self, min_interval=1.0):
+        """(sample_us, aggr_us) as tuned by the kernel, refreshed at most every
+        ``min_interval`` seconds (one ``update_tuned_intervals`` round trip); None when
+        the kernel does not tune this session's intervals."""
+        if not self.autotuned:
+            return None
+        now = time.monotonic()
+        if self._tuned_at is None or now - self._tuned_at >= min_interval:
+            self._tuned_at = now
+            try:
+                self.update_tuned_intervals()
+                iv = self.ctx + "/monitoring_attrs/intervals"
+                self.tuned = (_int_or(self.tree.read_opt(iv + "/sample_us"), self.spec.sample_us),
+                              _int_or(self.tree.read_opt(iv + "/aggr_us"), self.spec.aggr_us))
+            except CollectError as e:
+                log.debug("update_tuned_intervals failed: %s", e)
+        return self.tuned
+
+    def context_row(self):
+        """The ``damon_context`` row when it differs from the last one returned (the
+        first call always returns it); None otherwise or when the kernel offers none."""
+        if self.context_columns() is None:
+            return None
+        row = self.read_context()
+        if row == self._last_context:
+            return None
+        self._last_context = row
+        return row
+
+    def read_context(self):
+        """The ``damon_context`` row (without ``time_ns``) of what the kernel offers:
+        addr_unit; sample_us/aggr_us (the tuned ones after :meth:`update_tuned_intervals`
+        when autotuning is on, else the configured ones)."""
+        f = self.features
+        row = {"ctx_idx": 0}
+        if f.addr_unit:
+            row["addr_unit"] = _int_or(self.tree.read_opt(self.ctx + "/addr_unit"), 1)
+        if f.tuned_intervals:
+            iv = self.ctx + "/monitoring_attrs/intervals"
+            row["sample_us"] = _int_or(self.tree.read_opt(iv + "/sample_us"),
+                                       self.spec.sample_us)
+            row["aggr_us"] = _int_or(self.tree.read_opt(iv + "/aggr_us"), self.spec.aggr_us)
+            row["tuned"] = self.autotuned
+        return row
+
     def commit(self):
         self.tree.write_state(self.kd, "commit")
 
@@ -523,6 +612,14 @@ def check_idle(tree: SysfsTree, ownership: OwnershipFile):
         lines.append(d)
     raise DamonBusyError("DAMON is in use (nr_kdamonds is %d, damo-collect only starts from 0 and "
                          "never touches kdamonds it did not create): %s" % (nr, "; ".join(lines)))
+
+
+def _int_or(text, default):
+    """int of a sysfs value (decimal; addr_unit may be written in any base), or default."""
+    try:
+        return int(str(text).strip(), 0)
+    except (TypeError, ValueError):
+        return default
 
 
 def percent_to_samples(pct, max_nr):

@@ -95,6 +95,13 @@ class ArchiveRecorder:
             "schemes_json": json.dumps([s.to_dict() for s in self.session.spec.schemes]
                                        + [{"action": "stat", "note": "damo-collect snapshots"}]),
             "stat_scheme_idx": self.session.stat_scheme_idx})
+        # what the kernel offers of addr_unit and the (tuned) intervals (Linux 6.15+/6.18+;
+        # no table on kernels without them)
+        ctx_cols = self.session.context_columns()
+        self.t_context = None if ctx_cols is None else w.add_side_table(
+            "damon_context", ctx_cols, attrs={"units_json": json.dumps(
+                {c: self.session.CONTEXT_UNITS[c] for c in ctx_cols})})
+        self.session._last_context = None    # a new file starts with a full row
         for side in self.side_recorders:
             side.open(w, self.session)
         w.set_side_attrs(spec_json=json.dumps(self.session.spec.to_dict()),
@@ -125,6 +132,10 @@ class ArchiveRecorder:
             self.maybe_flush()
             return None
         self.failed_in_a_row = 0
+        if self.t_context is not None:
+            row = self.session.context_row()
+            if row is not None:
+                self.t_context.append(time_ns=time.time_ns(), **row)
         if not any(len(r) for r in snap.per_target):
             self.nr_empty += 1
             log.debug("no region in the tried regions: snapshot skipped")

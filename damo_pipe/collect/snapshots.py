@@ -37,10 +37,15 @@ class Snapshot:
     start_ns: int
     per_target: list          # RegionColumns per target
     total_bytes: int
+    #: the sampling interval the kernel tuned to (autotuning on), else None
+    sample_us: int = None
 
 
 def take_snapshot(session: KdamondSession, engine="auto") -> Snapshot:
     """One aggregation interval's regions of every target (refreshes tried regions)."""
+    # autotuned intervals (Linux 6.15+): the aggregation this snapshot covers and its
+    # sampling interval are the tuned ones, refreshed about once a second
+    tuned = session.refresh_tuned()
     for attempt in range(3):
         if attempt:
             time.sleep(0.02 * attempt)
@@ -65,15 +70,21 @@ def take_snapshot(session: KdamondSession, engine="auto") -> Snapshot:
         per_target.append(RegionColumns())
     if total is None:
         total = int((end - start).sum()) if len(start) else 0
-    return Snapshot(end_ns, end_ns - int(session.spec.aggr_us) * 1000, per_target, total)
+    aggr_us = tuned[1] if tuned else int(session.spec.aggr_us)
+    return Snapshot(end_ns, end_ns - int(aggr_us) * 1000, per_target, total,
+                    sample_us=tuned[0] if tuned else None)
 
 
 def snapshot_records(session, snap: Snapshot, damos_stats=None):
-    """Single-snapshot Records (one per target) of a Snapshot."""
+    """Single-snapshot Records (one per target) of a Snapshot (the kernel's
+    ``tried_regions/total_bytes`` when one target, the tuned sampling interval)."""
     out = []
+    single = len(snap.per_target) == 1
     for meta, regions in zip(record_metas(session), snap.per_target):
         b = RecordBuilder(meta)
-        b.add_snapshot(snap.start_ns, snap.end_ns, regions, damos_stats=damos_stats)
+        b.add_snapshot(snap.start_ns, snap.end_ns, regions,
+                       total_bytes=snap.total_bytes if single else None,
+                       sample_interval_us=snap.sample_us, damos_stats=damos_stats)
         out.append(b.build())
     return out
 

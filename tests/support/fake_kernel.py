@@ -61,8 +61,17 @@ class FakeKernel:
     """Simulated DAMON sysfs (Linux 6.12 layout by default)."""
 
     def __init__(self, root, *, nr_regions=None, access_fn=None, with_filter_passed=False,
-                 intervals_goal=False, check_pids=True, poll_s=0.001):
+                 intervals_goal=False, check_pids=True, poll_s=0.001, addr_unit=None,
+                 new_stats=False, tune_fn=None):
+        """Newer kernels' files (all off: the 6.12 layout): ``intervals_goal`` (6.15, and
+        the ``update_tuned_intervals`` command: it writes ``tune_fn(tick)`` = (sample_us,
+        aggr_us) into the interval files, default the configured ones halved),
+        ``addr_unit`` (6.18: the file's value), ``new_stats`` (stats/nr_snapshots and
+        max_nr_snapshots, 6.17/6.18)."""
         self.root = os.fspath(root)
+        self.addr_unit = addr_unit
+        self.new_stats = new_stats
+        self.tune_fn = tune_fn
         self.admin = self.root
         self.nr_regions = nr_regions
         self.access_fn = access_fn or default_access
@@ -193,6 +202,8 @@ class FakeKernel:
         if self.intervals_goal:
             for f in ("access_bp", "aggrs", "min_sample_us", "max_sample_us"):
                 files["monitoring_attrs/intervals/intervals_goal/" + f] = 0
+        if self.addr_unit is not None:
+            files["addr_unit"] = self.addr_unit
         self._files(d, files)
         self._nr_dir(os.path.join(d, "targets"), "targets")
         self._nr_dir(os.path.join(d, "schemes"), "schemes")
@@ -219,6 +230,9 @@ class FakeKernel:
             files["stats/" + f] = 0
         if self.with_filter_passed:
             files["stats/sz_ops_filter_passed"] = 0
+        if self.new_stats:
+            files["stats/nr_snapshots"] = 0
+            files["stats/max_nr_snapshots"] = 0
         self._files(d, files)
         self._nr_dir(os.path.join(d, "quotas/goals"), "goals")
         self._nr_dir(os.path.join(d, "filters"), "filters")
@@ -243,6 +257,16 @@ class FakeKernel:
         elif cmd == "off":
             _w(os.path.join(kd, "pid"), -1)
             on = False
+        elif cmd == "update_tuned_intervals" and self.intervals_goal:
+            if on:
+                iv = os.path.join(kd, "contexts/0/monitoring_attrs/intervals")
+                if self.tune_fn is not None:
+                    su, au = self.tune_fn(self.tick)
+                else:
+                    su = int(_r(os.path.join(iv, "sample_us"))) // 2
+                    au = int(_r(os.path.join(iv, "aggr_us"))) // 2
+                _w(os.path.join(iv, "sample_us"), su)
+                _w(os.path.join(iv, "aggr_us"), au)
         elif cmd in ("update_schemes_tried_regions", "update_schemes_tried_bytes",
                      "update_schemes_stats", "clear_schemes_tried_regions", "commit"):
             if on:
@@ -338,6 +362,8 @@ class FakeKernel:
             action = _r(os.path.join(sd, "action"))
             _w(os.path.join(st, "nr_tried"), int(_r(os.path.join(st, "nr_tried"))) + len(rows))
             _w(os.path.join(st, "sz_tried"), int(_r(os.path.join(st, "sz_tried"))) + total)
+            if self.new_stats:
+                _w(os.path.join(st, "nr_snapshots"), int(_r(os.path.join(st, "nr_snapshots"))) + 1)
             if action != "stat":
                 _w(os.path.join(st, "nr_applied"), int(_r(os.path.join(st, "nr_applied"))) + len(rows))
                 _w(os.path.join(st, "sz_applied"), int(_r(os.path.join(st, "sz_applied"))) + total)
