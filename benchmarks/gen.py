@@ -102,3 +102,65 @@ def write_trace_text(records, path, style="perf"):
     with open(path, "wb") as f:
         for piece in iter_trace_text(records, style):
             f.write(piece)
+
+
+# ---------------------------------------------------------------- big inputs, bounded memory
+
+def iter_slices(nr_snapshots, regions_per_snapshot, step=1000, with_intervals=True):
+    """``make_record`` slices of ``step`` snapshots making one record of
+    ``nr_snapshots`` x ``regions_per_snapshot`` regions (slice k seeded k, times
+    continuing): big inputs are written slice by slice, never held whole."""
+    for k in range(0, nr_snapshots, step):
+        r = make_record(min(step, nr_snapshots - k), regions_per_snapshot, seed=k,
+                        with_intervals=with_intervals)
+        r.snapshots.end_ns += k * AGGR_NS
+        r.snapshots.start_ns += k * AGGR_NS
+        yield r
+
+
+def write_binary_big(path, nr_snapshots, regions_per_snapshot, step=1000, target_id=0):
+    """A legacy binary v2 file of one record, written slice by slice (vectorised: one
+    structured array per slice, snapshot headers included)."""
+    with open(path, "wb") as f:
+        f.write(b"damon_recfmt_ver" + struct.pack("<i", 2))
+        for r in iter_slices(nr_snapshots, regions_per_snapshot, step):
+            f.write(_binary_slice_bytes(r, target_id))
+
+
+def _binary_slice_bytes(rec, target_id):
+    n = regions = int(rec.snapshots.nr_regions[0])
+    assert (rec.snapshots.nr_regions == n).all()
+    dt = np.dtype([("sec", "<i8"), ("nsec", "<i8"), ("nt", "<u4"), ("tid", "<u8"),
+                   ("n", "<u4"), ("r", [("s", "<u8"), ("e", "<u8"), ("a", "<u4")], (regions,))])
+    arr = np.zeros(rec.nr_snapshots, dt)
+    end = rec.snapshots.end_ns
+    arr["sec"], arr["nsec"], arr["nt"] = end // 1_000_000_000, end % 1_000_000_000, 1
+    arr["tid"], arr["n"] = target_id, n
+    R = rec.regions
+    arr["r"]["s"] = R.start.reshape(-1, regions)
+    arr["r"]["e"] = R.end.reshape(-1, regions)
+    arr["r"]["a"] = R.nr_accesses.reshape(-1, regions)
+    return arr.tobytes()
+
+
+def write_trace_text_big(path, nr_snapshots, regions_per_snapshot, step=1000, style="perf"):
+    """Trace text of one record, written slice by slice."""
+    with open(path, "wb") as f:
+        for r in iter_slices(nr_snapshots, regions_per_snapshot, step):
+            for piece in iter_trace_text([r], style):
+                f.write(piece)
+
+
+def write_archive_big(path, nr_snapshots, regions_per_snapshot, step=1000, compression="lz4"):
+    """An archive of one record (with the heatmap guide summary, as ``damo-collect`` and
+    ``convert`` write it), appended slice by slice."""
+    from damo_pipe.analyze.heatmap import GuideBuilder
+    from damo_pipe.archive import ArchiveWriter
+    meta = make_record(1, 1, seed=0)
+    with ArchiveWriter(path, compression=compression, summariser=GuideBuilder,
+                       provenance={"source_format": "benchmark"}) as w:
+        w.add_record(Record(target_id=0, kdamond_idx=0, context_idx=0,
+                            intervals=meta.intervals))
+        for r in iter_slices(nr_snapshots, regions_per_snapshot, step):
+            w.append(0, r)
+            w.flush()

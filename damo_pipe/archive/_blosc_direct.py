@@ -249,3 +249,181 @@ class BloscColumns:
             self._pool = None
         self._tail.clear()
         self._tail_spare.clear()
+
+
+# ---------------------------------------------------------------- writing
+
+#: Blosc compressor codes (the filter's 7th parameter) -> names for blosc_compress_ctx
+_COMPNAMES = {0: b"blosclz", 1: b"lz4", 2: b"lz4hc", 3: b"snappy", 4: b"zlib", 5: b"zstd"}
+#: Blosc's largest type size (larger ones are compressed as bytes, as the filter does)
+_BLOSC_MAX_TYPESIZE = 255
+
+
+def _load_blosc_compress():
+    """``blosc_compress_ctx`` from hdf5plugin's Blosc library, or None."""
+    try:
+        f = _blosc_library().blosc_compress_ctx
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
+                  ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                  ctypes.c_int]
+    f.restype = ctypes.c_int
+    return f
+
+
+def _filter_params(dataset):
+    """(typesize, clevel, shuffle, compressor name) of a Blosc-only 1-D dataset, as the
+    HDF5 filter uses them, or None."""
+    if not blosc_only(dataset):
+        return None
+    try:
+        cd = dataset.id.get_create_plist().get_filter(0)[2]
+        typesize, chunk_bytes, clevel, shuffle = cd[2], cd[3], cd[4], cd[5]
+        compname = _COMPNAMES.get(cd[6] if len(cd) > 6 else 0)
+    except Exception:   # noqa: BLE001 - any doubt: the normal path
+        return None
+    if compname is None or chunk_bytes != dataset.chunks[0] * dataset.dtype.itemsize:
+        return None
+    if typesize > _BLOSC_MAX_TYPESIZE:
+        typesize = 1
+    return typesize, clevel, shuffle, compname
+
+
+class _Column:
+    __slots__ = ("dataset", "params", "csize", "rows", "tail", "tail_rows", "fill")
+
+    def __init__(self, dataset, params):
+        self.dataset = dataset
+        self.params = params
+        self.csize = dataset.chunks[0]
+        self.rows = 0          # rows appended (on disk or in the tail)
+        self.tail = None       # the last, partly filled chunk (not on disk since append)
+        self.tail_rows = 0
+        fill = dataset.fillvalue
+        self.fill = 0 if fill is None else fill
+
+
+class BloscChunkWriter:
+    """Appends to new 1-D Blosc datasets chunk by chunk: whole chunks are compressed in
+    ``workers`` threads (``blosc_compress_ctx`` of hdf5plugin's own library, without
+    the GIL, with the filter's parameters: the stored bytes are the ones HDF5's Blosc
+    filter makes of the chunk) and stored with ``write_direct_chunk``; the last, partly
+    filled chunk of a column is kept in memory until :meth:`write_tails` (a flush)
+    stores it padded with the fill value, as HDF5 stores a partial chunk.
+
+    h5py serializes HDF5 calls, so HDF5's own filter compresses on one core; here only
+    the cheap direct-chunk writes go through HDF5. A column must be appended from its
+    row 0 through this writer only (:meth:`usable` on an empty dataset); its dataset is
+    resized by the caller before :meth:`append`.
+    """
+
+    def __init__(self, workers=2):
+        self.workers = max(1, workers)
+        self._compress = None
+        self._loaded = False
+        self._cols = {}       # dataset name -> _Column (one writer per file)
+        self._jobs = []       # (dataset, chunk index, future or result) in order
+        self._pool = None
+        self._scratch = threading.local()
+
+    def usable(self, dataset):
+        """Whether ``dataset`` (empty, Blosc only, 1-D) can be appended to here."""
+        key = dataset.name
+        if key in self._cols:
+            return True
+        if not self._loaded:
+            self._compress = _load_blosc_compress()
+            self._loaded = True
+        if self._compress is None or dataset.shape[0] != 0:
+            return False
+        params = _filter_params(dataset)
+        if params is None:
+            return False
+        self._cols[key] = _Column(dataset, params)
+        return True
+
+    def rows(self, dataset):
+        col = self._cols.get(dataset.name)
+        return None if col is None else col.rows
+
+    def append(self, dataset, values):
+        """Queue ``values`` (1-D, the dataset's dtype) after the column's rows; whole
+        chunks go to the workers. ``values`` must stay unchanged until :meth:`wait`."""
+        col = self._cols[dataset.name]
+        values = np.ascontiguousarray(values, dtype=dataset.dtype)
+        n, csize, pos = len(values), col.csize, 0
+        if col.tail_rows:
+            k = min(csize - col.tail_rows, n)
+            col.tail[col.tail_rows:col.tail_rows + k] = values[:k]
+            col.tail_rows += k
+            pos = k
+            if col.tail_rows == csize:
+                self._submit(col, (col.rows + k) // csize - 1, col.tail)
+                col.tail, col.tail_rows = None, 0
+        first = (col.rows + pos) // csize
+        while n - pos >= csize:
+            self._submit(col, first, values[pos:pos + csize])
+            first += 1
+            pos += csize
+        if pos < n:
+            if col.tail is None:
+                col.tail = np.empty(csize, dataset.dtype)
+            col.tail[:n - pos] = values[pos:]
+            col.tail_rows = n - pos
+        col.rows += n
+
+    def _submit(self, col, index, data):
+        if self.workers == 1:
+            self._jobs.append((col, index, self._compress_chunk(col, data)))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="blosc-write")
+        self._jobs.append((col, index, self._pool.submit(self._compress_chunk, col, data)))
+
+    def _compress_chunk(self, col, data):
+        """(filter mask, stored bytes) of one whole chunk, as HDF5's filter stores it:
+        compressed into at most the chunk's size, else stored as is (mask bit 0 set:
+        the optional filter skipped)."""
+        typesize, clevel, shuffle, compname = col.params
+        nbytes = data.nbytes
+        out = np.empty(nbytes, np.uint8)
+        got = self._compress(clevel, shuffle, typesize, nbytes, data.ctypes.data,
+                             out.ctypes.data, nbytes, compname, 0, 1)
+        if got <= 0:
+            return 1, data.view(np.uint8).tobytes()
+        return 0, out[:got]
+
+    def wait(self):
+        """Store every queued chunk (in order; HDF5 calls in this thread only)."""
+        jobs, self._jobs = self._jobs, []
+        for i, (col, index, job) in enumerate(jobs):
+            try:
+                mask, data = job.result() if hasattr(job, "result") else job
+                col.dataset.id.write_direct_chunk((index * col.csize,), data, filter_mask=mask)
+            except BaseException:
+                for _, _, j in jobs[i + 1:]:
+                    if hasattr(j, "cancel"):
+                        j.cancel()
+                raise
+
+    def write_tails(self):
+        """Store every column's partly filled last chunk (padded with its fill value);
+        later appends keep filling it and store it again."""
+        for col in self._cols.values():
+            if col.tail_rows:
+                col.tail[col.tail_rows:] = col.fill
+                self._submit(col, col.rows // col.csize, col.tail.copy())
+        self.wait()
+
+    def close(self):
+        """Drop what is queued (after an error) and stop the workers."""
+        for _, _, j in self._jobs:
+            if hasattr(j, "cancel"):
+                j.cancel()
+        self._jobs = []
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._cols.clear()

@@ -120,6 +120,8 @@ class ArchiveWriter:
         self._pending = []  # per record: list of chunks not yet written
         self._swmr_started = False
         self._profile = None   # (perf.data path, samples, attrs) stored at close
+        self._direct = None    # BloscChunkWriter of the region columns (_direct_writer)
+        self._direct_ok = self._compression_name in ("lz4", "zstd")
         a = self._file.attrs
         a["format"] = layout.FORMAT_NAME
         a["format_version"] = layout.FORMAT_VERSION
@@ -332,6 +334,22 @@ class ArchiveWriter:
         if sum(c.nr_regions for c in self._pending[record_idx]) >= layout.REGION_CHUNK_ROWS * 4:
             self._write_pending(record_idx)
 
+    def _direct_writer(self):
+        """The writer of whole Blosc chunks compressed in threads (_blosc_direct), for
+        archives that are not SWMR ones (a live recording's small chunks are rewritten
+        at every flush: HDF5's filter path); None otherwise."""
+        if self._direct is None and not self.swmr and self._direct_ok:
+            from damo_pipe._prefetch import usable_cpus
+            from damo_pipe.archive._blosc_direct import BloscChunkWriter
+            self._direct = BloscChunkWriter(workers=min(4, usable_cpus()))
+        return self._direct
+
+    def _close_direct(self):
+        d, self._direct = self._direct, None
+        self._direct_ok = False
+        if d is not None:
+            d.close()
+
     def _start_swmr(self):
         if self.swmr and not self._swmr_started:
             self._file.swmr_mode = True
@@ -357,22 +375,32 @@ class ArchiveWriter:
         self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
-        self._feed_guide(record_idx, chunks)
         g = st["group"]
         snaps, regions = g["snapshots"], g["regions"]
         nr_new_snaps = sum(c.nr_snapshots for c in chunks)
         nr_new_regions = sum(c.nr_regions for c in chunks)
         s0, r0 = st["snapshots"], st["regions"]
-        # regions
+        # regions: whole chunks compressed by the direct writer's threads meanwhile
+        direct = self._direct_writer()
         for name in layout.REGION_COLUMNS:
             d = regions[name]
+            # a column goes through the direct writer from its row 0 or never
+            direct_col = direct is not None and (
+                direct.rows(d) == r0 if r0 else direct.usable(d))
             d.resize((r0 + nr_new_regions,))
             if name == "probe_count":
                 parts = [np.zeros(c.nr_regions, np.int32) if c.regions.probe_offset is None
                          else np.diff(c.regions.probe_offset).astype(np.int32) for c in chunks]
             else:
                 parts = [getattr(c.regions, name) for c in chunks]
-            d[r0:r0 + nr_new_regions] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if direct_col:
+                direct.append(d, values)
+            else:
+                d[r0:r0 + nr_new_regions] = values
+        self._feed_guide(record_idx, chunks)
+        if direct is not None:
+            direct.wait()
         for name, (dtype, units) in layout.OPTIONAL_REGION_COLUMNS.items():
             if name not in regions:
                 if all(getattr(c.regions, name) is None for c in chunks):
@@ -436,6 +464,8 @@ class ArchiveWriter:
         self._reserve()
         with self._hdf5_writes():
             self._start_swmr()
+            if self._direct is not None:
+                self._direct.write_tails()
             for t in self._tables:
                 t.write_pending()
             self._file.flush()
@@ -556,6 +586,7 @@ class ArchiveWriter:
         except BaseException:
             self.abort()
             raise
+        self._close_direct()
         try:
             self._file.close()
         finally:
@@ -591,6 +622,7 @@ class ArchiveWriter:
         nowhere and cannot fail again. Never raises."""
         f, self._file = self._file, None
         self._failed = True
+        self._close_direct()
         if f is not None:
             if self._discard_on_error or self._hdf5_failed:
                 if not detach_hdf5_file(f) and self._discard_on_error \
