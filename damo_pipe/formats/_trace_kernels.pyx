@@ -10,7 +10,7 @@ damaged line or incomplete snapshot, lenient reading counts and drops).
 """
 cimport cython
 from libc.stdint cimport int64_t, uint64_t, uint8_t
-from libc.stdlib cimport free, malloc, strtod
+from libc.stdlib cimport free, malloc, realloc, strtod
 from libc.string cimport memcmp, memcpy
 
 from damo_pipe._kernels_common cimport (
@@ -202,6 +202,13 @@ cdef class _Rows:
     cdef public Py_ssize_t ndamaged, first_damaged   # lenient: skipped lines, first one
     cdef bint lenient
     cdef TokErr err
+    # the other DAMON event lines (formats.trace_events): line, start and end offsets,
+    # in a malloc'ed array grown by _side (3 entries per line)
+    cdef Py_ssize_t* side
+    cdef Py_ssize_t nside, side_cap
+
+    def __dealloc__(self):
+        free(self.side)
 
     def __init__(self, Py_ssize_t cap, bint lenient=False):
         self.end_a = np.empty(cap, np.int64)
@@ -243,6 +250,29 @@ cdef class _Rows:
         with nogil:
             self._tok(&mv[0], lo, hi)
 
+    cdef bint _side(self, Py_ssize_t line, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+        """Keep the place of a DAMON event line that is not a region (parsed in Python by
+        TraceState.side_line, as the twin does); False when out of memory."""
+        cdef Py_ssize_t* grown
+        cdef Py_ssize_t ncap
+        if self.nside >= self.side_cap:
+            ncap = 64 if self.side_cap == 0 else self.side_cap * 2
+            grown = <Py_ssize_t*>realloc(self.side, ncap * 3 * sizeof(Py_ssize_t))
+            if grown == NULL:
+                return False
+            self.side = grown
+            self.side_cap = ncap
+        self.side[3 * self.nside] = line
+        self.side[3 * self.nside + 1] = lo
+        self.side[3 * self.nside + 2] = hi
+        self.nside += 1
+        return True
+
+    def side_lines(self):
+        """[(line, start offset, end offset)] of the other DAMON event lines, in order."""
+        return [(self.side[3 * i], self.side[3 * i + 1], self.side[3 * i + 2])
+                for i in range(self.nside)]
+
     @cython.boundscheck(False)  # every row written is < cap: see "row >= cap" below
     cdef void _tok(self, const uint8_t* b, Py_ssize_t pos, Py_ssize_t body) noexcept nogil:
         """Parse the lines of b[pos:body]; run() has checked 0 <= pos < body <= len and
@@ -255,6 +285,7 @@ cdef class _Rows:
         cdef Py_ssize_t tl, ev_s, ev_l, k, dash
         cdef Py_ssize_t tidf = 0, nrf = 0, rngf = 0, accf = 0, agef = 0
         cdef int kind
+        cdef bint had_prefix
         cdef uint64_t tid = 0, nrr = 0, rs = 0, re_ = 0
         cdef int64_t acc = 0, age = 0
         cdef double d = 0
@@ -315,9 +346,11 @@ cdef class _Rows:
             # the event token without its ':' and an optional "damon:" prefix
             ev_s = ts_s[ts_idx + 1]
             ev_l = ts_e[ts_idx + 1] - ev_s - 1
+            had_prefix = False
             if ev_l >= 6 and _bytes_eq(b + ev_s, 6, b"damon:", 6):
                 ev_s += 6
                 ev_l -= 6
+                had_prefix = True
             nf = ntok - ts_idx - 2
             f0 = ts_idx + 2
             kind = EV_NONE
@@ -333,6 +366,12 @@ cdef class _Rows:
                     continue
                 kind = EV_BEFORE_APPLY
                 tidf = f0 + 2; nrf = f0 + 3; rngf = f0 + 4; accf = f0 + 5; agef = f0 + 6
+            elif had_prefix or (ev_l >= 6 and (_bytes_eq(b + ev_s, 6, b"damon_", 6)
+                                               or _bytes_eq(b + ev_s, 6, b"damos_", 6))):
+                # another DAMON event: its line goes to TraceState.side_line
+                if not self._side(line, ls, lend):
+                    if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
+                continue
             if kind == EV_NONE or f0 + nf > MAXTOK:
                 continue
             # timestamp (without its ':')
@@ -560,6 +599,23 @@ cdef inline void _drop(_Group g, int64_t r, list dropped):
         g.has_v[r] &= ~HAS_LAST
 
 
+def _side_lines(st, _Rows rr, buf, Py_ssize_t line0, path, below):
+    """Hand the other DAMON event lines of ``rr`` (those before line ``below`` unless
+    None) to ``st.side_line``; returns (lines counted damaged, first of them or -1),
+    which the caller merges into its own counts (st's are left as they were)."""
+    d0, f0 = st.damaged_lines, st.first_damage
+    st.first_damage = None
+    try:
+        for line, lo, hi in rr.side_lines():
+            if below is not None and line0 + line >= below:
+                break
+            st.side_line(line0 + line, buf[lo:hi], path)
+        nd, fd = st.damaged_lines - d0, st.first_damage
+    finally:
+        st.damaged_lines, st.first_damage = d0, f0
+    return nd, (-1 if fd is None else fd)
+
+
 @cython.boundscheck(False)  # rows index the _Rows arrays below n; r < g.cap (g.ensure)
 def trace_scan(data, st, bint final, path=None):
     """Cython twin of ``trace_text.py_trace_scan`` (same rows, same state updates).
@@ -727,12 +783,23 @@ def trace_scan(data, st, bint final, path=None):
                 row += 1
             err = rr.error(buf, path, line0)
             if err is not None:
-                raise err
+                raise err     # the side lines before it: the except clause below
+            if rr.nside:
+                nd, fd = _side_lines(st, rr, buf, line0, path, None)
+                damaged += nd
+                if fd >= 0 and (first_damage < 0 or fd < first_damage):
+                    first_damage = fd
             if rr.ndamaged:
                 damaged += rr.ndamaged
                 if first_damage < 0 or line0 + rr.first_damaged < first_damage:
                     first_damage = line0 + rr.first_damaged
             line0 += rr.nlines
+    except RecordFormatError as e:
+        # strict reading: the other DAMON lines of this part before the error are read
+        # first (an error among them comes first, as in the twin)
+        if rr is not None and rr.nside and e.line is not None:
+            _side_lines(st, rr, buf, line0, path, e.line)
+        raise
     finally:
         g.store(st)
         st.kernel_group = g       # valid until Python code changes the lists

@@ -97,6 +97,14 @@ class SideRows:
         self.cols = {name: {c: array.array(tc) for c, tc, _, _ in spec}
                      for name, (_, spec) in SIDE_TABLES.items()}
 
+    def __eq__(self, other):
+        return isinstance(other, SideRows) and self.cols == other.cols
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "SideRows(%s)" % ", ".join("%s=%d" % (n, self.nr_rows(n)) for n in self.cols)
+
     def add(self, table, values):
         cols = self.cols[table]
         for arr, v in zip(cols.values(), values):
