@@ -207,7 +207,7 @@ class ArchiveWriter:
         self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
         self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
                               "last_end": None, "guide": self._new_summariser(idx),
-                              "flushed": (0, 0, 0), "optional": 0})
+                              "flushed": (0, 0, 0), "optional": 0, "datasets": {}})
         self._pending.append([])
         return idx
 
@@ -371,19 +371,28 @@ class ArchiveWriter:
         st = self._records[record_idx]
         st["optional"] = max(st["optional"], optional)
 
+    @staticmethod
+    def _dataset(st, group, name):
+        """A record's dataset, opened once (h5py lookups cost ~50 us each, per batch)."""
+        d = st["datasets"].get((group, name))
+        if d is None:
+            g = st["group"] if group is None else st["group"][group]
+            d = st["datasets"][(group, name)] = g[name]
+        return d
+
     def _write_chunks(self, record_idx, chunks):
         self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
         g = st["group"]
-        snaps, regions = g["snapshots"], g["regions"]
+        regions = g["regions"]
         nr_new_snaps = sum(c.nr_snapshots for c in chunks)
         nr_new_regions = sum(c.nr_regions for c in chunks)
         s0, r0 = st["snapshots"], st["regions"]
         # regions: whole chunks compressed by the direct writer's threads meanwhile
         direct = self._direct_writer()
         for name in layout.REGION_COLUMNS:
-            d = regions[name]
+            d = self._dataset(st, "regions", name)
             # a column goes through the direct writer from its row 0 or never
             direct_col = direct is not None and (
                 direct.rows(d) == r0 if r0 else direct.usable(d))
@@ -402,7 +411,9 @@ class ArchiveWriter:
         if direct is not None:
             direct.wait()
         for name, (dtype, units) in layout.OPTIONAL_REGION_COLUMNS.items():
-            if name not in regions:
+            # created by this writer when a chunk first states it (its datasets cache)
+            d = st["datasets"].get(("regions", name))
+            if d is None:
                 if all(getattr(c.regions, name) is None for c in chunks):
                     continue
                 if self._swmr_started and r0:
@@ -412,7 +423,7 @@ class ArchiveWriter:
                                            chunks=(self._chunk_rows,), fillvalue=np.nan,
                                            **self._compression)
                 d.attrs["units"] = units
-            d = regions[name]
+                st["datasets"][("regions", name)] = d
             d.resize((r0 + nr_new_regions,))
             d[r0:r0 + nr_new_regions] = np.concatenate(
                 [np.full(c.nr_regions, np.nan) if getattr(c.regions, name) is None
@@ -432,7 +443,7 @@ class ArchiveWriter:
             offsets.append(c.snapshots.region_offset + base)
             base += c.nr_regions
         for name in layout.SNAPSHOT_COLUMNS:
-            d = snaps[name]
+            d = self._dataset(st, "snapshots", name)
             d.resize((s0 + nr_new_snaps,))
             if name == "region_offset":
                 values = np.concatenate(offsets)
@@ -445,7 +456,7 @@ class ArchiveWriter:
         first_k = -(-s0 // stride) * stride
         picks = np.arange(first_k, s0 + nr_new_snaps, stride)
         if len(picks):
-            ti = g[layout.TIME_INDEX]
+            ti = self._dataset(st, None, layout.TIME_INDEX)
             n0 = ti.shape[0]
             ti.resize((n0 + len(picks),))
             ti[n0:] = end_ns[picks - s0]
