@@ -255,6 +255,8 @@ class BloscColumns:
 
 #: Blosc compressor codes (the filter's 7th parameter) -> names for blosc_compress_ctx
 _COMPNAMES = {0: b"blosclz", 1: b"lz4", 2: b"lz4hc", 3: b"snappy", 4: b"zlib", 5: b"zstd"}
+#: whole chunks per compression job (a batch of 256k rows: 4 chunks of 64k rows)
+_CHUNKS_PER_JOB = 2
 #: Blosc's largest type size (larger ones are compressed as bytes, as the filter does)
 _BLOSC_MAX_TYPESIZE = 255
 
@@ -323,7 +325,7 @@ class BloscChunkWriter:
         self._compress = None
         self._loaded = False
         self._cols = {}       # dataset name -> _Column (one writer per file)
-        self._jobs = []       # (dataset, chunk index, future or result) in order
+        self._jobs = []       # (column, future or result: [(chunk index, mask, bytes)])
         self._pool = None
         self._scratch = threading.local()
 
@@ -353,19 +355,22 @@ class BloscChunkWriter:
         col = self._cols[dataset.name]
         values = np.ascontiguousarray(values, dtype=dataset.dtype)
         n, csize, pos = len(values), col.csize, 0
+        whole = []      # (chunk index, rows): one job per call, not per chunk
         if col.tail_rows:
             k = min(csize - col.tail_rows, n)
             col.tail[col.tail_rows:col.tail_rows + k] = values[:k]
             col.tail_rows += k
             pos = k
             if col.tail_rows == csize:
-                self._submit(col, (col.rows + k) // csize - 1, col.tail)
+                whole.append(((col.rows + k) // csize - 1, col.tail))
                 col.tail, col.tail_rows = None, 0
         first = (col.rows + pos) // csize
         while n - pos >= csize:
-            self._submit(col, first, values[pos:pos + csize])
+            whole.append((first, values[pos:pos + csize]))
             first += 1
             pos += csize
+        if whole:
+            self._submit(col, whole)
         if pos < n:
             if col.tail is None:
                 col.tail = np.empty(csize, dataset.dtype)
@@ -373,14 +378,21 @@ class BloscChunkWriter:
             col.tail_rows = n - pos
         col.rows += n
 
-    def _submit(self, col, index, data):
+    def _submit(self, col, chunks):
+        """Compress ``chunks`` ((index, rows) of ``col``) in a worker, in pieces of a
+        few chunks (the workers share a column's chunks; few hand-offs)."""
         if self.workers == 1:
-            self._jobs.append((col, index, self._compress_chunk(col, data)))
+            self._jobs.append((col, self._compress_chunks(col, chunks)))
             return
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="blosc-write")
-        self._jobs.append((col, index, self._pool.submit(self._compress_chunk, col, data)))
+        for i in range(0, len(chunks), _CHUNKS_PER_JOB):
+            self._jobs.append((col, self._pool.submit(self._compress_chunks, col,
+                                                      chunks[i:i + _CHUNKS_PER_JOB])))
+
+    def _compress_chunks(self, col, chunks):
+        return [(index,) + self._compress_chunk(col, data) for index, data in chunks]
 
     def _compress_chunk(self, col, data):
         """(filter mask, stored bytes) of one whole chunk, as HDF5's filter stores it:
@@ -398,12 +410,14 @@ class BloscChunkWriter:
     def wait(self):
         """Store every queued chunk (in order; HDF5 calls in this thread only)."""
         jobs, self._jobs = self._jobs, []
-        for i, (col, index, job) in enumerate(jobs):
+        for i, (col, job) in enumerate(jobs):
             try:
-                mask, data = job.result() if hasattr(job, "result") else job
-                col.dataset.id.write_direct_chunk((index * col.csize,), data, filter_mask=mask)
+                write = col.dataset.id.write_direct_chunk
+                csize = col.csize
+                for index, mask, data in (job.result() if hasattr(job, "result") else job):
+                    write((index * csize,), data, filter_mask=mask)
             except BaseException:
-                for _, _, j in jobs[i + 1:]:
+                for _, j in jobs[i + 1:]:
                     if hasattr(j, "cancel"):
                         j.cancel()
                 raise
@@ -414,12 +428,12 @@ class BloscChunkWriter:
         for col in self._cols.values():
             if col.tail_rows:
                 col.tail[col.tail_rows:] = col.fill
-                self._submit(col, col.rows // col.csize, col.tail.copy())
+                self._submit(col, [(col.rows // col.csize, col.tail.copy())])
         self.wait()
 
     def close(self):
         """Drop what is queued (after an error) and stop the workers."""
-        for _, _, j in self._jobs:
+        for _, j in self._jobs:
             if hasattr(j, "cancel"):
                 j.cancel()
         self._jobs = []
