@@ -421,3 +421,49 @@ def test_collector_without_autotuning_records_configured_intervals(root, tmp_pat
     ctx = read_side_table(out, "damon_context")
     assert "addr_unit" not in ctx    # no addr_unit file: not recorded
     assert ctx["sample_us"].tolist() == [5000] and not ctx["tuned"].any()
+
+
+def test_record_with_tracer_keeps_the_events_end_to_end(root, tmp_path, monkeypatch):
+    """``damo-collect record --tracer tracefs``: the side tables are made with the
+    records (before SWMR appending starts) and filled from the instance's trace_pipe."""
+    import threading
+    import time
+
+    from damo_pipe.archive.sidetables import list_side_tables, read_side_table
+    from tests.support.collect import cli
+    from tests.support.fake_kernel import FakeKernel
+    from tests.support.tracer_helpers import FakeTracefs, feed_fifo
+
+    monkeypatch.setenv("DAMO_PIPE_NO_REAL_SYSFS", "1")
+    monkeypatch.setenv("DAMO_PIPE_STATE_FILE", os.path.join(root, "owned.json"))
+    fake = FakeTracefs(tmp_path / "tracing", events=(
+        "damon_aggregated", "damon_monitor_intervals_tune", "damos_esz",
+        "damos_stat_after_apply_interval")).install(monkeypatch)
+    g = Gen("trace_pipe", seed=8, with_probes=False)
+    stop = threading.Event()
+
+    def feed():
+        deadline = time.monotonic() + 30
+        while not fake.instances_made and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.01)
+        if fake.instances_made:
+            feed_fifo(os.path.join(fake.instances_made[0], "trace_pipe"), g.text, piece=500,
+                      delay=0.001, stop=stop)
+
+    k = FakeKernel(os.path.join(root, "admin"), nr_regions=20).start()
+    th = threading.Thread(target=feed, daemon=True)
+    th.start()
+    out = tmp_path / "t.h5"
+    try:
+        rc = cli(k, "record", "--ops", "paddr", "--regions", "1M-1025M", "-o", out,
+                 "--timeout", "2", "--tracer", "tracefs", "--tracefs_root", fake.root,
+                 "--tracer_state_dir", tmp_path / "state", "--flush_interval", "0.2")
+    finally:
+        stop.set()
+        th.join(10)
+        k.stop()
+    assert rc == 0
+    names = {t["name"] for t in list_side_tables(out)}
+    assert {"trace_damos_esz", "trace_damos_stat", "trace_intervals_tune"} <= names
+    assert "trace_region_aggregated" not in names      # not enabled by default
+    check_side({n: read_side_table(out, n) for n in names}, g)
