@@ -192,6 +192,39 @@ cdef inline Py_ssize_t _fast_tail(const uint8_t* q, uint64_t* rs, uint64_t* re_,
     return j
 
 
+
+cdef inline Py_ssize_t _fast_line(const uint8_t* q, Py_ssize_t rem, const uint8_t* post_p,
+                                  Py_ssize_t post, const uint8_t** lt, Py_ssize_t* ltl,
+                                  int64_t* end_ns, uint64_t* rs, uint64_t* re_, int64_t* acc,
+                                  int64_t* age, uint8_t* hasage) noexcept nogil:
+    """Fast path of a damon_aggregated line from its timestamp token on (q; rem bytes
+    to the end of the buffer, whose last is a newline): the timestamp (parsed unless it
+    equals the last one, ``lt``), the ``post`` bytes that must follow it, the tail
+    (_fast_tail).  Returns the offset of the line's newline from q, or -1 (the
+    general path then parses the line)."""
+    cdef Py_ssize_t tl = 0, k
+    cdef double d
+    while _CLASS[q[tl]] == C_TOKEN:        # stops at the line's newline at the latest
+        tl += 1
+    if tl < 2 or q[tl - 1] != CH_COLON or tl + post >= rem:
+        return -1
+    if tl != ltl[0] or memcmp(q, lt[0], tl) != 0:
+        if not _ts_ok(q, tl - 1) or not _ts_to_double(q, tl - 1, &d):
+            return -1
+        d = d * 1e9
+        if not (d < 9223372036854775808.0):
+            return -1
+        end_ns[0] = <int64_t>d
+        lt[0] = q
+        ltl[0] = tl
+    if memcmp(q + tl, post_p, post) != 0:
+        return -1
+    k = _fast_tail(q + tl + post, rs, re_, acc, age, hasage)
+    if k < 0:
+        return -1
+    return tl + post + k
+
+
 cdef class _Rows:
     """Rows parsed from a range of lines (filled without the GIL)."""
     cdef public object end_a, tid_a, nr_a, s_a, e_a, acc_a, age_a, lines_a, hasage_a
@@ -291,20 +324,25 @@ cdef class _Rows:
         cdef double d = 0
         cdef char tsbuf[TS_STACK]
         cdef char* big
-        # fast path: a line that starts with the same bytes, up to its address range, as
-        # the last damon_aggregated line parsed in full (pp, plen bytes: no newline in
-        # them) has the same timestamp, target and nr_regions (f_*): only its tail
-        # (_fast_tail) is parsed.  The lines of a snapshot share that prefix.
+        # fast path: a line that has the same bytes as the last damon_aggregated line
+        # parsed in full (pp) before its timestamp (pre bytes) and between its timestamp
+        # and its address range (post bytes at pp + post_at; no newline in either) has
+        # the same target and nr_regions (f_*); its timestamp is parsed only when it
+        # differs from the last one seen (lt, ltl bytes with the ':'; f_end), and then its
+        # tail (_fast_line).  The lines of a snapshot share those bytes.
         cdef const uint8_t* pp = NULL
-        cdef Py_ssize_t plen = 0, ls
+        cdef Py_ssize_t pre = 0, post_at = 0, post = 0, ls
+        cdef const uint8_t* lt = NULL
+        cdef Py_ssize_t ltl = 0
         cdef int64_t f_end = 0
         cdef uint64_t f_tid = 0, f_nr = 0
         cdef uint8_t hasage = 0
         while pos < body:
             line += 1
-            if plen and body - pos > plen and memcmp(b + pos, pp, plen) == 0:
-                # b[pos + plen] is before the final newline (body - pos > plen)
-                k = _fast_tail(b + pos + plen, &rs, &re_, &acc, &age, &hasage)
+            if pre and body - pos > pre and memcmp(b + pos, pp, pre) == 0:
+                # b[pos + pre] is before the final newline (body - pos > pre)
+                k = _fast_line(b + pos + pre, body - pos - pre, pp + post_at, post, &lt,
+                               &ltl, &f_end, &rs, &re_, &acc, &age, &hasage)
                 if k >= 0 and row < cap:
                     self.end_v[row] = f_end
                     self.tid_v[row] = f_tid
@@ -316,7 +354,7 @@ cdef class _Rows:
                     self.hasage_v[row] = hasage
                     self.lines_v[row] = line
                     row += 1
-                    pos += plen + k + 1
+                    pos += pre + k + 1
                     continue
             ls = pos
             ntok = 0
@@ -470,7 +508,11 @@ cdef class _Rows:
             row += 1
             if kind != EV_BEFORE_APPLY:
                 pp = b + ls
-                plen = ts_s[rngf] - ls
+                pre = ts_s[ts_idx] - ls
+                post_at = ts_e[ts_idx] - ls
+                post = ts_s[rngf] - ts_e[ts_idx]
+                lt = b + ts_s[ts_idx]
+                ltl = ts_e[ts_idx] - ts_s[ts_idx]
                 f_end = <int64_t>d
                 f_tid = tid
                 f_nr = nrr

@@ -153,3 +153,39 @@ def test_prefix_changes_between_snapshots_and_pieces():
     assert sum(len(c[2]) for c in first.values()) == data.count(b"\n")
     for v in out.values():
         assert v == first
+
+
+TS_CASES = [
+    ["265.345206", "265.345206", "265.345207", "265.345207", "265.345300"],  # kernel-like
+    ["999.999998", "999.999999", "1000.000000", "1000.000001", "1000.000001"],  # wider
+    ["265.345206", "265.3452061234567890", "265.345207", "265.345207", "265.4"],  # strtod
+    ["265.345206", "26a.345206", "265.345207", "265.345207", "265.345208"],   # bad
+    ["265.345206", "265.345206", "9300000000.5", "265.3", "265.4"],           # range/order
+    ["265.345206", ".5", "7.", "265.345207", "265.345208"],
+    ["265.345206", "265.345206:", "265.345207", "265.345207", "265.345208"],  # '::'
+]
+
+
+def snapshot_ts(stamps, target=3, nr=None):
+    nr = len(stamps) if nr is None else nr
+    return "".join(
+        ("       kdamond.0-1112    [000] .....   %s: damon_aggregated: target_id=%d "
+         "nr_regions=%d %s\n") % (ts, target, nr, plain(i)) for i, ts in enumerate(stamps)
+    ).encode()
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+@pytest.mark.parametrize("k", range(len(TS_CASES)))
+def test_timestamps_within_a_snapshot_as_the_twin(k, lenient):
+    """Lines of a snapshot with their own timestamps (as the kernel writes them): the
+    fast path parses a changed timestamp itself, or leaves the line to the general
+    path; rows (every line's end time) and errors as the twin's."""
+    data = snapshot_ts(TS_CASES[k]) + snapshot_ts(["300.1", "300.2"], target=4)
+    assert scan("cython", data, lenient) == scan("python", data, lenient)
+
+
+def test_timestamps_rows_match_reference():
+    stamps = ["265.345206", "265.345207", "265.345207", "1265.000001", "1265.000001"]
+    got = scan("cython", snapshot_ts(stamps))
+    assert got[0]["end_ns"] == [int(float(t) * 1e9) for t in stamps]
+    assert got[0]["end_ns"][0] == 265345206000
