@@ -127,6 +127,10 @@ def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclud
     return np.concatenate(times), np.concatenate(values)
 
 
+#: region columns the wss reads besides ``start`` and ``end``
+_WSS_COLUMNS = ("nr_accesses",)
+
+
 def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
                 sortby="size", engine="cython", selection=None):
     """{target_id: TargetWss} as damo builds it (a later record of the same target wins).
@@ -138,7 +142,8 @@ def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_sample
     src = RecordSource.of(records)
     out = {}
     for i, meta in enumerate(src.metas):
-        chunks, skip = src.iter_chunks(i), exclude_samples
+        # only the columns the wss reads (an archive then decompresses 3 of 6)
+        chunks, skip = src.iter_chunks(i, columns=_WSS_COLUMNS), exclude_samples
         if selection:
             from damo_pipe.analyze.selection import first_selected, iter_selected_chunks
             chunks = iter_selected_chunks(src, i, selection)
