@@ -121,7 +121,8 @@ class _Window:
             return False
         if self.pos:
             self.base += self.pos
-            self.data = self.data[self.pos:] + chunk
+            # one copy (a slice and then a concatenation would be two)
+            self.data = b"".join((memoryview(self.data)[self.pos:], chunk))
             self.pos = 0
         else:
             self.data = self.data + chunk
