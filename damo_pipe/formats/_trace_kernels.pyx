@@ -309,8 +309,10 @@ cdef class _Rows:
                 tidf = f0 + 2; nrf = f0 + 3; rngf = f0 + 4; accf = f0 + 5; agef = f0 + 6
             elif ev_s != ts_s[ts_idx + 1] or (ev_l >= 6 and (
                     _bytes_eq(b + ev_s, 6, b"damon_", 6) or _bytes_eq(b + ev_s, 6, b"damos_", 6))):
-                # (ev_s moved: the token had perf's "damon:" prefix)
-                # another DAMON event: its line goes to TraceState.side_line
+                # another DAMON event (ev_s moved: the token had perf's "damon:" prefix):
+                # its line goes to TraceState.side_line
+                if not self._side(line, ls, lend):
+                    if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
                 continue
             if kind == EV_NONE or f0 + nf > MAXTOK:
                 continue
