@@ -26,9 +26,146 @@ _LOST_RE = re.compile(rb"\[LOST (\d+) EVENTS\]")
 
 def default_parser_factory():
     """A lenient parser: one lost or garbled kernel line must not end a recording; the
-    incomplete snapshot is dropped, counted and reported (TraceStreamParser)."""
+    incomplete snapshot is dropped, counted and reported (TraceStreamParser), with the
+    rows of open snapshots held without copies (:func:`_hold_open_rows`)."""
     from damo_pipe.formats.trace_text import TraceStreamParser
-    return TraceStreamParser(lenient=True)
+    return _hold_open_rows(TraceStreamParser(lenient=True))
+
+
+class _OpenRows:
+    """The parser's scanner, wrapped so that the rows of open snapshots are held here
+    without copies, in the one place each will have in the chunk.
+
+    ``TraceStreamParser`` joins the rows of open snapshots with every new piece of
+    input (``_concat_rows``), so that a snapshot of N regions read in 1 MiB pieces
+    costs O(N**2 / piece) copies (a 3M-region snapshot took 9 s, a 30M one hours), and
+    holds 64 bytes a region.  Here, while exactly one snapshot is open and its rows
+    come in one run (one target: the kernel writes a snapshot's lines together), they
+    go straight into its four region columns, allocated at its ``nr_regions`` (the
+    pages are touched as rows arrive: 32 bytes a region), and the parser sees none of
+    them; when it completes, the parser gets them as they are (views, and one-value
+    broadcasts for snapshot id, record, nr_regions and end time: the end time of its
+    first line, the only one rows_to_batch reads), then the rows that
+    followed in the same piece at the next call (or at once when the input ends).
+    Anything else (several open snapshots, damage, a dropped snapshot, the end of the
+    input) gives the parser every row, held ones first, as before this wrapper:
+    rows, their order and errors are unchanged.
+    """
+
+    #: a snapshot is held only when its nr_regions is below this (a garbled count
+    #: must not allocate the impossible)
+    MAX_HELD = 1 << 32
+    REGION_FIELDS = ("start", "end", "nr_accesses", "age")
+    CONST_FIELDS = ("end_ns", "nr_regions", "sid", "rec")
+
+    def __init__(self, parser):
+        from damo_pipe.formats.trace_text import ROW_FIELDS
+        self.parser = parser
+        self.scan = parser._scan
+        self.fields = ROW_FIELDS
+        self.held = None        # {"const": {field: value}, "cols": {field: array}, "n": rows}
+        self.rest = None        # rows scanned after a held snapshot completed, not yet given
+        self.rows_held = 0
+
+    # -- helpers -----------------------------------------------------------------------
+    def _held_rows(self):
+        import numpy as np
+        h = self.held
+        n = h["n"]
+        rows = {f: h["cols"][f][:n] for f in self.REGION_FIELDS}
+        for f in self.CONST_FIELDS:
+            rows[f] = np.broadcast_to(np.asarray(h["const"][f], np.int64), (n,))
+        self.held = None
+        self.rows_held = 0
+        return rows
+
+    def _put(self, rows, lo, hi):
+        """Append rows[lo:hi] (all of the held snapshot) to the held columns."""
+        h = self.held
+        n = h["n"]
+        k = hi - lo
+        for f in self.REGION_FIELDS:
+            h["cols"][f][n:n + k] = rows[f][lo:hi]
+        h["n"] = n + k
+        self.rows_held = n + k
+
+    def _give_all(self, rows):
+        """Every held row, then ``rows`` (the parser's usual path)."""
+        from damo_pipe.formats.trace_text import _concat_rows
+        if self.held is not None:
+            rows = _concat_rows(self._held_rows(), rows)
+        return rows
+
+    def _empty(self, rows):
+        return {f: rows[f][:0] for f in self.fields}
+
+    # -- the scanner -----------------------------------------------------------------
+    def __call__(self, data, st, final, path=None):
+        from damo_pipe.formats.trace_text import _concat_rows
+        consumed, rows = self.scan(data, st, final, path)
+        if self.rest is not None:
+            rows = _concat_rows(self.rest, rows)
+            self.rest = None
+        if final or st.dropped_sids:
+            return consumed, self._give_all(rows)
+        sid = rows["sid"]
+        n = len(sid)
+        opens = st.open_sids()
+        h = self.held
+        if h is not None:
+            o = h["const"]["sid"]
+            if n == 0:
+                return consumed, self._empty(rows)
+            # the leading run of the held snapshot's rows
+            other = (sid != o).nonzero()[0]
+            k = int(other[0]) if len(other) else n
+            if k + len(other) != n or h["n"] + k > len(h["cols"]["start"]):
+                return consumed, self._give_all(rows)     # interleaved: the usual path
+            self._put(rows, 0, k)
+            if o in opens:
+                return consumed, self._empty(rows)
+            if k < n:
+                self.rest = {f: rows[f][k:] for f in self.fields}
+            return consumed, self._held_rows()
+        # nothing held: hold the trailing run of the one open snapshot's rows
+        if len(opens) != 1 or n == 0 or sid[-1] != opens[0]:
+            return consumed, rows
+        o = opens[0]
+        carry = self.parser._carry
+        if carry is not None and len(carry["sid"]) and not (carry["sid"] == o).all():
+            return consumed, rows
+        other = (sid != o).nonzero()[0]
+        k = int(other[-1]) + 1 if len(other) else 0
+        if len(other) != k:        # rows of the open snapshot before others: usual path
+            return consumed, rows
+        nr = int(rows["nr_regions"][-1])
+        if not 0 < nr < self.MAX_HELD:
+            return consumed, rows
+        self._hold(rows, k, n, carry, nr, o)
+        return consumed, {f: rows[f][:k] for f in self.fields}
+
+    def _hold(self, rows, k, n, carry, nr, o):
+        import numpy as np
+        first = carry if carry is not None and len(carry["sid"]) else \
+            {f: rows[f][k:] for f in ("end_ns",)}
+        # end_ns: the snapshot's (its first line's, as rows_to_batch takes it)
+        self.held = {"const": {"sid": o, "rec": int(rows["rec"][-1]),
+                               "end_ns": int(first["end_ns"][0]), "nr_regions": nr},
+                     "cols": {f: np.empty(nr, rows[f].dtype) for f in self.REGION_FIELDS},
+                     "n": 0}
+        if carry is not None and len(carry["sid"]):
+            self._put(carry, 0, len(carry["sid"]))
+        self.parser._carry = None
+        self._put(rows, k, n)
+
+
+def _hold_open_rows(parser):
+    """``parser`` (a TraceStreamParser) with its open snapshots' rows held by
+    :class:`_OpenRows` (a parser without the private hooks is returned as is)."""
+    if getattr(parser, "_scan", None) is None or not hasattr(parser, "_carry"):
+        return parser
+    parser._scan = _OpenRows(parser)
+    return parser
 
 
 class TraceStreamer:
@@ -123,7 +260,11 @@ class TraceStreamer:
         if not data:
             return 0
         self.bytes_in += len(data)
-        if b"LOST" in data or b"LOST" in self._lost_tail + data[:8]:
+        # memchr for an "L" first: a substring search over every piece costs as much as
+        # tokenizing it (0.18 s per 400 MB), and trace text rarely holds an "L"
+        first_l = data.find(b"L")
+        if (first_l >= 0 and data.find(b"LOST", first_l) >= 0) \
+                or b"LOST" in self._lost_tail + data[:8]:
             self._count_lost(data)
         self._lost_tail = data[-32:]
         if self.damos_parser is not None:
