@@ -12,7 +12,7 @@ machine is shared), and records the peak RSS of the command
 Target 3, 10M regions (10,000 snapshots x 1,000 regions) converted to ``.h5``:
 legacy binary v2 >= 20M regions/s, perf script text >= 3M regions/s, json_compressed
 >= 70 % of the speed of merely inflating the file (``zlib`` in this process, 256 KiB
-pieces, 4 MiB of output per step: the fastest plain inflate here; measured right after
+pieces, 4 MiB of output per step: the fastest plain inflate here; measured right before
 each conversion round, so that both see the same load; the ratio is the best floor over
 the best conversion), each <= 300 MiB peak RSS.
 
@@ -105,17 +105,16 @@ def damo_analyze():
     return str(Path(sys.executable).with_name("damo-analyze"))
 
 
-def measure(benchmark, argv, nr_regions, rounds=ROUNDS, cleanup=None):
-    """Rounds of one whole command; the minimum wall and the maximum peak RSS recorded."""
+def measure(benchmark, argv, nr_regions, rounds=ROUNDS, before=None):
+    """Rounds of one whole command; the minimum wall and the maximum peak RSS recorded.
+    ``before()`` runs before each round, untimed."""
     walls, rsss = [], []
 
     def once():
         w, r = run_measured(argv)
         walls.append(w)
         rsss.append(r)
-        if cleanup is not None:
-            cleanup()
-    benchmark.pedantic(once, rounds=rounds, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(once, setup=before, rounds=rounds, iterations=1, warmup_rounds=0)
     best, rss = min(walls), max(rsss)
     benchmark.extra_info.update(wall_min_s=best, walls_s=walls, peak_rss_mib=rss,
                                 regions_per_s=nr_regions / best,
@@ -152,12 +151,13 @@ def test_convert_10m(benchmark, fmt, tmp_path):
     out = tmp_path / "o.h5"
     floors = []
 
-    def after_round():
+    def before_round():
         out.unlink(missing_ok=True)
-        if fmt == "json_compressed":   # the floor right after each round: same load
+        if fmt == "json_compressed":   # the floor right before each round: same load
             floors.append(inflate_seconds(src, rounds=1))
     best, rss = measure(benchmark, [damo_analyze(), "convert", src, out], N10M,
-                        cleanup=after_round)
+                        before=before_round)
+    out.unlink(missing_ok=True)
     assert rss <= RSS_LIMIT_MIB, "%s: peak RSS %.0f MiB" % (fmt, rss)
     if fmt == "json_compressed":
         walls = benchmark.extra_info["walls_s"]
@@ -199,5 +199,6 @@ def test_convert_100m(benchmark, tmp_path):
     src = make_input("record_100m")
     out = tmp_path / "o.h5"
     best, rss = measure(benchmark, [damo_analyze(), "convert", src, out], N100M,
-                        rounds=min(ROUNDS, 2), cleanup=lambda: out.unlink(missing_ok=True))
+                        rounds=min(ROUNDS, 2), before=lambda: out.unlink(missing_ok=True))
+    out.unlink(missing_ok=True)
     assert rss <= RSS_LIMIT_MIB, "convert of 100M regions: peak RSS %.0f MiB" % rss
