@@ -149,17 +149,22 @@ def _bad(msg, path, line):
 
 
 def _uint(tok, what, path, line, limit=U64_MAX):
-    if not _UINT_RE.match(tok):
-        raise _bad("bad %s %r" % (what, tok.decode("latin-1")), path, line)
-    v = int(tok)
-    if v > limit:
+    # bytes.isdigit(): non-empty and ASCII digits only (what _UINT_RE accepts)
+    if tok.isdigit():
+        v = int(tok)
+        if v <= limit:
+            return v
         raise _bad("%s %s out of range" % (what, v), path, line)
-    return v
+    raise _bad("bad %s %r" % (what, tok.decode("latin-1")), path, line)
 
 
 def _named(tok, name, what, path, line, limit=U64_MAX):
     """The value of ``name=<uint>`` (``name`` bytes, or a tuple of accepted names)."""
     key, eq, val = tok.partition(b"=")
+    if eq and (key == name if name.__class__ is bytes else key in name) and val.isdigit():
+        v = int(val)
+        if v <= limit:
+            return v
     names = name if isinstance(name, tuple) else (name,)
     if not eq or key not in names:
         raise _bad("%s: expected %s=<number>, got %r" % (what, names[0].decode(),
@@ -195,9 +200,34 @@ def _stat(ev, fields, path, line):
     return [ctx, sch] + vals
 
 
+#: well-formed lines in one regular expression (fields joined by one space); anything
+#: else, or a number out of range, takes the field-by-field path (and its errors)
+_FAST = {
+    b"damos_stat_after_apply_interval": (
+        "trace_damos_stat", re.compile(
+            rb"ctx_idx=([0-9]+) scheme_idx=([0-9]+) nr_tried=([0-9]+) sz_tried=([0-9]+) "
+            rb"nr_applied=([0-9]+) sz_(?:applied|tried)=([0-9]+) "
+            rb"sz_ops_filter_passed=([0-9]+) qt_exceeds=([0-9]+) nr_snapshots=([0-9]+)")),
+    b"damos_esz": ("trace_damos_esz", re.compile(
+        rb"ctx_idx=([0-9]+) scheme_idx=([0-9]+) esz=([0-9]+)")),
+    b"damon_monitor_intervals_tune": ("trace_intervals_tune", re.compile(
+        rb"sample_us=([0-9]+)")),
+}
+
+
 def parse_side_fields(ev, fields, end_ns, path, line, rows):
     """Parse the fields of a known side event into ``rows`` (a :class:`SideRows`).
     RecordFormatError for a damaged line (nothing added then)."""
+    fast = _FAST.get(ev)
+    if fast is not None:
+        m = fast[1].fullmatch(b" ".join(fields))
+        if m is not None:
+            vals = [int(x) for x in m.groups()]
+            # ctx_idx and scheme_idx are %u, the rest %lu
+            if max(vals) <= U64_MAX and (ev == b"damon_monitor_intervals_tune"
+                                         or max(vals[0], vals[1]) <= U32_MAX):
+                rows.add(fast[0], [end_ns] + vals)
+                return
     what = ev.decode()
     if ev == b"damos_esz":
         if len(fields) != 3:

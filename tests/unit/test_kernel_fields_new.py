@@ -227,6 +227,9 @@ def test_unknown_damon_events_are_counted_and_named(engine, caplog):
     ("ctx_idx=0 scheme_idx=1", "fields"),
     ("ctx_idx=0 scheme_idx=1 esz=12x", "bad"),
     ("ctx_idx=0 scheme=1 esz=12", "scheme_idx"),
+    ("ctx_idx=4294967296 scheme_idx=1 esz=12", "out of range"),     # %u
+    ("ctx_idx=0 scheme_idx=1 esz=18446744073709551616", "out of range"),
+    ("ctx_idx=0 scheme_idx=1 esz=12 extra=1", "fields"),
 ])
 def test_a_damaged_side_line_is_an_error_naming_it_or_counted(bad, what, engine):
     g = Gen("trace_pipe", seed=9, with_probes=False)
