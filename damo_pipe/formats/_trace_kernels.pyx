@@ -420,6 +420,9 @@ cdef class _Rows:
                 f_end = <int64_t>d
                 f_tid = tid
                 f_nr = nrr
+            elif not self._side(line, ls, lend):
+                # damos_before_apply: all its fields also go to a side table (TraceState)
+                if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
         self.n = row
         self.nlines = line
 

@@ -19,6 +19,8 @@ damon_monitor_intervals_tune       ``sample_us=%lu``                           t
 damon_region_aggregated            ``target_id=%lu nr_regions=%u %lu-%lu: %u   trace_region_aggregated,
                                    %u probe_hits=%s`` (``__print_hex``:        trace_region_probe_hits
                                    two hex digits per probe, space separated)
+damos_before_apply                 ``ctx_idx=%u scheme_idx=%u target_idx=%lu   snapshots (as damo),
+                                   nr_regions=%u %lu-%lu: %u %u``              and trace_damos_before_apply
 =================================  ==========================================  ===========
 
 Any other event whose name starts with ``damon_``/``damos_`` (or carries perf's
@@ -65,6 +67,14 @@ SIDE_TABLES = {
         ("nr_probes", "Q", "uint64", "count (hits in trace_region_probe_hits, in row order)")]),
     "trace_region_probe_hits": ("damon_region_aggregated", [
         ("hits", "B", "uint8", "hits of one probe (unsigned char)")]),
+    # the region rows go to the target's record as damo files them; this table keeps
+    # every field of every line, ctx_idx and scheme_idx included
+    "trace_damos_before_apply": ("damos_before_apply", [
+        ("time_ns", "q", "int64", "ns"), ("ctx_idx", "Q", "uint64", "index"),
+        ("scheme_idx", "Q", "uint64", "index"), ("target_idx", "Q", "uint64", "index"),
+        ("nr_regions", "Q", "uint64", "count"), ("start", "Q", "uint64", "bytes"),
+        ("end", "Q", "uint64", "bytes"), ("nr_accesses", "Q", "uint64", "samples"),
+        ("age", "Q", "uint64", "aggregation intervals")]),
 }
 
 #: the kernel format string each table follows (also stored as the table's ``format``)
@@ -76,12 +86,15 @@ FORMATS = {
     "trace_intervals_tune": "sample_us=%lu",
     "trace_region_aggregated": "target_id=%lu nr_regions=%u %lu-%lu: %u %u probe_hits=%s",
     "trace_region_probe_hits": "probe_hits=%s (__print_hex of unsigned char[nr_probes])",
+    "trace_damos_before_apply": ("ctx_idx=%u scheme_idx=%u target_idx=%lu nr_regions=%u "
+                                 "%lu-%lu: %u %u"),
 }
 
 _EVENT_TABLE = {b"damos_stat_after_apply_interval": "trace_damos_stat",
                 b"damos_esz": "trace_damos_esz",
                 b"damon_monitor_intervals_tune": "trace_intervals_tune",
-                b"damon_region_aggregated": "trace_region_aggregated"}
+                b"damon_region_aggregated": "trace_region_aggregated",
+                b"damos_before_apply": "trace_damos_before_apply"}
 KNOWN_SIDE_EVENTS = tuple(_EVENT_TABLE)
 
 
@@ -212,7 +225,13 @@ _FAST = {
         rb"ctx_idx=([0-9]+) scheme_idx=([0-9]+) esz=([0-9]+)")),
     b"damon_monitor_intervals_tune": ("trace_intervals_tune", re.compile(
         rb"sample_us=([0-9]+)")),
+    b"damos_before_apply": ("trace_damos_before_apply", re.compile(
+        rb"ctx_idx=([0-9]+) scheme_idx=([0-9]+) target_idx=([0-9]+) nr_regions=([0-9]+) "
+        rb"([0-9]+)-([0-9]+): ([0-9]+) ([0-9]+)")),
 }
+#: values that are %u (the others are %lu), by position in the fast match
+_U32_AT = {b"damos_stat_after_apply_interval": (0, 1), b"damos_esz": (0, 1),
+           b"damon_monitor_intervals_tune": (), b"damos_before_apply": (0, 1, 3, 6, 7)}
 
 
 def parse_side_fields(ev, fields, end_ns, path, line, rows):
@@ -223,9 +242,7 @@ def parse_side_fields(ev, fields, end_ns, path, line, rows):
         m = fast[1].fullmatch(b" ".join(fields))
         if m is not None:
             vals = [int(x) for x in m.groups()]
-            # ctx_idx and scheme_idx are %u, the rest %lu
-            if max(vals) <= U64_MAX and (ev == b"damon_monitor_intervals_tune"
-                                         or max(vals[0], vals[1]) <= U32_MAX):
+            if max(vals) <= U64_MAX and all(vals[i] <= U32_MAX for i in _U32_AT[ev]):
                 rows.add(fast[0], [end_ns] + vals)
                 return
     what = ev.decode()
@@ -244,6 +261,22 @@ def parse_side_fields(ev, fields, end_ns, path, line, rows):
                        % len(fields), path, line)
         rows.add("trace_intervals_tune", [end_ns, _named(fields[0], b"sample_us", what, path,
                                                          line)])
+    elif ev == b"damos_before_apply":
+        if len(fields) != 7:
+            raise _bad("damos_before_apply line with %d fields (expected 7)" % len(fields),
+                       path, line)
+        vals = [_named(fields[0], b"ctx_idx", what, path, line, U32_MAX),
+                _named(fields[1], b"scheme_idx", what, path, line, U32_MAX),
+                _named(fields[2], b"target_idx", what, path, line),
+                _named(fields[3], b"nr_regions", what, path, line, U32_MAX)]
+        rng = fields[4]
+        if not rng.endswith(b":") or b"-" not in rng:
+            raise _bad("bad address range %r" % rng.decode("latin-1"), path, line)
+        a, _, b = rng[:-1].partition(b"-")
+        vals += [_uint(a, "region start", path, line), _uint(b, "region end", path, line),
+                 _uint(fields[5], "nr_accesses", path, line, U32_MAX),
+                 _uint(fields[6], "age", path, line, U32_MAX)]
+        rows.add("trace_damos_before_apply", [end_ns] + vals)
     elif ev == b"damon_region_aggregated":
         if len(fields) < 6:
             raise _bad("damon_region_aggregated line with %d fields (expected 6 or more)"

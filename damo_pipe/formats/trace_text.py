@@ -89,8 +89,8 @@ def _after_eq(tok, what, path, line):
 
 
 def _parse_event_line(raw, line, path, st=None):
-    """(target id, end_ns, nr_regions, start, end, nr_accesses, age, has age field) of
-    a DAMON region event line; None for any other line (the other DAMON events go to
+    """(target id, end_ns, nr_regions, start, end, nr_accesses, age, has age field, is
+    damos_before_apply) of a DAMON region event line; None for any other line (the other DAMON events go to
     ``st.side_event``: side tables, unknown ones counted); RecordFormatError for a
     damaged event line."""
     toks = raw.split()
@@ -141,7 +141,7 @@ def _parse_event_line(raw, line, path, st=None):
         age = AGE_UNKNOWN
     else:
         age = _parse_int(aget, "age", path, line)
-    return tid, end_ns, nr, start, end, acc, age, aget is not None
+    return tid, end_ns, nr, start, end, acc, age, aget is not None, nf == 7
 
 
 def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
@@ -176,8 +176,11 @@ def py_trace_scan(data: bytes, st: TraceState, final: bool, path=None):
             continue
         if ev is None:
             continue
-        tid, end_ns, nr, start, end, acc, age, has_age = ev
+        tid, end_ns, nr, start, end, acc, age, has_age, before_apply = ev
         got = st.add_line(line, tid, end_ns, nr, start, end, has_age, path)
+        if before_apply:
+            # every field of it (ctx_idx, scheme_idx too) also goes to a side table
+            st.side_line(line, raw, path)
         if got is None:
             continue
         sid, r = got

@@ -470,3 +470,66 @@ def test_record_with_tracer_keeps_the_events_end_to_end(root, tmp_path, monkeypa
     assert {"trace_damos_esz", "trace_damos_stat", "trace_intervals_tune"} <= names
     assert "trace_region_aggregated" not in names      # not enabled by default
     check_side({n: read_side_table(out, n) for n in names}, g)
+
+
+def _before_apply_trace(style, ctx_scheme=((0, 2), (1, 0))):
+    """damos_before_apply lines (one snapshot of 3 regions per (ctx, scheme)) and the
+    expected side rows."""
+    lines, rows = [], []
+    ts = 50.0
+    for ctx, scheme in ctx_scheme:
+        ts += 0.1
+        for i in range(3):
+            s, e = 4096 * (i + 1), 4096 * (i + 2)
+            lines.append(style_line(style, ts, "damos_before_apply", kprintf(
+                FMT_BEFORE_APPLY, ctx, scheme, 7, 3, s, e, i, 10 + i)))
+            rows.append((ts_ns(ts), ctx, scheme, 7, 3, s, e, i, 10 + i))
+    return lines, rows
+
+
+BEFORE_APPLY_COLS = ("time_ns", "ctx_idx", "scheme_idx", "target_idx", "nr_regions", "start",
+                     "end", "nr_accesses", "age")
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_damos_before_apply_keeps_ctx_and_scheme(style, engine):
+    lines, rows = _before_apply_trace(style)
+    text = ("\n".join(lines) + "\n").encode()
+    p, chunks = parse_all(text, engine)
+    assert sum(c.nr_snapshots for _, c in chunks) == 2      # the snapshots, as before
+    assert rows_of(p.take_side_rows(), "trace_damos_before_apply", BEFORE_APPLY_COLS) == rows
+
+
+def test_damos_before_apply_with_a_garbled_scheme_field(engine):
+    lines, rows = _before_apply_trace("perf_script")
+    lines[1] = lines[1].replace("scheme_idx=2", "scheme_idx=2x")
+    text = ("\n".join(lines) + "\n").encode()
+    with pytest.raises(RecordFormatError, match="scheme_idx") as ei:
+        parse_all(text, engine)
+    assert ei.value.line == 2
+    p, chunks = parse_all(text, engine, lenient=True)
+    # the region fields were fine: the snapshot stays; the side row of the line is lost
+    assert sum(c.nr_snapshots for _, c in chunks) == 2
+    assert p.state.damaged_lines == 1 and p.state.first_damage == 2
+    assert rows_of(p.take_side_rows(), "trace_damos_before_apply",
+                   BEFORE_APPLY_COLS) == rows[:1] + rows[2:]
+
+
+@pytest.mark.parametrize("side_first", [True, False])
+def test_strict_errors_come_in_line_order(side_first, engine):
+    agg = [style_line("trace_pipe", 10.0, "damon_aggregated",
+                      kprintf(FMT_AGGREGATED, 0, 3, 4096 * i, 4096 * (i + 1), 1, 1))
+           for i in range(1, 4)]
+    bad_side = style_line("trace_pipe", 10.0, "damos_esz", "ctx_idx=0 scheme_idx=0 esz=z")
+    # a snapshot of 3 regions cut after 2 lines by one of nr_regions=2: a grouping error
+    bad_group = style_line("trace_pipe", 10.0, "damon_aggregated",
+                           kprintf(FMT_AGGREGATED, 0, 2, 1 << 20, 2 << 20, 1, 1))
+    if side_first:
+        lines = [agg[0], bad_side, agg[1], bad_group]
+        want, what = 2, "esz"
+    else:
+        lines = [agg[0], agg[1], bad_group, bad_side]
+        want, what = 3, "incomplete snapshot"
+    with pytest.raises(RecordFormatError, match=what) as ei:
+        parse_all(("\n".join(lines) + "\n").encode(), engine)
+    assert ei.value.line == want
