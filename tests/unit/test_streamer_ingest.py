@@ -3,6 +3,7 @@
 the plain TraceStreamParser for every input and every way of cutting it into pieces,
 and a big snapshot must be held (not carried and copied at every piece)."""
 import random
+import weakref
 
 import numpy as np
 import pytest
@@ -16,10 +17,15 @@ from damo_pipe.model import Record
 PAGE = 4096
 
 
-def line(ts_us, tid, nr, i, age=True, base=1 << 40):
-    s = base + i * PAGE
-    tail = "%d-%d: %d %d" % (s, s + PAGE, i % 7, i % 300) if age else \
-        "%d-%d: %d" % (s, s + PAGE, i % 7)
+def start_of(k, i):
+    """Region i of snapshot k (every snapshot has its own addresses and values)."""
+    return (1 << 40) + (k << 32) + i * PAGE
+
+
+def line(ts_us, tid, nr, i, k=0, age=True):
+    s = start_of(k, i)
+    tail = "%d-%d: %d %d" % (s, s + PAGE, (i + k) % 7, (i + 3 * k) % 300) if age else \
+        "%d-%d: %d" % (s, s + PAGE, (i + k) % 7)
     return "  kdamond.0-77  [001] .....  %d.%06d: damon_aggregated: target_id=%d " \
            "nr_regions=%d %s\n" % (ts_us // 1000000, ts_us % 1000000, tid, nr, tail)
 
@@ -29,8 +35,8 @@ def snapshots(spec, interleave=False):
     consecutive snapshot pairs alternate (two targets written together)."""
     out = []
     t = 100_000_000
-    for tid, nr in spec:
-        out.append([line(t + i // 16, tid, nr, i) for i in range(nr)])
+    for k, (tid, nr) in enumerate(spec):
+        out.append([line(t + i // 16, tid, nr, i, k) for i in range(nr)])
         t += 100_000
     if not interleave:
         return "".join("".join(s) for s in out).encode()
@@ -130,7 +136,7 @@ def test_a_big_snapshot_is_held_not_carried():
     assert p._carry is None or len(p._carry["sid"]) == 0
     out = p.feed(data[pos:]) + p.finish()
     got = np.concatenate([c.regions.start for _, c in out])
-    assert got.tolist() == [(1 << 40) + (i % n) * PAGE for i in range(2 * n)]
+    assert got.tolist() == [start_of(i // n, i % n) for i in range(2 * n)]
 
 
 def test_streamer_archive_matches_the_lines(tmp_path):
@@ -155,3 +161,37 @@ def test_streamer_archive_matches_the_lines(tmp_path):
                        r.regions.nr_accesses.tolist(), r.regions.age.tolist()))
         assert got == want[tid]
     assert recs[0].snapshots.nr_regions.tolist() == [30000, 30000, 5]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_spare_columns_never_reused_while_a_chunk_holds_them(name, monkeypatch):
+    """Every held snapshot's columns become spare (SPARE_MIN 1); the chunks are all kept
+    until the end, so none may be parsed into again: same chunks as the plain parser."""
+    from damo_pipe.collect.tracing import streamer
+    monkeypatch.setattr(streamer._OpenRows, "SPARE_MIN", 1)
+    data = CASES[name]
+    cuts = list(range(1000, len(data), 1000))
+    assert run(data, cuts, hold=True) == run(data, cuts, hold=False)
+
+
+def test_spare_columns_reused_once_the_chunk_is_gone():
+    n = 70000
+    data = snapshots([(0, n), (0, n), (0, n)])
+    p = _hold_open_rows(TraceStreamParser(lenient=True))
+    holder = p._scan
+    bases = []          # the arrays of each period of holding
+    starts = []
+    was_held = False
+    for pos in range(0, len(data), 1 << 20):
+        for _, c in p.feed(data[pos:pos + (1 << 20)]):
+            starts.append(c.regions.start.copy())
+            del c                                  # as the archive writer drops it
+        if holder.held is not None and not was_held:
+            bases.append(weakref.ref(holder.held["base"]["start"]))   # (no reference)
+        was_held = holder.held is not None
+    for _, c in p.finish():
+        starts.append(c.regions.start.copy())
+    assert len(bases) == 3 and bases[0]() is not None
+    assert bases[0]() is bases[1]() is bases[2]()
+    assert [s.tolist() for s in starts] == [[start_of(k, i) for i in range(n)]
+                                            for k in range(3)]
