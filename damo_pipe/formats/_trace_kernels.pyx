@@ -120,6 +120,7 @@ cdef struct TokErr:
 
 
 include "_trace_fast.pxi"
+include "_trace_side.pxi"
 
 
 cdef class _Rows:
@@ -136,9 +137,14 @@ cdef class _Rows:
     # in a malloc'ed array grown by _side (3 entries per line)
     cdef Py_ssize_t* side
     cdef Py_ssize_t nside, side_cap
+    # damos_before_apply lines whose side row is made from their row: row, ctx_idx,
+    # scheme_idx (3 entries per line; _before_apply)
+    cdef int64_t* ba
+    cdef Py_ssize_t nba, ba_cap
 
     def __dealloc__(self):
         free(self.side)
+        free(self.ba)
 
     def __init__(self, Py_ssize_t cap, bint lenient=False):
         self.end_a = np.empty(cap, np.int64)
@@ -173,6 +179,7 @@ cdef class _Rows:
         self.ndamaged = 0
         self.first_damaged = 0
         self.nside = 0
+        self.nba = 0
         self.err.code = TE_OK
 
     @cython.boundscheck(False)  # &mv[0] and mv[hi - 1] only when hi > lo (range checked)
@@ -205,6 +212,34 @@ cdef class _Rows:
         self.side[3 * self.nside + 1] = lo
         self.side[3 * self.nside + 2] = hi
         self.nside += 1
+        return True
+
+    cdef bint _before_apply(self, const uint8_t* b, Py_ssize_t cs, Py_ssize_t ce,
+                            Py_ssize_t ss, Py_ssize_t se, Py_ssize_t row, uint64_t nrr,
+                            int64_t acc, int64_t age, Py_ssize_t line, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+        """A damos_before_apply line also makes a side row (every field): when its
+        ctx_idx, scheme_idx, nr_regions, nr_accesses and age are well-formed %u values
+        the row is made from its region row (_before_apply_rows), else the line goes to
+        _side (TraceState parses it and names what is wrong, as the twin)."""
+        cdef uint64_t ctx = 0, sch = 0
+        cdef int64_t* grown
+        cdef Py_ssize_t ncap
+        if not (nrr <= U32_MAX_ and 0 <= acc <= U32_MAX_ and 0 <= age <= U32_MAX_
+                and _u32_named(b + cs, ce - cs, b"ctx_idx=", 8, &ctx)
+                and _u32_named(b + ss, se - ss, b"scheme_idx=", 11, &sch)):
+            return self._side(line, lo, hi)
+        if self.nba >= self.ba_cap:
+            ncap = 64 if self.ba_cap == 0 else self.ba_cap * 2
+            grown = <int64_t*>realloc(self.ba, ncap * 3 * sizeof(int64_t))
+            if grown == NULL:
+                return False
+            self.ba = grown
+            self.ba_cap = ncap
+        self.ba[3 * self.nba] = row
+        self.ba[3 * self.nba + 1] = <int64_t>ctx
+        self.ba[3 * self.nba + 2] = <int64_t>sch
+        self.nba += 1
         return True
 
     def side_lines(self):
@@ -420,8 +455,9 @@ cdef class _Rows:
                 f_end = <int64_t>d
                 f_tid = tid
                 f_nr = nrr
-            elif not self._side(line, ls, lend):
-                # damos_before_apply: all its fields also go to a side table (TraceState)
+            elif not self._before_apply(b, ts_s[f0], ts_e[f0], ts_s[f0 + 1], ts_e[f0 + 1],
+                                        row - 1, nrr, acc, age, line, ls, lend):
+                # damos_before_apply: all its fields also go to a side table
                 if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
         self.n = row
         self.nlines = line
@@ -550,23 +586,6 @@ cdef inline void _drop(_Group g, int64_t r, list dropped):
         g.has_v[r] |= HAS_LAST
     else:
         g.has_v[r] &= ~HAS_LAST
-
-
-def _side_lines(st, _Rows rr, buf, Py_ssize_t line0, path, below):
-    """Hand the other DAMON event lines of ``rr`` (those before line ``below`` unless
-    None) to ``st.side_line``; returns (lines counted damaged, first of them or -1),
-    which the caller merges into its own counts (st's are left as they were)."""
-    d0, f0 = st.damaged_lines, st.first_damage
-    st.first_damage = None
-    try:
-        for line, lo, hi in rr.side_lines():
-            if below is not None and line0 + line >= below:
-                break
-            st.side_line(line0 + line, buf[lo:hi], path)
-        nd, fd = st.damaged_lines - d0, st.first_damage
-    finally:
-        st.damaged_lines, st.first_damage = d0, f0
-    return nd, (-1 if fd is None else fd)
 
 
 cdef enum:
@@ -760,7 +779,7 @@ def trace_scan(data, st, bint final, path=None):
             err = rr.error(buf, path, line0)
             if err is not None:
                 raise err     # the side lines before it: the except clause below
-            if rr.nside:
+            if rr.nside or rr.nba:
                 nd, fd = _side_lines(st, rr, buf, line0, path, None)
                 damaged += nd
                 if fd >= 0 and (first_damage < 0 or fd < first_damage):
@@ -773,7 +792,7 @@ def trace_scan(data, st, bint final, path=None):
     except RecordFormatError as e:
         # strict reading: the other DAMON lines of this part before the error are read
         # first (an error among them comes first, as in the twin)
-        if rr is not None and rr.nside and e.line is not None:
+        if rr is not None and (rr.nside or rr.nba) and e.line is not None:
             _side_lines(st, rr, buf, line0, path, e.line)
         raise
     finally:

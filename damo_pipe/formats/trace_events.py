@@ -32,6 +32,8 @@ from __future__ import annotations
 import array
 import re
 
+import numpy as np
+
 from damo_pipe.errors import RecordFormatError
 
 U64_MAX = (1 << 64) - 1
@@ -74,7 +76,7 @@ SIDE_TABLES = {
         ("scheme_idx", "Q", "uint64", "index"), ("target_idx", "Q", "uint64", "index"),
         ("nr_regions", "Q", "uint64", "count"), ("start", "Q", "uint64", "bytes"),
         ("end", "Q", "uint64", "bytes"), ("nr_accesses", "Q", "uint64", "samples"),
-        ("age", "Q", "uint64", "aggregation intervals")]),
+        ("age", "q", "int64", "aggregation intervals (-1: written None)")]),
 }
 
 #: the kernel format string each table follows (also stored as the table's ``format``)
@@ -123,13 +125,17 @@ class SideRows:
         for arr, v in zip(cols.values(), values):
             arr.append(v)
 
+    def extend(self, table, columns):
+        """Add many rows: one array per column, in the table's column order."""
+        for (c, arr), v in zip(self.cols[table].items(), columns):
+            arr.frombytes(np.ascontiguousarray(v, dtype=arr.typecode).tobytes())
+
     def nr_rows(self, table):
         return len(next(iter(self.cols[table].values())))
 
     def take(self):
         """{table: {column: numpy array}} of the rows so far (tables with rows only);
         the rows are handed over (cleared here)."""
-        import numpy as np
         out = {}
         for name, (_, spec) in SIDE_TABLES.items():
             cols = self.cols[name]
@@ -275,7 +281,7 @@ def parse_side_fields(ev, fields, end_ns, path, line, rows):
         a, _, b = rng[:-1].partition(b"-")
         vals += [_uint(a, "region start", path, line), _uint(b, "region end", path, line),
                  _uint(fields[5], "nr_accesses", path, line, U32_MAX),
-                 _uint(fields[6], "age", path, line, U32_MAX)]
+                 -1 if fields[6] == b"None" else _uint(fields[6], "age", path, line, U32_MAX)]
         rows.add("trace_damos_before_apply", [end_ns] + vals)
     elif ev == b"damon_region_aggregated":
         if len(fields) < 6:

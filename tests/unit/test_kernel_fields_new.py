@@ -533,3 +533,27 @@ def test_strict_errors_come_in_line_order(side_first, engine):
     with pytest.raises(RecordFormatError, match=what) as ei:
         parse_all(("\n".join(lines) + "\n").encode(), engine)
     assert ei.value.line == want
+
+
+@pytest.mark.parametrize("variant", [
+    ("scheme_idx=2", "scheme_idx=4294967296"),      # out of %u: error
+    ("scheme_idx=2", "scheme_idx=4294967295"),      # the largest %u: kept
+    (": 1 11", ": 1 None"),                          # age written None (damo): -1
+    (": 1 11", ": -1 11"),                           # a negative %u: error
+    ("nr_regions=3", "nr_regions=3"),                # unchanged
+])
+@pytest.mark.parametrize("lenient", [False, True])
+def test_damos_before_apply_engines_agree_on_odd_values(variant, lenient):
+    from damo_pipe.formats import _trace_kernels as tk  # noqa: F401 - the compiled engine
+    lines, _ = _before_apply_trace("trace_pipe")
+    lines[1] = lines[1].replace(*variant)
+    text = ("\n".join(lines) + "\n").encode()
+    out = {}
+    for engine in ("python", "cython"):
+        try:
+            p, chunks = parse_all(text, engine, lenient=lenient)
+            out[engine] = (repr(p.take_side_rows()), p.state.damaged_lines,
+                           [c.regions.age.tolist() for _, c in chunks])
+        except RecordFormatError as e:
+            out[engine] = ("error", str(e), e.line)
+    assert out["python"] == out["cython"]
