@@ -400,12 +400,16 @@ class BloscChunkWriter:
         the optional filter skipped)."""
         typesize, clevel, shuffle, compname = col.params
         nbytes = data.nbytes
-        out = np.empty(nbytes, np.uint8)
+        # into this thread's scratch buffer, then only the compressed bytes copied out
+        # (a fresh chunk-sized buffer per chunk costs a page fault per 4 KiB)
+        out = getattr(self._scratch, "out", None)
+        if out is None or len(out) < nbytes:
+            out = self._scratch.out = np.empty(nbytes, np.uint8)
         got = self._compress(clevel, shuffle, typesize, nbytes, data.ctypes.data,
                              out.ctypes.data, nbytes, compname, 0, 1)
         if got <= 0:
             return 1, data.view(np.uint8).tobytes()
-        return 0, out[:got]
+        return 0, out[:got].tobytes()
 
     def wait(self):
         """Store every queued chunk (in order; HDF5 calls in this thread only)."""
