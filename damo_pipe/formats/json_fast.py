@@ -491,8 +491,10 @@ def iter_chunks(path, fmt, chunk_regions=1 << 20, records=None):
                             meta = _meta_from({**d, "target_id": d.get("target_id")},
                                               where, path, at)
                             records[ri] = meta
-                            # np.empty: untouched capacity costs no memory
-                            acc = _Acc(meta, max(1, min(1 << 20, chunk_regions)))
+                            # np.empty: untouched capacity costs no memory; the slack
+                            # holds the snapshot that crosses chunk_regions (no doubling
+                            # and copying of the columns once per chunk)
+                            acc = _Acc(meta, max(1, min(1 << 20, chunk_regions)) + REGION_CAP)
                             w.pos += 1
                             si = 0
                             if w.peek() == 0x5D:
