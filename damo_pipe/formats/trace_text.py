@@ -407,7 +407,8 @@ class TraceStreamParser:
         if msg is not None:
             log.warning("%s%s", where, msg)
         msg = self.state.unknown_message()
-        if msg is not None:
+        if msg is not None and self.state.kept_lines > 0:
+            # (without any snapshot, check_found's error says it instead of a warning)
             log.warning("%s%s", where, msg)
         return out + rest
 
@@ -417,11 +418,14 @@ class TraceStreamParser:
         st = self.state
         if st.kept_lines > 0:
             return
+        unknown = st.unknown_message()
+        unknown = "" if unknown is None else "; " + unknown
         if st.events or st.damaged_lines:
-            raise RecordFormatError("no complete snapshot (%s)" % st.damage_message(),
-                                    path=self.path)
+            raise RecordFormatError("no complete snapshot (%s)%s" % (st.damage_message(),
+                                                                     unknown), path=self.path)
         raise RecordFormatError("not a DAMON record: no damon_aggregated or "
-                                "damos_before_apply trace event found", path=self.path)
+                                "damos_before_apply trace event found%s" % unknown,
+                                path=self.path)
 
 
 def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto",

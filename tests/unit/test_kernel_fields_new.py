@@ -557,3 +557,12 @@ def test_damos_before_apply_engines_agree_on_odd_values(variant, lenient):
         except RecordFormatError as e:
             out[engine] = ("error", str(e), e.line)
     assert out["python"] == out["cython"]
+
+
+def test_no_record_but_unknown_damon_lines_is_one_error(engine, caplog):
+    text = (style_line("perf_script", 1.0, "damon_aggregatedX", "target_id=0") + "\n").encode()
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(RecordFormatError, match="not a DAMON record.*1 line of DAMON "
+                                                    "trace events .* not read"):
+            parse_trace_bytes(text, engine=engine)
+    assert not [r for r in caplog.records if "does not know" in r.getMessage()]
