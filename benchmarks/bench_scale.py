@@ -134,7 +134,9 @@ def inflate_seconds(path, rounds=3):
                 if not piece:
                     break
                 while piece:   # bounded output per step (4 MiB): the fastest plain inflate here
-                    d.decompress(piece, 4 << 20)
+                    # kept until the next step, as a consumer would: a result freed at
+                    # once makes every step fault in fresh pages (5.0 s instead of 3.2 s)
+                    out = d.decompress(piece, 4 << 20)  # noqa: F841
                     piece = d.unconsumed_tail
         d.flush()
         dt = time.perf_counter() - t
