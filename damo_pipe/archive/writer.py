@@ -391,6 +391,8 @@ class ArchiveWriter:
         s0, r0 = st["snapshots"], st["regions"]
         # regions: whole chunks compressed by the direct writer's threads meanwhile
         direct = self._direct_writer()
+        if direct is not None:
+            direct.wait()   # the previous batch's chunks: at most one batch in flight
         for name in layout.REGION_COLUMNS:
             d = self._dataset(st, "regions", name)
             # a column goes through the direct writer from its row 0 or never
@@ -407,9 +409,10 @@ class ArchiveWriter:
                 direct.append(d, values)
             else:
                 d[r0:r0 + nr_new_regions] = values
+        # the chunks compress while the caller reads the next batch (appended chunks
+        # stay untouched until flush: append's contract); stored by the next batch,
+        # flush or close
         self._feed_guide(record_idx, chunks)
-        if direct is not None:
-            direct.wait()
         for name, (dtype, units) in layout.OPTIONAL_REGION_COLUMNS.items():
             # created by this writer when a chunk first states it (its datasets cache)
             d = st["datasets"].get(("regions", name))
@@ -545,7 +548,11 @@ class ArchiveWriter:
             any(t.rows_written != f for t, f in zip(self._tables, self._tables_flushed))
 
     def _hdf5_flush(self):
-        """Flush the HDF5 file and take its size as the new base of the space bound."""
+        """Flush the HDF5 file and take its size as the new base of the space bound
+        (whole chunks still compressing are stored first: the rows it marks as on disk
+        are; a partly filled last chunk is counted by the bound anyway, see _growth)."""
+        if self._direct is not None:
+            self._direct.wait()
         self._file.flush()
         for i in self._unflushed:
             st = self._records[i]
