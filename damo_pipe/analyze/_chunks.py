@@ -57,9 +57,9 @@ class _ArchiveEntry:
         sg = self.reader.stored_guide(self.idx)
         if sg is None:
             return None
-        snaps = self.reader.snapshot_table(self.idx)
         first = self.reader.first_start(self.idx)
-        sg["first_start"] = first if first is not None else int(snaps.start_ns[0])
+        sg["first_start"] = first if first is not None else \
+            int(self.reader.snapshot_rows(self.idx, 0, 1).start_ns[0])
         return sg
 
     def iter_chunks(self, per_chunk, time_range=None, columns=None, reuse_buffers=0):
@@ -170,6 +170,41 @@ class RecordSource:
             return entry.record.snapshots
         return entry.reader.snapshot_table(entry.idx)
 
+    def nr_snapshots(self, idx):
+        """How many snapshots record idx holds (no snapshot row is read)."""
+        entry = self._entries[idx]
+        if isinstance(entry, _MemoryEntry):
+            return entry.record.nr_snapshots
+        return entry.reader.nr_snapshots(entry.idx)
+
+    def snapshot_rows(self, idx, lo, hi):
+        """SnapshotColumns of rows lo..hi-1 of record idx (archives read only those)."""
+        entry = self._entries[idx]
+        if isinstance(entry, _MemoryEntry):
+            return entry.record.snapshots.take(lo, hi)
+        return entry.reader.snapshot_rows(entry.idx, lo, hi)
+
+    def snapshot_column(self, idx, name):
+        """One whole snapshot column of record idx (archives read only that column)."""
+        entry = self._entries[idx]
+        if isinstance(entry, _MemoryEntry):
+            return getattr(entry.record.snapshots, name)
+        return entry.reader.snapshot_column(entry.idx, name)
+
+    def snapshot_window(self, idx, time_range):
+        """[lo, hi) of record idx's snapshots whose ``[start_ns, end_ns]`` meets
+        ``time_range`` (all of them for None). Archives find it through their time
+        index, reading a few rows."""
+        entry = self._entries[idx]
+        if time_range is None:
+            return 0, self.nr_snapshots(idx)
+        if isinstance(entry, _MemoryEntry):
+            s = entry.record.snapshots
+            lo = int(np.searchsorted(s.end_ns, time_range[0], side="left"))
+            hi = int(np.searchsorted(s.start_ns, time_range[1], side="left"))
+            return lo, max(lo, hi)
+        return entry.reader.snapshot_range(entry.idx, time_range)
+
     def iter_chunk_range(self, idx, lo, hi, columns=None, reuse_buffers=0):
         """Chunks holding exactly snapshots ``lo:hi`` of record idx (archives read only those).
 
@@ -185,31 +220,15 @@ class RecordSource:
             for a in range(lo, hi, per):
                 yield rec.slice_snapshots(a, min(hi, a + per))
             return
-        snaps = self.snapshot_table(idx)
-        starts, ends = snaps.start_ns, snaps.end_ns
-        n = len(ends)
-        exact = (n < 2 or (bool(np.all(np.diff(starts) > 0)) and bool(np.all(np.diff(ends) > 0))))
-        if exact and (lo > 0 or hi < n):
-            t0 = int(ends[lo])
-            t1 = int(starts[hi - 1]) + 1
-            got = 0
-            for chunk in entry.iter_chunks(self.snapshots_per_chunk, (t0, t1), columns,
-                                           reuse_buffers):
-                got += chunk.nr_snapshots
+        kwargs = {"snapshots_per_chunk": None, "regions_per_chunk": DEFAULT_REGIONS_PER_CHUNK}
+        if self.snapshots_per_chunk < DEFAULT_SNAPSHOTS_PER_CHUNK:
+            kwargs = {"snapshots_per_chunk": self.snapshots_per_chunk}
+        if columns is not None:
+            kwargs["columns"] = columns
+        for chunk in entry.reader.iter_chunks(entry.idx, index_range=(lo, hi),
+                                              reuse_buffers=reuse_buffers, **kwargs):
+            if chunk.nr_snapshots:
                 yield chunk
-            if got != hi - lo:
-                raise RuntimeError("archive time selection returned %d snapshots, expected %d"
-                                   % (got, hi - lo))
-            return
-        k = 0
-        for chunk in entry.iter_chunks(self.snapshots_per_chunk, None, columns, reuse_buffers):
-            m = chunk.nr_snapshots
-            a, b = max(lo - k, 0), min(hi - k, m)
-            if a < b:
-                yield chunk if (a == 0 and b == m) else chunk.slice_snapshots(a, b)
-            k += m
-            if k >= hi:
-                break
 
     def load(self, idx):
         """The whole record idx (concatenating its chunks)."""

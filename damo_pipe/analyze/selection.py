@@ -111,20 +111,35 @@ def check_selection_words(time_words, address_words):
 
 
 class _Span:
-    """What heatmap's time-range resolver calls a guide: start and end times."""
+    """What heatmap's time-range resolver calls a guide: the recording's start and end
+    times, found only when a ``guided``/``guided_end`` base asks for them (a day-long
+    archive's whole time columns are then read)."""
 
-    def __init__(self, start_time, end_time):
-        self.start_time, self.end_time = start_time, end_time
+    def __init__(self, src):
+        self._src = src
+        self._span = None
+
+    def _get(self):
+        if self._span is None:
+            self._span = recording_span(self._src) or (0, 0)
+        return self._span
+
+    @property
+    def start_time(self):
+        return self._get()[0]
+
+    @property
+    def end_time(self):
+        return self._get()[1]
 
 
 def recording_span(src):
     """(earliest first-snapshot start, latest snapshot end) of a RecordSource, or None."""
     starts, ends = [], []
     for i in range(len(src)):
-        snaps = src.snapshot_table(i)
-        if len(snaps):
-            starts.append(int(snaps.start_ns[0]))
-            ends.append(int(snaps.end_ns.max()))
+        if src.nr_snapshots(i):
+            starts.append(int(src.snapshot_rows(i, 0, 1).start_ns[0]))
+            ends.append(int(src.snapshot_column(i, "end_ns").max()))
     if not starts:
         return None
     return min(starts), max(ends)
@@ -142,7 +157,7 @@ def _resolve_time(words, span):
     from damo_pipe.analyze.heatmap.ranges import resolve_time_range
     if words is None:
         return None
-    start, end = resolve_time_range(words, _Span(*(span or (0, 0))))
+    start, end = resolve_time_range(words, span)
     if not end > start:
         raise UsageError("--time_range %s: the end must be after the start" % " ".join(words))
     return (_whole_ns(start), _whole_ns(end))
@@ -175,8 +190,7 @@ def resolve_selection(src, time_words=None, address_words=None, engine="cython")
     if time_words is None and address_words is None:
         return Selection()
     src = RecordSource.of(src)
-    span = recording_span(src) if time_words is not None else None
-    return Selection(_resolve_time(time_words, span), _resolve_address(address_words, src, engine))
+    return Selection(_resolve_time(time_words, _Span(src)), _resolve_address(address_words, src, engine))
 
 
 def snapshot_range(snaps, time_range):
@@ -231,14 +245,14 @@ def clip_address_range(rec, address_range):
 def iter_selected_chunks(src, idx, selection, columns=None):
     """The selected snapshots of record ``idx`` in chunks, regions clipped (archives
     read only the selected snapshots' rows)."""
-    lo, hi = snapshot_range(src.snapshot_table(idx), selection.time_range)
+    lo, hi = src.snapshot_window(idx, selection.time_range)
     for chunk in src.iter_chunk_range(idx, lo, hi, columns=columns):
         yield clip_address_range(chunk, selection.address_range)
 
 
 def first_selected(src, idx, selection):
     """Index (in its record) of record ``idx``'s first selected snapshot."""
-    return snapshot_range(src.snapshot_table(idx), selection.time_range)[0]
+    return src.snapshot_window(idx, selection.time_range)[0]
 
 
 def select_records(records, selection):

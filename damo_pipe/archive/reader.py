@@ -16,7 +16,8 @@ import numpy as np
 from damo_pipe.archive import layout
 from damo_pipe.archive._guarded_file import GuardedFile, open_for_write_by_a_writer
 from damo_pipe.errors import ArchiveError
-from damo_pipe.model import (Intervals, IntervalsGoal, Record, RegionColumns, SnapshotColumns)
+from damo_pipe.model import (SNAPSHOT_DTYPES, Intervals, IntervalsGoal, Record, RegionColumns,
+                             SnapshotColumns)
 
 
 #: what h5py raises on damaged metadata or data (a bad checksum is a RuntimeError,
@@ -164,8 +165,20 @@ def check_snapshot_index(path, group_name, offsets, counts, nr_region_rows, swmr
               % (int(offsets[ok]), int(ends[ok]) - 1, nr_region_rows))
 
 
+#: records with at least this many snapshots (and a time index) keep their snapshot
+#: table on disk: windows are found through the time index and only their rows are read
+#: (a day-long archive: 86,400 rows x 15 columns). Smaller ones are read whole at open.
+LAZY_TABLE_MIN_SNAPSHOTS = 1 << 12
+
+
 class _RecordHandle:
-    """State of one record group: committed sizes and its snapshot table."""
+    """State of one record group: committed sizes and its snapshot table.
+
+    The table is read whole at open (and checked: :func:`check_snapshot_index`), except
+    for a large record of a closed file with a time index: then only its first and last
+    rows are checked at open, :meth:`rows` reads and checks the rows a window needs,
+    :meth:`window` finds a time window's rows through the time index, and the whole
+    table is read (and checked) only when :attr:`snapshots` is asked for."""
 
     def __init__(self, group, swmr=False, path=None):
         self.group = group
@@ -173,6 +186,11 @@ class _RecordHandle:
         self.path = path
         self.meta = read_record_meta(group)
         self.refresh()
+
+    def _bad(self, column, row, text):
+        return ArchiveError("dataset %s/snapshots/%s, row %d: %s (the snapshot table "
+                            "does not match the region columns)"
+                            % (self.group.name, column, row, text), path=self.path)
 
     def refresh(self):
         g = self.group
@@ -189,30 +207,16 @@ class _RecordHandle:
         if len(committed) < 3 or (committed < 0).any():
             raise ArchiveError("dataset %s: damaged (%r)" % (g[layout.COMMITTED].name,
                                                              committed.tolist()), path=self.path)
-        nr_snaps = int(min([committed[0]] + [g["snapshots"][n].shape[0] for n in layout.SNAPSHOT_COLUMNS]))
-        nr_regions = int(min([committed[1]] + [g["regions"][n].shape[0] for n in layout.REGION_COLUMNS]))
+        self._committed = committed
         snaps = g["snapshots"]
-        cols = {n: _read_rows(self.path, snaps[n], 0, nr_snaps) for n in layout.SNAPSHOT_COLUMNS}
-        # A damaged index is an error; a SWMR writer's snapshots are trusted only when
-        # all their regions are durable too.
-        ok = check_snapshot_index(self.path, g.name, cols["region_offset"], cols["nr_regions"],
-                                  nr_regions, self.swmr)
-        if ok < nr_snaps:
-            cols = {n: v[:ok] for n, v in cols.items()}
-            nr_snaps = ok
-        self.snapshots = SnapshotColumns(**cols)
-        self.nr_snapshots = nr_snaps
-        self.nr_regions = int(cols["region_offset"][-1] + cols["nr_regions"][-1]) \
-            if nr_snaps else 0
-        if not self.swmr and (nr_snaps, self.nr_regions) != (committed[0], committed[1]):
-            # A closed file's committed counts are those of its snapshot table (the
-            # writer stores both at each flush); a SWMR reader may see them apart.
-            raise ArchiveError("dataset %s: %d snapshots and %d regions committed, but the "
-                               "snapshot table holds %d snapshots of %d regions (the index "
-                               "does not match the columns)"
-                               % (g[layout.COMMITTED].name, int(committed[0]),
-                                  int(committed[1]), nr_snaps, self.nr_regions),
-                               path=self.path)
+        self._snapshot_ds = {n: snaps[n] for n in layout.SNAPSHOT_COLUMNS}
+        nr_snaps = int(min([committed[0]] + [d.shape[0] for d in self._snapshot_ds.values()]))
+        self._nr_region_rows = int(min([committed[1]] + [g["regions"][n].shape[0]
+                                                         for n in layout.REGION_COLUMNS]))
+        self._table = None
+        self._time_index = None
+        if not self._open_lazily(nr_snaps):
+            self._load_table(nr_snaps)
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
         fs = float(g[layout.FIRST_START][0])
         if not np.isnan(fs) and not -2.0 ** 63 <= fs < 2.0 ** 63:
@@ -223,6 +227,133 @@ class _RecordHandle:
         # dataset objects looked up once (h5py name lookups are slow)
         self.region_ds = {n: g["regions"][n] for n in layout.REGION_COLUMNS}
         self.region_ds[layout.PROBE_HITS] = g["regions"][layout.PROBE_HITS]
+
+    def _check_committed(self, nr_snaps, nr_regions):
+        committed = self._committed
+        if not self.swmr and (nr_snaps, nr_regions) != (committed[0], committed[1]):
+            # A closed file's committed counts are those of its snapshot table (the
+            # writer stores both at each flush); a SWMR reader may see them apart.
+            raise ArchiveError("dataset %s: %d snapshots and %d regions committed, but the "
+                               "snapshot table holds %d snapshots of %d regions (the index "
+                               "does not match the columns)"
+                               % (self.group[layout.COMMITTED].name, int(committed[0]),
+                                  int(committed[1]), nr_snaps, nr_regions),
+                               path=self.path)
+
+    def _load_table(self, nr_snaps):
+        """Read and check the whole snapshot table."""
+        cols = {n: _read_rows(self.path, d, 0, nr_snaps) for n, d in self._snapshot_ds.items()}
+        # A damaged index is an error; a SWMR writer's snapshots are trusted only when
+        # all their regions are durable too.
+        ok = check_snapshot_index(self.path, self.group.name, cols["region_offset"],
+                                  cols["nr_regions"], self._nr_region_rows, self.swmr)
+        if ok < nr_snaps:
+            cols = {n: v[:ok] for n, v in cols.items()}
+            nr_snaps = ok
+        nr_regions = int(cols["region_offset"][-1] + cols["nr_regions"][-1]) if nr_snaps else 0
+        self._check_committed(nr_snaps, nr_regions)
+        self._table = SnapshotColumns(**cols)
+        self.nr_snapshots = nr_snaps
+        self.nr_regions = nr_regions
+
+    def _open_lazily(self, nr_snaps):
+        """Check a large closed record's first and last snapshot rows and its time
+        index; False when the table is to be read whole instead."""
+        ti_ds = self.group.get(layout.TIME_INDEX)
+        if self.swmr or nr_snaps < LAZY_TABLE_MIN_SNAPSHOTS or ti_ds is None:
+            return False
+        stride = int(ti_ds.attrs.get("stride", 0))
+        if stride <= 0 or ti_ds.shape[0] != -(-nr_snaps // stride):
+            return False
+        ti = _read_rows(self.path, ti_ds, 0, ti_ds.shape[0])
+        if len(ti) > 1 and bool(np.any(ti[1:] < ti[:-1])):
+            return False          # not in time order: searched in the whole table
+        self.nr_snapshots = nr_snaps
+        first = self.rows(0, 1, check_bounds=False)
+        if first.region_offset[0] != 0:
+            raise self._bad("region_offset", 0, "first offset %d, not 0"
+                            % int(first.region_offset[0]))
+        last = self.rows(nr_snaps - 1, nr_snaps)
+        self.nr_regions = int(last.region_offset[0] + last.nr_regions[0])
+        self._check_committed(nr_snaps, self.nr_regions)
+        self._time_index = (ti, stride)
+        return True
+
+    @property
+    def snapshots(self) -> SnapshotColumns:
+        """The whole snapshot table (read and checked at the first use)."""
+        if self._table is None:
+            self._load_table(self.nr_snapshots)
+        return self._table
+
+    def column(self, name):
+        """One whole snapshot column (no other column is read when the table is lazy)."""
+        if self._table is not None:
+            return getattr(self._table, name)
+        return np.ascontiguousarray(_read_rows(self.path, self._snapshot_ds[name], 0,
+                                               self.nr_snapshots),
+                                    SNAPSHOT_DTYPES[name])
+
+    def rows(self, lo, hi, check_bounds=True) -> SnapshotColumns:
+        """Snapshot rows [lo, hi), checked as the whole table is (counts not negative,
+        offsets contiguous and inside the region columns)."""
+        if self._table is not None:
+            return self._table.take(lo, hi)
+        cols = {n: _read_rows(self.path, d, lo, hi) for n, d in self._snapshot_ds.items()}
+        offsets, counts = cols["region_offset"], cols["nr_regions"]
+        if len(offsets):
+            neg = np.flatnonzero(counts < 0)
+            if len(neg):
+                k = int(neg[0])
+                raise self._bad("nr_regions", lo + k, "negative region count %d" % int(counts[k]))
+            if offsets[0] < 0:
+                raise self._bad("region_offset", lo, "negative offset %d" % int(offsets[0]))
+            with np.errstate(over="ignore"):
+                ends = offsets + counts
+            gap = np.flatnonzero(offsets[1:] != ends[:-1])
+            if len(gap):
+                k = int(gap[0])
+                raise self._bad("nr_regions", lo + k,
+                                "%d regions from offset %d, but region_offset row %d is %d "
+                                "(not contiguous)" % (int(counts[k]), int(offsets[k]),
+                                                      lo + k + 1, int(offsets[k + 1])))
+            if ends[-1] < offsets[-1] or (check_bounds and ends[-1] > self._nr_region_rows):
+                raise self._bad("nr_regions", hi - 1,
+                                "regions %d-%d, beyond the %d rows of the region columns"
+                                % (int(offsets[-1]), int(ends[-1]) - 1, self._nr_region_rows))
+        return SnapshotColumns(**cols)
+
+    def window(self, t0, t1):
+        """[lo, hi) of the snapshots whose [start_ns, end_ns] meets [t0, t1): the first
+        whose end is >= t0 up to the first whose start is >= t1 (a search of the sorted
+        table; a lazy table is searched through its time index, reading a few rows)."""
+        n = self.nr_snapshots
+        if self._time_index is None:
+            s = self.snapshots
+            lo = int(np.searchsorted(s.end_ns, t0, side="left"))
+            hi = int(np.searchsorted(s.start_ns, t1, side="left"))
+            return lo, max(lo, hi)
+        ti, stride = self._time_index
+
+        def first_at_least(name, t, a):
+            # the first row >= a whose column value is >= t, reading a stride at a time
+            while a < n:
+                b = min(n, a + stride)
+                v = _read_rows(self.path, self._snapshot_ds[name], a, b)
+                k = int(np.searchsorted(v, t, side="left"))
+                if k < len(v):
+                    return a + k
+                a = b
+            return n
+
+        def block_start(t):
+            # rows before it end before t (ti[k] = end_ns of row k * stride)
+            return max(0, (int(np.searchsorted(ti, t, side="left")) - 1) * stride)
+
+        lo = first_at_least("end_ns", t0, block_start(t0))
+        # a snapshot starts no later than it ends: rows ending before t1 start before it
+        hi = first_at_least("start_ns", t1, max(lo, block_start(t1)))
+        return lo, max(lo, hi)
 
     def stored_guide(self):
         """The heatmap guide summary the writer stored (optional ``guide/`` group), or None
@@ -355,7 +486,16 @@ class ArchiveReader:
         return self._handles[idx].nr_regions
 
     def snapshot_table(self, idx) -> SnapshotColumns:
+        """The whole snapshot table of record idx (a large one is read at the first use)."""
         return self._handles[idx].snapshots
+
+    def snapshot_rows(self, idx, lo, hi) -> SnapshotColumns:
+        """Snapshot rows lo..hi-1 of record idx (only those are read)."""
+        return self._handles[idx].rows(lo, hi)
+
+    def snapshot_column(self, idx, name):
+        """One whole snapshot column of record idx (only that column is read)."""
+        return self._handles[idx].column(name)
 
     def first_start(self, idx):
         """The exact deduced start of record idx's first snapshot (float ns; inputs that
@@ -380,19 +520,15 @@ class ArchiveReader:
         h = self._handles[idx]
         if time_range is None:
             return 0, h.nr_snapshots
-        t0, t1 = time_range
-        s = h.snapshots
-        lo = int(np.searchsorted(s.end_ns, t0, side="left"))
-        hi = int(np.searchsorted(s.start_ns, t1, side="left"))
-        return lo, max(lo, hi)
+        return h.window(*time_range)
 
     def _read(self, idx, lo, hi, address_range=None, columns=None, buffers=None):
         h = self._handles[idx]
         g = h.region_ds
-        snaps = h.snapshots.take(lo, hi)
         if hi <= lo:
             return Record(**{**h.meta.__dict__,
                              "first_start_ns": h.first_start_ns if lo == 0 else None})
+        snaps = h.rows(lo, hi)
         r_lo = int(snaps.region_offset[0])
         r_hi = int(snaps.region_offset[-1] + snaps.nr_regions[-1])
         if columns is None:
@@ -461,7 +597,8 @@ class ArchiveReader:
         return self._read(idx, lo, hi, address_range)
 
     def iter_chunks(self, idx, snapshots_per_chunk=None, regions_per_chunk=1 << 20,
-                    time_range=None, address_range=None, columns=None, reuse_buffers=0):
+                    time_range=None, address_range=None, columns=None, reuse_buffers=0,
+                    index_range=None):
         """Yield the record as consecutive Record chunks of bounded size.
 
         ``columns``: names of the region columns to read (``start`` and ``end`` are always
@@ -471,18 +608,26 @@ class ArchiveReader:
         ``reuse_buffers=n`` (n > 0) reads the region columns into n sets of arrays used
         in turn instead of new arrays (fewer page faults): a chunk's arrays are then
         overwritten when the n-th next chunk is read, so the caller must be done with a
-        chunk by then."""
+        chunk by then.
+
+        ``index_range=(lo, hi)``: exactly snapshots lo..hi-1 (instead of a time range)."""
         ring = [{} for _ in range(reuse_buffers)] if reuse_buffers else None
         nr = 0
-        lo, hi = self.snapshot_range(idx, time_range)
-        snaps = self._handles[idx].snapshots
+        if index_range is not None:
+            lo, hi = max(0, index_range[0]), min(self.nr_snapshots(idx), index_range[1])
+        else:
+            lo, hi = self.snapshot_range(idx, time_range)
+        h = self._handles[idx]
+        if hi - lo > LAZY_TABLE_MIN_SNAPSHOTS:
+            h.snapshots          # a long range: the whole table once, not window by window
+        snaps = h.rows(lo, hi)
         k = lo
         while k < hi:
             if snapshots_per_chunk:
                 end = min(hi, k + snapshots_per_chunk)
             else:
-                limit = snaps.region_offset[k] + regions_per_chunk
-                ends = snaps.region_offset[k:hi] + snaps.nr_regions[k:hi]
+                limit = snaps.region_offset[k - lo] + regions_per_chunk
+                ends = snaps.region_offset[k - lo:] + snaps.nr_regions[k - lo:]
                 end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
             yield self._read(idx, k, end, address_range, columns,
                              ring[nr % len(ring)] if ring else None)

@@ -30,6 +30,23 @@ def _fmt_bytes(n):
     return "%d B" % n
 
 
+#: the snapshot columns ``info`` looks at
+_INFO_COLUMNS = ("start_ns", "end_ns", "nr_regions", "total_bytes", "has_damos_stats")
+
+
+class _InfoColumns:
+    """Only the snapshot columns ``info`` looks at (a day-long archive's other columns
+    stay on disk)."""
+
+    def __init__(self, reader, idx):
+        self._n = reader.nr_snapshots(idx)
+        for name in _INFO_COLUMNS:
+            setattr(self, name, reader.snapshot_column(idx, name))
+
+    def __len__(self):
+        return self._n
+
+
 def describe(path, input_type=None):
     """A JSON-able description of the file (the data behind ``info``)."""
     import numpy as np
@@ -48,7 +65,7 @@ def describe(path, input_type=None):
             row_bytes = sum(np.dtype(d).itemsize for d, _ in layout.REGION_COLUMNS.values())
             snap_bytes = sum(np.dtype(d).itemsize for d, _ in layout.SNAPSHOT_COLUMNS.values())
             for i, meta in enumerate(reader.records):
-                entries.append((meta, reader.snapshot_table(i), reader.nr_regions(i)))
+                entries.append((meta, _InfoColumns(reader, i), reader.nr_regions(i)))
             raw = sum(n * row_bytes + len(s) * snap_bytes for _, s, n in entries)
             desc["uncompressed_bytes"] = raw
             desc["compression_ratio"] = raw / desc["size_on_disk"] if desc["size_on_disk"] else None

@@ -11,15 +11,34 @@
 Every pass walks the records chunk by chunk through
 :class:`damo_pipe.analyze._chunks.RecordSource`, so memory does not grow with the record.
 """
-from damo_pipe.analyze.heatmap.grid import HeatmapGrid, accumulate_heatmap
-from damo_pipe.analyze.heatmap.guide import (Guide, GuideBuilder, compute_guides, format_guides,
-                                             record_key)
-from damo_pipe.analyze.heatmap.plan import (check_intervals_consistency, compute_heatmaps,
-                                            plan_heatmaps)
-from damo_pipe.analyze.heatmap.ranges import (guided_address_ranges, resolve_address_ranges,
-                                              resolve_time_range)
-from damo_pipe.analyze.heatmap.render import (format_ascii, format_raw, format_raw_bytes,
-                                              heatmaps_csv, heatmaps_json)
+import importlib
+
+#: public name -> submodule; imported when first used, so that a command needing only
+#: ``ranges`` (the --time_range words of wss, nr_regions...) does not load the kernels
+_WHERE = {
+    "HeatmapGrid": "grid", "accumulate_heatmap": "grid",
+    "Guide": "guide", "GuideBuilder": "guide", "compute_guides": "guide",
+    "format_guides": "guide", "record_key": "guide",
+    "check_intervals_consistency": "plan", "compute_heatmaps": "plan", "plan_heatmaps": "plan",
+    "guided_address_ranges": "ranges", "resolve_address_ranges": "ranges",
+    "resolve_time_range": "ranges",
+    "format_ascii": "render", "format_raw": "render", "format_raw_bytes": "render",
+    "heatmaps_csv": "render", "heatmaps_json": "render",
+}
+
+
+def __getattr__(name):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    value = getattr(importlib.import_module("%s.%s" % (__name__, where)), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE))
+
 
 __all__ = [
     "Guide", "GuideBuilder", "HeatmapGrid", "accumulate_heatmap", "check_intervals_consistency",

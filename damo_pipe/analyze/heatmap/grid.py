@@ -240,7 +240,7 @@ def _checked(chunks, grid_params, meta):
             close()
 
 
-def _needed_snapshots(snaps, t_start, tu, map_end):
+def _needed_snapshots(ends, t_start, tu, map_end):
     """[lo, hi) of the snapshots that can touch the map (time-ordered records only).
 
     A snapshot ending at or before ``t_start - tu`` maps to rows < 0; once the previous
@@ -248,8 +248,7 @@ def _needed_snapshots(snaps, t_start, tu, map_end):
     The end of snapshot lo-1 is passed as damo's ``last`` and the record's final end
     is carried to the next record, so the result equals a full scan.
     """
-    n = len(snaps)
-    ends = snaps.end_ns
+    n = len(ends)
     if n < 2 or not bool(np.all(np.diff(ends) >= 0)):
         return 0, n
     # one row of margin on both sides against float rounding of the row index
@@ -286,13 +285,14 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
     try:
         for i in indices:
             meta = src.metas[i]
-            snaps = src.snapshot_table(i)
-            n = len(snaps)
+            # the end times only (a day-long archive's other snapshot columns stay on disk)
+            ends = src.snapshot_column(i, "end_ns")
+            n = len(ends)
             if n == 0:
                 continue
-            lo, hi = _needed_snapshots(snaps, t_start, tu, map_end)
+            lo, hi = _needed_snapshots(ends, t_start, tu, map_end)
             if lo > 0:
-                last_end = int(snaps.end_ns[lo - 1])
+                last_end = int(ends[lo - 1])
             if src.is_streamed(i):
                 # read + decompress the next chunks (and check their value ranges) while
                 # the kernel works on this one; the chunk in use, the _PREFETCH_DEPTH queued
@@ -319,7 +319,7 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
                 if close is not None:
                     close()
             # damo's `last` is the record's final snapshot even when the tail was not read
-            last_end = int(snaps.end_ns[n - 1])
+            last_end = int(ends[n - 1])
     finally:
         if kernel_owner is not None:
             kernel_owner.close()

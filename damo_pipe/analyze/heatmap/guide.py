@@ -201,12 +201,12 @@ class GuideBuilder:
                 "first_max_age": self.first_max_age, "nr_snapshots": self.nr_snapshots}
 
 
-def _guide_from_summary(key, meta, snaps, first_start, summary):
+def _guide_from_summary(key, meta, last_end, first_start, summary):
     """A Guide from a stored summary (same values as scanning the record)."""
     start = first_start
     if meta.intervals is not None:
         start = start - summary["first_max_age"] * (meta.intervals.aggr_us * 1000)
-    g = Guide(*key, start_time=start, end_time=int(snaps.end_ns[len(snaps) - 1]))
+    g = Guide(*key, start_time=start, end_time=last_end)
     g.lowest_addr, g.highest_addr = summary["lowest_addr"], summary["highest_addr"]
     g.gaps = [list(x) for x in summary["gaps"]]
     g.heats = summary["heats"]
@@ -229,7 +229,7 @@ def compute_guides(records, engine="cython", with_heats=False):
     keys = [record_key(m) for m in metas]
     stored = {}
     if K is not None:
-        n_snap = [len(src.snapshot_table(i)) for i in range(len(metas))]
+        n_snap = [src.nr_snapshots(i) for i in range(len(metas))]
         nonempty = {}
         for i, key in enumerate(keys):
             if n_snap[i]:
@@ -247,8 +247,9 @@ def compute_guides(records, engine="cython", with_heats=False):
         if key in stored:
             if stored[key][0] == i:
                 sg = stored[key][1]
-                guides[key] = _guide_from_summary(key, meta, src.snapshot_table(i),
-                                                  sg["first_start"], sg)
+                n = src.nr_snapshots(i)
+                last_end = int(src.snapshot_rows(i, n - 1, n).end_ns[0])
+                guides[key] = _guide_from_summary(key, meta, last_end, sg["first_start"], sg)
             continue
         for chunk in src.iter_chunks(i, columns=_GUIDE_COLUMNS):
             g = guides.get(key)
