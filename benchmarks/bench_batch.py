@@ -1,12 +1,35 @@
-"""Benchmark of ``damo-analyze batch``: 100 archives of 100k regions each, 1 and 2 workers.
+"""Benchmarks of ``damo-analyze batch``.
 
-Opt-in (minutes of work): ``DAMO_PIPE_BENCH_BATCH=1 .venv/bin/pytest benchmarks/bench_batch.py``.
-``DAMO_PIPE_BENCH_BATCH_FILES`` / ``..._REGIONS`` change the size (defaults 100 / 100000).
-The archives are generated once per session (HDF5, the project's archive writer) from a
-numpy generator: 200 snapshots x 500 regions per archive, a hot band moving over time.
+* ``test_batch_wall_time``: 100 archives of 100k regions each, 1 and 2 workers of a
+  LocalCluster, in-process. Opt-in (minutes of work):
+  ``DAMO_PIPE_BENCH_BATCH=1 .venv/bin/pytest benchmarks/bench_batch.py``.
+  ``DAMO_PIPE_BENCH_BATCH_FILES`` / ``..._REGIONS`` change the size (defaults 100 / 100000).
+  The archives are generated once per session (HDF5, the project's archive writer) from a
+  numpy generator: 200 snapshots x 500 regions per archive, a hot band moving over time.
+* ``test_fleet``: the fleet case (issue 16, target 6): 1,000 archives of 10k regions
+  (20 snapshots x 500 regions) through the whole command ``damo-analyze batch DIR --out
+  OUT --scheduler ADDR`` against a real ``dask scheduler`` and ``dask worker --nworkers N
+  --nthreads 1`` processes on 127.0.0.1, N = 1 then 2. Opt-in:
+  ``DAMO_PIPE_BENCH_FLEET=1 .venv/bin/pytest benchmarks/bench_batch.py -k fleet -s``
+  (``DAMO_PIPE_BENCH_FLEET_FILES`` / ``..._REGIONS`` change the size; ``-k 'fleet and 1'``
+  runs one half). The archives are generated once and kept in
+  ``$DAMO_PIPE_BENCH_CACHE/fleet-v1`` (default /var/tmp/damo-bench; 1,000 x ~0.1 MiB).
+  Each half waits (up to ``DAMO_PIPE_BENCH_LOAD_WAIT`` seconds, default 600) for the
+  1-minute load average to fall below ``DAMO_PIPE_BENCH_MAX_LOAD`` (default 0.5) before it
+  starts, and records the load. Measured: the command's wall time (interpreter start
+  included), per-archive cost (wall / files, and the task durations each task reports in
+  ``summary.json``), the client's phases (``-v`` log line of ``run_batch``), and the
+  scheduler's own overhead: the same number of trivial tasks on the same cluster.
 """
+import json
 import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +41,13 @@ NR_FILES = int(os.environ.get("DAMO_PIPE_BENCH_BATCH_FILES", "100"))
 NR_REGIONS = int(os.environ.get("DAMO_PIPE_BENCH_BATCH_REGIONS", "100000"))
 REGIONS_PER_SNAPSHOT = 500
 
-pytestmark = pytest.mark.skipif(not ENABLED, reason="opt-in: set DAMO_PIPE_BENCH_BATCH=1")
+FLEET = os.environ.get("DAMO_PIPE_BENCH_FLEET") == "1"
+FLEET_FILES = int(os.environ.get("DAMO_PIPE_BENCH_FLEET_FILES", "1000"))
+FLEET_REGIONS = int(os.environ.get("DAMO_PIPE_BENCH_FLEET_REGIONS", "10000"))
+CACHE = Path(os.environ.get("DAMO_PIPE_BENCH_CACHE", "/var/tmp/damo-bench")) / "fleet-v1"
+MAX_LOAD = float(os.environ.get("DAMO_PIPE_BENCH_MAX_LOAD", "0.5"))
+LOAD_WAIT = float(os.environ.get("DAMO_PIPE_BENCH_LOAD_WAIT", "600"))
+BIN = Path(sys.executable).parent
 
 
 def make_record(seed, nr_regions=NR_REGIONS, per_snapshot=REGIONS_PER_SNAPSHOT):
@@ -66,6 +95,7 @@ def archives(tmp_path_factory):
     return d
 
 
+@pytest.mark.skipif(not ENABLED, reason="opt-in: set DAMO_PIPE_BENCH_BATCH=1")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batch_wall_time(benchmark, archives, tmp_path, workers):
     from damo_pipe.analyze.batch import run_batch
@@ -86,3 +116,180 @@ def test_batch_wall_time(benchmark, archives, tmp_path, workers):
           "task CPU sum %.1f s = %.2f s/file; load average %.1f)"
           % (workers, NR_FILES, res.seconds, per_file[len(per_file) // 2], per_file[-1],
              cpu, cpu / NR_FILES, load))
+
+
+# --------------------------------------------------------------------------- fleet
+
+def trivial(x):
+    return x
+
+
+@pytest.fixture(scope="session")
+def fleet_archives():
+    """FLEET_FILES archives of FLEET_REGIONS regions, generated once into CACHE."""
+    from damo_pipe.archive import write_records
+    d = CACHE / ("%dx%d" % (FLEET_FILES, FLEET_REGIONS))
+    done = d / ".complete"
+    if not done.exists():
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        t0 = time.perf_counter()
+        for i in range(FLEET_FILES):
+            write_records([make_record(i, nr_regions=FLEET_REGIONS)], d / ("run%04d.h5" % i))
+        done.write_text("%d archives of %d regions\n" % (FLEET_FILES, FLEET_REGIONS))
+        print("\ngenerated %d archives of %d regions in %.1f s (%.1f MiB) into %s"
+              % (FLEET_FILES, FLEET_REGIONS, time.perf_counter() - t0,
+                 sum(p.stat().st_size for p in d.iterdir()) / 2**20, d))
+    return d
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port, proc, deadline):
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("dask scheduler exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("scheduler did not listen on %d" % port)
+
+
+def _wait_quiet():
+    """Wait for the 1-minute load average to fall below MAX_LOAD; return it."""
+    deadline = time.monotonic() + LOAD_WAIT
+    load = os.getloadavg()[0]
+    while load >= MAX_LOAD and time.monotonic() < deadline:
+        time.sleep(10)
+        load = os.getloadavg()[0]
+    if load >= MAX_LOAD:
+        pytest.skip("load average %.2f >= %.2f after %.0f s" % (load, MAX_LOAD, LOAD_WAIT))
+    return load
+
+
+class _Cluster:
+    """A real ``dask scheduler`` + ``dask worker --nworkers N --nthreads 1`` on 127.0.0.1."""
+
+    def __init__(self, workers, logdir):
+        self.procs = []
+        port = _free_port()
+        self.addr = "tcp://127.0.0.1:%d" % port
+        try:
+            sched = self._start(["scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                 "--dashboard-address", ":0", "--no-show"],
+                                logdir / "scheduler.log")
+            _wait_port(port, sched, time.monotonic() + 60)
+            self._start(["worker", self.addr, "--nworkers", str(workers), "--nthreads", "1",
+                         "--host", "127.0.0.1", "--dashboard-address", ":0"],
+                        logdir / "worker.log")
+            from distributed import Client
+            with Client(self.addr, timeout="30s") as c:
+                c.wait_for_workers(workers, timeout=120)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, args, log):
+        f = open(log, "w")
+        p = subprocess.Popen([str(BIN / "dask")] + args, stdout=f, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.procs.append((p, f))
+        return p
+
+    def close(self):
+        for p, f in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for p, f in reversed(self.procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+            f.close()
+        self.procs = []
+
+
+@pytest.mark.skipif(not FLEET, reason="opt-in: set DAMO_PIPE_BENCH_FLEET=1")
+@pytest.mark.skipif(not (BIN / "dask").exists(), reason="no dask command next to python")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fleet(benchmark, fleet_archives, tmp_path, workers):
+    from distributed import Client, as_completed
+
+    cluster = _Cluster(workers, tmp_path)
+    try:
+        # warm the workers (imports: numpy, h5py, matplotlib) outside the timed run, as a
+        # long-lived cluster would be; the first-task import cost is reported separately
+        warm = tmp_path / "warm"
+        t0 = time.perf_counter()
+        subprocess.run([str(BIN / "damo-analyze"), "batch"]
+                       + [str(fleet_archives / ("run%04d.h5" % i)) for i in range(2 * workers)]
+                       + ["--out", str(warm), "--scheduler", cluster.addr, "--no_progress"],
+                       check=True, capture_output=True)
+        warm_s = time.perf_counter() - t0
+        load0 = _wait_quiet()
+        out = tmp_path / "out"
+        cmd = [str(BIN / "damo-analyze"), "-v", "batch", str(fleet_archives), "--out", str(out),
+               "--scheduler", cluster.addr, "--no_progress"]
+        state = {}
+
+        def run():
+            t = time.perf_counter()
+            state["proc"] = subprocess.run(cmd, capture_output=True, text=True)
+            state["wall"] = time.perf_counter() - t
+
+        benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+        load1 = os.getloadavg()[0]
+        proc, wall = state["proc"], state["wall"]
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        m = re.search(r"inputs on \d+ worker\(s\): (.*), total ([0-9.]+) s", proc.stderr)
+        phases = dict((k, float(v)) for k, v in
+                      re.findall(r"(\w+) ([0-9.]+) s", m.group(1))) if m else {}
+        run_batch_s = float(m.group(2)) if m else float("nan")
+        tasks = []
+        for d in out.iterdir():
+            if d.is_dir():
+                tasks.append(json.loads((d / "summary.json").read_text())["analysis"])
+        assert len(tasks) == FLEET_FILES
+        secs = sorted(t["seconds"] for t in tasks)
+        cpu = sum(t["cpu_seconds"] for t in tasks)
+        task_sum = sum(secs)
+        # the scheduler's own per-task cost: as many trivial tasks on the same cluster
+        with Client(cluster.addr, timeout="30s") as c:
+            tt = []
+            for _ in range(3):
+                t = time.perf_counter()
+                futs = c.map(trivial, range(FLEET_FILES), pure=False)
+                for f in as_completed(futs):
+                    f.result()
+                    f.release()
+                tt.append(time.perf_counter() - t)
+                del futs
+        trivial_s = min(tt)
+    finally:
+        cluster.close()
+    info = dict(files=FLEET_FILES, regions_per_file=FLEET_REGIONS, workers=workers,
+                wall_s=wall, run_batch_s=run_batch_s, phases=phases,
+                per_archive_wall_s=wall / FLEET_FILES,
+                task_median_s=secs[len(secs) // 2], task_max_s=secs[-1],
+                task_wall_sum_s=task_sum, task_cpu_sum_s=cpu,
+                overhead_s=wall - task_sum / workers,
+                trivial_tasks_s=trivial_s, warm_first_batch_s=warm_s,
+                loadavg_before=load0, loadavg_after=load1)
+    benchmark.extra_info.update(info)
+    print("\nfleet workers=%d: %d x %d regions in %.1f s wall (command; run_batch %.1f s: %s)\n"
+          "  per archive %.1f ms wall; task median %.1f ms, max %.1f ms, sum %.1f s "
+          "(CPU %.1f s); not in tasks: %.1f s\n"
+          "  %d trivial tasks: %.2f s (%.2f ms each); warm-up command (2 files a "
+          "worker, cold workers) %.1f s; load %.2f before, %.2f after"
+          % (workers, FLEET_FILES, FLEET_REGIONS, wall, run_batch_s,
+             ", ".join("%s %.2f s" % kv for kv in phases.items()),
+             1000 * wall / FLEET_FILES, 1000 * secs[len(secs) // 2], 1000 * secs[-1], task_sum,
+             cpu, wall - task_sum / workers, FLEET_FILES, trivial_s,
+             1000 * trivial_s / FLEET_FILES, warm_s, load0, load1))

@@ -252,6 +252,9 @@ class BatchResult:
     index_path: str
     seconds: float
     nr_workers: int
+    # wall seconds of the client's phases: "inputs" (expansion, naming, OUT), "connect"
+    # (cluster start or connection), "tasks" (submission to the last result), "index"
+    timings: dict = dataclasses.field(default_factory=dict)
 
     @property
     def failures(self):
@@ -305,6 +308,7 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
     from damo_pipe.analyze.html import write_index
 
     t0 = time.perf_counter()
+    timings = {}
     options = options or BatchOptions()
     if not scheduler and not processes:
         options = dataclasses.replace(options, serialize_plots=True)
@@ -321,6 +325,7 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
     except OSError as e:
         raise UsageError("cannot create --out %s (%s)" % (out_dir, e.strerror or e))
 
+    timings["inputs"] = time.perf_counter() - t0
     results = [None] * len(items)
     todo = []
     for k, item in enumerate(items):
@@ -335,7 +340,10 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
         if results[k] is not None and on_result:
             on_result(results[k])
     if todo:
+        t1 = time.perf_counter()
         client, cluster = _connect(scheduler, workers, processes, connect_timeout)
+        t2 = time.perf_counter()
+        timings["connect"] = t2 - t1
         try:
             nr_workers = len(client.nthreads())
             futures = client.map(analyze_archive,
@@ -353,10 +361,16 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
                 fut.release()
                 if on_result:
                     on_result(res)
+            timings["tasks"] = time.perf_counter() - t2
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+    t3 = time.perf_counter()
     index = write_index(results, out_dir, title=title)   # OutputError names the file
-    return BatchResult(results=results, index_path=index, seconds=time.perf_counter() - t0,
-                       nr_workers=nr_workers)
+    t4 = time.perf_counter()
+    timings["index"] = t4 - t3
+    log.info("batch of %d inputs on %d worker(s): %s, total %.3f s", len(items), nr_workers,
+             ", ".join("%s %.3f s" % kv for kv in timings.items()), t4 - t0)
+    return BatchResult(results=results, index_path=index, seconds=t4 - t0,
+                       nr_workers=nr_workers, timings=timings)
