@@ -21,15 +21,12 @@ MMAP_THRESHOLD = 32 << 20
 #: free memory at a heap's top kept up to this size
 TRIM_THRESHOLD = 256 << 20
 
-_done = False
-
 
 def retain_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process (once; process-wide).
-    Returns whether they are set (False off glibc, or when mallopt refuses)."""
-    global _done
-    if _done:
-        return True
+    """Raise glibc's mmap and trim thresholds for this process (process-wide, so only
+    the command line calls it: ``damo-analyze convert``; a library user's process keeps
+    its own settings; calling it again is harmless). Returns whether they are set
+    (False off glibc, or when mallopt refuses)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -41,5 +38,4 @@ def retain_freed_memory() -> bool:
     mallopt.restype = ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     ok = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-    _done = ok
     return ok

@@ -204,10 +204,8 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
     written. ``progress.update(n)`` is told of the regions written; ``lenient``: see
     :func:`convert_file`."""
     from damo_pipe._atomic import atomic_output
-    from damo_pipe._malloc import retain_freed_memory
     from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import ArchiveWriter
-    retain_freed_memory()   # big buffers freed and allocated again: no fresh page faults
     stream = sources.iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
                                         engine=engine, lenient=lenient)
     added = []   # metadata written per archive record

@@ -33,7 +33,6 @@ print(before, mmapped_after_alloc())
 
 
 def test_not_glibc_is_a_no_op(monkeypatch):
-    monkeypatch.setattr(_malloc, "_done", False)
     monkeypatch.setattr(_malloc.sys, "platform", "darwin")
     assert _malloc.retain_freed_memory() is False
     monkeypatch.setattr(_malloc.sys, "platform", "linux")

@@ -92,6 +92,10 @@ def run(args) -> int:
     if len(args.paths) < 2:
         raise UsageError("convert needs at least one INPUT and an OUTPUT")
     from damo_pipe._extras import available
+    from damo_pipe._malloc import retain_freed_memory
+    # big buffers are freed and allocated again while converting: keep them in the
+    # process (no fresh page faults; process-wide, hence here and not in the library)
+    retain_freed_memory()
     # a progress bar on a terminal only (no bar frames in a redirected stderr), and only
     # with tqdm (the analyze extra): convert itself is part of the base install
     show = sys.stderr.isatty() and available("tqdm")
