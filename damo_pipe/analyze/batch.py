@@ -345,7 +345,15 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
         t2 = time.perf_counter()
         timings["connect"] = t2 - t1
         try:
-            nr_workers = len(client.nthreads())
+            nthreads = client.nthreads()
+            nr_workers = len(nthreads)
+            most = max(nthreads.values(), default=1)
+            if scheduler and most > 1 and not options.serialize_plots:
+                # pyplot is not thread-safe: threads of one worker must not draw at once
+                log.warning("dask workers at %s run up to %d threads each: the drawing is "
+                            "serialised through one cluster-wide lock (start the workers "
+                            "with --nthreads 1)", scheduler, most)
+                options = dataclasses.replace(options, serialize_plots=True)
             futures = client.map(analyze_archive,
                                  [items[k].path for k in todo], [items[k].name for k in todo],
                                  [out_dir] * len(todo), [options] * len(todo),
