@@ -10,8 +10,9 @@ wss_chron_change.png and summary.json (time span, footprint, WSS percentiles,
 hottest address ranges); OUT/index.html compares all of them in a sortable table.
 
 By default a LocalCluster with one single-threaded worker process per CPU runs the
-tasks; --scheduler sends them to a running dask scheduler instead (its workers must
-see the inputs and OUT at the same paths). An unreadable input is listed as failed in
+tasks; --scheduler sends them to a running dask scheduler instead (`dask scheduler`,
+and `dask worker ADDRESS --nthreads 1` on every node: the workers must see the inputs and
+OUT at the same paths; docs/batch.md tells what runs where). An unreadable input is listed as failed in
 index.html and on stderr (one line each); the others are still analysed, and the exit
 status is then 1. Symlinks never lead out: a file symlink in an input directory that
 points outside it is listed as failed (unless --follow_symlinks), and nothing is
