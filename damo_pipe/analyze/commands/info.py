@@ -169,7 +169,26 @@ def render_text(desc):
             lines.append("  regions per snapshot: min %d, mean %.1f, max %d" % (rp["min"], rp["mean"], rp["max"]))
             lines.append("  monitored bytes per snapshot: min %s, max %s" % (
                 _fmt_bytes(r["total_bytes"]["min"]), _fmt_bytes(r["total_bytes"]["max"])))
+    lines.extend(_side_lines(desc))
     return "\n".join(lines)
+
+
+def _side_lines(desc):
+    """What the file holds beside the snapshots: side tables (rows each), damo's side
+    files, the CPU profile (``info --json`` has their columns, attributes and clocks)."""
+    out = []
+    tables = desc.get("side_tables") or []
+    if tables:
+        out.append("side tables: " + ", ".join("%s (%d rows)" % (t["name"], t["nr_rows"])
+                                               for t in tables))
+    for f in desc.get("side_files") or []:
+        out.append("side file: %s %s (%s)" % (f["kind"], f["path"], _fmt_bytes(f["size_on_disk"])))
+    prof = desc.get("profile")
+    if prof and prof.get("nr_sample_rows") is not None:
+        out.append("cpu profile: %d samples" % prof["nr_sample_rows"])
+    elif prof:
+        out.append("cpu profile: yes")
+    return out
 
 
 def run(args):
