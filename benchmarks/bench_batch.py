@@ -202,6 +202,27 @@ class _Cluster:
         self.procs.append((p, f))
         return p
 
+    def cpu(self):
+        """CPU seconds (user + system) so far of the scheduler and of the worker side (the
+        ``dask worker`` process and its worker processes)."""
+        import psutil
+
+        def tree(pid):
+            try:
+                procs = [psutil.Process(pid)]
+                procs += procs[0].children(recursive=True)
+            except psutil.NoSuchProcess:
+                return 0.0
+            total = 0.0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            return total
+        return tree(self.procs[0][0].pid), tree(self.procs[1][0].pid)
+
     def close(self):
         for p, f in reversed(self.procs):
             if p.poll() is None:
@@ -240,9 +261,16 @@ def test_fleet(benchmark, fleet_archives, tmp_path, workers):
         state = {}
 
         def run():
+            import resource
+            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            s0, w0 = cluster.cpu()
             t = time.perf_counter()
             state["proc"] = subprocess.run(cmd, capture_output=True, text=True)
             state["wall"] = time.perf_counter() - t
+            s1, w1 = cluster.cpu()
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            state["cpu"] = {"client": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
+                            "scheduler": s1 - s0, "worker_processes": w1 - w0}
 
         benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
         load1 = os.getloadavg()[0]
@@ -279,17 +307,20 @@ def test_fleet(benchmark, fleet_archives, tmp_path, workers):
                 per_archive_wall_s=wall / FLEET_FILES,
                 task_median_s=secs[len(secs) // 2], task_max_s=secs[-1],
                 task_wall_sum_s=task_sum, task_cpu_sum_s=cpu,
-                overhead_s=wall - task_sum / workers,
+                overhead_s=wall - task_sum / workers, cpu_s=state["cpu"],
                 trivial_tasks_s=trivial_s, warm_first_batch_s=warm_s,
                 loadavg_before=load0, loadavg_after=load1)
     benchmark.extra_info.update(info)
     print("\nfleet workers=%d: %d x %d regions in %.1f s wall (command; run_batch %.1f s: %s)\n"
           "  per archive %.1f ms wall; task median %.1f ms, max %.1f ms, sum %.1f s "
           "(CPU %.1f s); not in tasks: %.1f s\n"
+          "  CPU of the command (client) %.1f s, the scheduler %.1f s, the worker processes "
+          "%.1f s (tasks: %.1f s)\n"
           "  %d trivial tasks: %.2f s (%.2f ms each); warm-up command (2 files a "
           "worker, cold workers) %.1f s; load %.2f before, %.2f after"
           % (workers, FLEET_FILES, FLEET_REGIONS, wall, run_batch_s,
              ", ".join("%s %.2f s" % kv for kv in phases.items()),
              1000 * wall / FLEET_FILES, 1000 * secs[len(secs) // 2], 1000 * secs[-1], task_sum,
-             cpu, wall - task_sum / workers, FLEET_FILES, trivial_s,
+             cpu, wall - task_sum / workers, state["cpu"]["client"], state["cpu"]["scheduler"],
+             state["cpu"]["worker_processes"], cpu, FLEET_FILES, trivial_s,
              1000 * trivial_s / FLEET_FILES, warm_s, load0, load1))
