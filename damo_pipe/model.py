@@ -173,6 +173,16 @@ class SnapshotColumns:
     def __len__(self):
         return len(self.end_ns)
 
+    def window(self, time_range):
+        """[lo, hi) of the snapshots whose ``[start_ns, end_ns]`` meets ``time_range``
+        (all for None): the first whose end is >= its start up to the first whose start
+        is >= its end (time-ordered snapshots)."""
+        if time_range is None:
+            return 0, len(self)
+        lo = int(np.searchsorted(self.end_ns, time_range[0], side="left"))
+        hi = int(np.searchsorted(self.start_ns, time_range[1], side="left"))
+        return lo, max(lo, hi)
+
     def take(self, lo, hi):
         return SnapshotColumns(**{name: getattr(self, name)[lo:hi] for name in SNAPSHOT_DTYPES})
 

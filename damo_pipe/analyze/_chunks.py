@@ -199,10 +199,7 @@ class RecordSource:
         if time_range is None:
             return 0, self.nr_snapshots(idx)
         if isinstance(entry, _MemoryEntry):
-            s = entry.record.snapshots
-            lo = int(np.searchsorted(s.end_ns, time_range[0], side="left"))
-            hi = int(np.searchsorted(s.start_ns, time_range[1], side="left"))
-            return lo, max(lo, hi)
+            return entry.record.snapshots.window(time_range)
         return entry.reader.snapshot_range(entry.idx, time_range)
 
     def iter_chunk_range(self, idx, lo, hi, columns=None, reuse_buffers=0):

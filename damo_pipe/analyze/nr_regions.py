@@ -49,11 +49,11 @@ def compute_nr_regions(records, sortby="size", skip=SKIP, selection=None):
 def _selected_counts(src, i, selection, skip):
     """Region counts of the selected snapshots of record i after the record's first
     ``skip`` (the snapshot table alone without an address range)."""
-    from damo_pipe.analyze.selection import iter_selected_chunks, snapshot_range
-    lo, hi = snapshot_range(src.snapshot_table(i), selection.time_range)
+    from damo_pipe.analyze.selection import iter_selected_chunks
+    lo, hi = src.snapshot_window(i, selection.time_range)
     first = max(skip, lo)
     if selection.address_range is None:
-        return np.array(src.snapshot_table(i).nr_regions[first:hi], np.int64)
+        return np.array(src.snapshot_rows(i, first, max(first, hi)).nr_regions, np.int64)
     parts = [c.snapshots.nr_regions for c in iter_selected_chunks(src, i, selection,
                                                                   columns=("start", "end"))]
     counts = np.concatenate(parts) if parts else np.zeros(0, np.int64)

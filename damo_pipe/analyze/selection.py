@@ -194,14 +194,9 @@ def resolve_selection(src, time_words=None, address_words=None, engine="cython")
 
 
 def snapshot_range(snaps, time_range):
-    """[lo, hi) of the snapshots whose ``[start_ns, end_ns]`` meets ``time_range``."""
-    n = len(snaps)
-    if time_range is None:
-        return 0, n
-    t0, t1 = time_range
-    lo = int(np.searchsorted(snaps.end_ns, t0, side="left"))
-    hi = int(np.searchsorted(snaps.start_ns, t1, side="left"))
-    return lo, max(lo, hi)
+    """[lo, hi) of the snapshots whose ``[start_ns, end_ns]`` meets ``time_range``
+    (:meth:`SnapshotColumns.window`)."""
+    return snaps.window(time_range)
 
 
 def clip_address_range(rec, address_range):

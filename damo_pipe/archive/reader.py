@@ -269,11 +269,11 @@ class _RecordHandle:
         if len(ti) > 1 and bool(np.any(ti[1:] < ti[:-1])):
             return False          # not in time order: searched in the whole table
         self.nr_snapshots = nr_snaps
-        first = self.rows(0, 1, check_bounds=False)
-        if first.region_offset[0] != 0:
-            raise self._bad("region_offset", 0, "first offset %d, not 0"
-                            % int(first.region_offset[0]))
-        last = self.rows(nr_snaps - 1, nr_snaps)
+        offsets, counts = self._snapshot_ds["region_offset"], self._snapshot_ds["nr_regions"]
+        first = int(_read_rows(self.path, offsets, 0, 1)[0])
+        if first != 0:
+            raise self._bad("region_offset", 0, "first offset %d, not 0" % first)
+        last = self.rows(nr_snaps - 1, nr_snaps, names=("region_offset", "nr_regions"))
         self.nr_regions = int(last.region_offset[0] + last.nr_regions[0])
         self._check_committed(nr_snaps, self.nr_regions)
         self._time_index = (ti, stride)
@@ -294,12 +294,17 @@ class _RecordHandle:
                                                self.nr_snapshots),
                                     SNAPSHOT_DTYPES[name])
 
-    def rows(self, lo, hi, check_bounds=True) -> SnapshotColumns:
+    def rows(self, lo, hi, names=None) -> SnapshotColumns:
         """Snapshot rows [lo, hi), checked as the whole table is (counts not negative,
-        offsets contiguous and inside the region columns)."""
+        offsets contiguous and inside the region columns). ``names``: read only these
+        columns (region_offset, nr_regions and end_ns always; the others left at their
+        defaults)."""
         if self._table is not None:
             return self._table.take(lo, hi)
-        cols = {n: _read_rows(self.path, d, lo, hi) for n, d in self._snapshot_ds.items()}
+        wanted = self._snapshot_ds if names is None else \
+            {n: d for n, d in self._snapshot_ds.items()
+             if n in names or n in ("region_offset", "nr_regions", "end_ns")}
+        cols = {n: _read_rows(self.path, d, lo, hi) for n, d in wanted.items()}
         offsets, counts = cols["region_offset"], cols["nr_regions"]
         if len(offsets):
             neg = np.flatnonzero(counts < 0)
@@ -317,7 +322,7 @@ class _RecordHandle:
                                 "%d regions from offset %d, but region_offset row %d is %d "
                                 "(not contiguous)" % (int(counts[k]), int(offsets[k]),
                                                       lo + k + 1, int(offsets[k + 1])))
-            if ends[-1] < offsets[-1] or (check_bounds and ends[-1] > self._nr_region_rows):
+            if ends[-1] < offsets[-1] or ends[-1] > self._nr_region_rows:
                 raise self._bad("nr_regions", hi - 1,
                                 "regions %d-%d, beyond the %d rows of the region columns"
                                 % (int(offsets[-1]), int(ends[-1]) - 1, self._nr_region_rows))
@@ -329,10 +334,7 @@ class _RecordHandle:
         table; a lazy table is searched through its time index, reading a few rows)."""
         n = self.nr_snapshots
         if self._time_index is None:
-            s = self.snapshots
-            lo = int(np.searchsorted(s.end_ns, t0, side="left"))
-            hi = int(np.searchsorted(s.start_ns, t1, side="left"))
-            return lo, max(lo, hi)
+            return self.snapshots.window((t0, t1))
         ti, stride = self._time_index
 
         def first_at_least(name, t, a):
@@ -522,13 +524,16 @@ class ArchiveReader:
             return 0, h.nr_snapshots
         return h.window(*time_range)
 
-    def _read(self, idx, lo, hi, address_range=None, columns=None, buffers=None):
+    def _read(self, idx, lo, hi, address_range=None, columns=None, buffers=None, snaps=None):
+        """Snapshots lo..hi-1 of record idx with their regions (``snaps``: their
+        snapshot rows when the caller already has them)."""
         h = self._handles[idx]
         g = h.region_ds
         if hi <= lo:
             return Record(**{**h.meta.__dict__,
                              "first_start_ns": h.first_start_ns if lo == 0 else None})
-        snaps = h.rows(lo, hi)
+        if snaps is None:
+            snaps = h.rows(lo, hi)
         r_lo = int(snaps.region_offset[0])
         r_hi = int(snaps.region_offset[-1] + snaps.nr_regions[-1])
         if columns is None:
@@ -630,7 +635,8 @@ class ArchiveReader:
                 ends = snaps.region_offset[k - lo:] + snaps.nr_regions[k - lo:]
                 end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
             yield self._read(idx, k, end, address_range, columns,
-                             ring[nr % len(ring)] if ring else None)
+                             ring[nr % len(ring)] if ring else None,
+                             snaps.take(k - lo, end - lo))
             nr += 1
             k = end
 
