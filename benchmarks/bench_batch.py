@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import numpy as np
 import pytest
 
 from damo_pipe.model import Intervals, Record, RegionColumns, SnapshotColumns
+from tests.support.dask_cluster import free_port, wait_port
 
 ENABLED = os.environ.get("DAMO_PIPE_BENCH_BATCH") == "1"
 NR_FILES = int(os.environ.get("DAMO_PIPE_BENCH_BATCH_FILES", "100"))
@@ -143,24 +143,6 @@ def fleet_archives():
     return d
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port, proc, deadline):
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("dask scheduler exited with %s" % proc.returncode)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("scheduler did not listen on %d" % port)
-
-
 def _wait_quiet():
     """Wait for the 1-minute load average to fall below MAX_LOAD; return it."""
     deadline = time.monotonic() + LOAD_WAIT
@@ -178,13 +160,13 @@ class _Cluster:
 
     def __init__(self, workers, logdir):
         self.procs = []
-        port = _free_port()
+        port = free_port()
         self.addr = "tcp://127.0.0.1:%d" % port
         try:
             sched = self._start(["scheduler", "--host", "127.0.0.1", "--port", str(port),
                                  "--dashboard-address", ":0", "--no-show"],
                                 logdir / "scheduler.log")
-            _wait_port(port, sched, time.monotonic() + 60)
+            wait_port(port, sched, time.monotonic() + 60)
             self._start(["worker", self.addr, "--nworkers", str(workers), "--nthreads", "1",
                          "--host", "127.0.0.1", "--dashboard-address", ":0"],
                         logdir / "worker.log")

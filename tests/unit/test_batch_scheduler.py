@@ -1,7 +1,6 @@
 """damo-analyze batch against a real ``dask scheduler`` + ``dask worker`` on 127.0.0.1."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,27 +9,11 @@ from pathlib import Path
 import pytest
 
 from damo_pipe.analyze.cli import main
+from tests.support.dask_cluster import free_port, wait_port
 from tests.support.plotting import PNG_MAGIC, real_plot_modules
 from tests.support.records import expected_wss, make_damo_json
 
 DASK = Path(sys.executable).with_name("dask")
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, deadline):
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("dask scheduler exited with %s" % proc.returncode)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("scheduler did not listen on %d" % port)
 
 
 @pytest.fixture
