@@ -340,24 +340,18 @@ def main(argv=None):
     def row(name, w, c):
         print("| %s | %.3f | %.3f | %.1fM | %.1fM |" % (name, w, c, n / w / 1e6, n / c / 1e6),
               flush=True)
-    w, c, r = timed(stage_count, ps, rounds)
-    assert r == n
-    row("floor: bytes.count(b'\\n')", w, c)
-    w, c, r = timed(stage_numpy_count, ps, rounds)
-    assert r == n
-    row("floor: numpy count_nonzero(bytes == 10)", w, c)
-    w, c, r = timed(stage_tokenize, ps, rounds)
-    assert r == n
-    row("(a) tokenizer alone", w, c)
-    w, c, r = timed(stage_group, ps, rounds)
-    assert r == n
-    row("(b) tokenizer + grouping", w, c)
-    w, c, r = timed(stage_parser, ps, rounds)
-    assert r == n
-    row("(b2) + chunk assembly (the tracer's TraceStreamParser)", w, c)
-    w, c, r = timed(stage_streamer_null, ps, rounds)
-    assert r == n
-    row("(b3) + TraceStreamer, chunks checked, no archive", w, c)
+    stages = [
+        (stage_count, "floor: bytes.count(b'\\n')"),
+        (stage_numpy_count, "floor: numpy count_nonzero(bytes == 10)"),
+        (stage_tokenize, "(a) tokenizer alone"),
+        (stage_group, "(b) tokenizer + grouping"),
+        (stage_parser, "(b2) + chunk assembly (the tracer's TraceStreamParser)"),
+        (stage_streamer_null, "(b3) + TraceStreamer, chunks checked, no archive"),
+    ]
+    for stage, name in stages:
+        w, c, r = timed(stage, ps, rounds)
+        assert r == n
+        row(name, w, c)
     del ps
     best = None
     for _ in range(3):

@@ -97,37 +97,45 @@ class FakeTree:
         tracefs._rmdir_instance = shutil.rmtree
 
 
+def _drive(tmp, text_path, targets, rate, chunk, **tracer_kw):
+    """The real tracer loop on a fake tracefs: a separate feeder writes ``text_path``
+    into its FIFO ``trace_pipe`` (``rate`` regions/s, 0 = unthrottled) while this
+    process polls, parses and appends into a SWMR archive with guide summaries (as the
+    recorder's writer). Returns (summary, wall s, this process's CPU s, handle, records)."""
+    tree = FakeTree(tmp / "tracing")
+    saved = (tracefs._mkdir_instance, tracefs._rmdir_instance)
+    tree.install()
+    try:
+        from damo_pipe.analyze.heatmap import GuideBuilder
+        w = ArchiveWriter(tmp / "a.h5", swmr=True, summariser=GuideBuilder)
+        keys = {t: w.add_record(Record(target_id=t)) for t in range(targets)}
+        h = tracing.open_tracefs_tracer(w, keys, tracefs_root=tree.root, **tracer_kw)
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.monotonic()
+        feeder = subprocess.Popen([sys.executable, "-c", FEEDER,
+                                   os.path.join(h.source.dir, "trace_pipe"),
+                                   str(text_path), str(rate), str(chunk)])
+        while feeder.poll() is None:
+            h.poll()
+            h.wait(0.1)
+        summary = h.stop()
+        wall = time.monotonic() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        w.close()
+        recs = read_archive_records(tmp / "a.h5")
+    finally:
+        tracefs._mkdir_instance, tracefs._rmdir_instance = saved
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return summary, wall, cpu, h, recs
+
+
 def run_once(nr_snapshots, rate, flush_interval=1.0, workdir=None, chunk=65536):
     """Returns dict(regions, wall_s, cpu_s, regions_per_s, cpu_fraction, snapshots)."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        data = synth_trace(nr_snapshots)
-        (tmp / "trace.txt").write_bytes(data)
-        tree = FakeTree(tmp / "tracing")
-        saved = (tracefs._mkdir_instance, tracefs._rmdir_instance)
-        tree.install()
-        try:
-            from damo_pipe.analyze.heatmap import GuideBuilder   # as the recorder's writer
-            w = ArchiveWriter(tmp / "a.h5", swmr=True, summariser=GuideBuilder)
-            keys = {t: w.add_record(Record(target_id=t)) for t in range(TARGETS)}
-            h = tracing.open_tracefs_tracer(w, keys, tracefs_root=tree.root,
-                                            flush_interval=flush_interval)
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            t0 = time.monotonic()
-            feeder = subprocess.Popen([sys.executable, "-c", FEEDER,
-                                       os.path.join(h.source.dir, "trace_pipe"),
-                                       str(tmp / "trace.txt"), str(rate), str(chunk)])
-            while feeder.poll() is None:
-                h.poll()
-                h.wait(0.1)
-            summary = h.stop()
-            wall = time.monotonic() - t0
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
-            w.close()
-            recs = read_archive_records(tmp / "a.h5")
-        finally:
-            tracefs._mkdir_instance, tracefs._rmdir_instance = saved
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        (tmp / "trace.txt").write_bytes(synth_trace(nr_snapshots))
+        summary, wall, cpu, h, recs = _drive(tmp, tmp / "trace.txt", TARGETS, rate, chunk,
+                                             flush_interval=flush_interval)
     regions = summary["regions"]
     assert regions == nr_snapshots * TARGETS * REGIONS_PER_SNAPSHOT
     assert sum(r.nr_snapshots for r in recs) == nr_snapshots * TARGETS
@@ -147,31 +155,7 @@ def run_page(n, chunk=1 << 20, workdir=None):
         from bench_ingest import ensure_text
     text = ensure_text(n)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        tmp = Path(tmp)
-        tree = FakeTree(tmp / "tracing")
-        saved = (tracefs._mkdir_instance, tracefs._rmdir_instance)
-        tree.install()
-        try:
-            from damo_pipe.analyze.heatmap import GuideBuilder
-            w = ArchiveWriter(tmp / "a.h5", swmr=True, summariser=GuideBuilder)
-            keys = {0: w.add_record(Record(target_id=0))}
-            h = tracing.open_tracefs_tracer(w, keys, tracefs_root=tree.root)
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            t0 = time.monotonic()
-            feeder = subprocess.Popen([sys.executable, "-c", FEEDER,
-                                       os.path.join(h.source.dir, "trace_pipe"),
-                                       str(text), "0", str(chunk)])
-            while feeder.poll() is None:
-                h.poll()
-                h.wait(0.1)
-            summary = h.stop()
-            wall = time.monotonic() - t0
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
-            w.close()
-            recs = read_archive_records(tmp / "a.h5")
-        finally:
-            tracefs._mkdir_instance, tracefs._rmdir_instance = saved
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        summary, wall, cpu, h, recs = _drive(Path(tmp), text, 1, 0, chunk)
     assert summary["regions"] == n
     assert [r.nr_regions for r in recs] == [n] and recs[0].nr_snapshots == 1
     return {"regions": n, "wall_s": wall, "cpu_s": cpu, "regions_per_s": n / wall,
