@@ -519,9 +519,7 @@ class KdamondSession:
             self._tuned_at = now
             try:
                 self.update_tuned_intervals()
-                iv = self.ctx + "/monitoring_attrs/intervals"
-                self.tuned = (_int_or(self.tree.read_opt(iv + "/sample_us"), self.spec.sample_us),
-                              _int_or(self.tree.read_opt(iv + "/aggr_us"), self.spec.aggr_us))
+                self.tuned = self._read_intervals()
             except CollectError as e:
                 log.debug("update_tuned_intervals failed: %s", e)
         return self.tuned
@@ -546,12 +544,16 @@ class KdamondSession:
         if f.addr_unit:
             row["addr_unit"] = _int_or(self.tree.read_opt(self.ctx + "/addr_unit"), 1)
         if f.tuned_intervals:
-            iv = self.ctx + "/monitoring_attrs/intervals"
-            row["sample_us"] = _int_or(self.tree.read_opt(iv + "/sample_us"),
-                                       self.spec.sample_us)
-            row["aggr_us"] = _int_or(self.tree.read_opt(iv + "/aggr_us"), self.spec.aggr_us)
+            row["sample_us"], row["aggr_us"] = self._read_intervals()
             row["tuned"] = self.autotuned
         return row
+
+    def _read_intervals(self):
+        """(sample_us, aggr_us) in the context's sysfs interval files (the configured
+        ones when a file cannot be read)."""
+        iv = self.ctx + "/monitoring_attrs/intervals"
+        return (_int_or(self.tree.read_opt(iv + "/sample_us"), self.spec.sample_us),
+                _int_or(self.tree.read_opt(iv + "/aggr_us"), self.spec.aggr_us))
 
     def commit(self):
         self.tree.write_state(self.kd, "commit")
