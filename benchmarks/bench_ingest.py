@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from damo_pipe.formats.trace_text import SnapshotPiece
+
 N_DEFAULT = 3_000_000
 PIECE = 1 << 20
 BASE = 94209503780864        # the 6.12 example's first address (14 digits)
@@ -142,13 +144,21 @@ def stage_group(pieces):
 
 def stage_parser(pieces):
     """(b) + the stream parser's chunk assembly: the live tracer's parser
-    (streamer.default_parser_factory: TraceStreamParser, lenient, open rows held)."""
+    (streamer.default_parser_factory: TraceStreamParser, lenient, a snapshot of more than
+    OPEN_REGIONS rows handed out in pieces while open)."""
     from damo_pipe.collect.tracing.streamer import default_parser_factory
     p = default_parser_factory()
     n = 0
     for x in pieces:
-        n += sum(c.nr_regions for _, c in p.feed(x))
-    return n + sum(c.nr_regions for _, c in p.finish())
+        n += sum(_rows_of(c) for _, c in p.feed(x))
+    return n + sum(_rows_of(c) for _, c in p.finish())
+
+
+def _rows_of(item):
+    """Region rows a parser item carries (a RecordChunk or a SnapshotPiece)."""
+    if isinstance(item, SnapshotPiece):
+        return item.nr_rows
+    return item.nr_regions
 
 
 class NullWriter:
@@ -159,6 +169,9 @@ class NullWriter:
 
     def append(self, idx, chunk):
         chunk.check()
+
+    def append_piece(self, idx, piece):
+        pass
 
     def flush(self):
         pass

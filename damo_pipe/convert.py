@@ -39,6 +39,10 @@ DEFAULT_EXT = {"hdf5": ".h5", "json": ".json", "json_compressed": ".jsonc",
 OUTPUT_FORMATS = (sources.ARCHIVE_FORMAT,) + formats.OUTPUT_FORMATS
 #: default regions per streamed chunk
 CHUNK_REGIONS = 1 << 18
+#: rows of open snapshots a trace input holds before it streams them in pieces
+#: (formats.trace_text.SnapshotPiece): a page-granularity snapshot of tens of millions
+#: of regions is converted with bounded memory
+OPEN_REGIONS = 1 << 18
 #: non-archive inputs larger than this go through a temporary archive when converted to
 #: a damo format, so that memory stays bounded whatever the input size
 STREAM_VIA_ARCHIVE_BYTES = 32 << 20
@@ -206,8 +210,10 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
     from damo_pipe._atomic import atomic_output
     from damo_pipe.analyze.heatmap import GuideBuilder
     from damo_pipe.archive import ArchiveWriter
+    from damo_pipe.formats.trace_text import SnapshotPiece
     stream = sources.iter_record_chunks(src, input_type=input_type, chunk_regions=chunk_regions,
-                                        engine=engine, lenient=lenient)
+                                        engine=engine, lenient=lenient,
+                                        open_regions=OPEN_REGIONS)
     added = []   # metadata written per archive record
     with atomic_output(dst) as tmp:
         prov = _provenance(src, stream.format)
@@ -218,6 +224,11 @@ def to_archive(src, dst, *, input_type=None, compression=None, chunk_regions=CHU
                     meta = stream.records[len(added)]
                     w.add_record(meta)
                     added.append(meta)
+                if isinstance(chunk, SnapshotPiece):    # a snapshot streamed in pieces
+                    w.append_piece(ri, chunk)
+                    if progress is not None and chunk.kind == "rows":
+                        progress.update(chunk.nr_rows)
+                    continue
                 w.append(ri, chunk)
                 if progress is not None:
                     progress.update(chunk.nr_regions)

@@ -115,10 +115,11 @@ def read_records(path, input_type=None, engine="auto", lenient=False):
 
 
 def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto",
-                       lenient=False):
-    """A :class:`~damo_pipe.formats.RecordChunkStream` over ``path``, any format."""
+                       lenient=False, open_regions=0):
+    """A :class:`~damo_pipe.formats.RecordChunkStream` over ``path``, any format
+    (``open_regions``: see there)."""
     return RecordChunkStream(path, input_type, chunk_regions, engine, table=FORMATS,
-                             lenient=lenient)
+                             lenient=lenient, open_regions=open_regions)
 
 
 def write_records(records, path, fmt, **options):

@@ -378,6 +378,26 @@ class BloscChunkWriter:
             col.tail_rows = n - pos
         col.rows += n
 
+    def rewind(self, dataset, rows):
+        """Take the column back to its first ``rows`` rows (a streamed snapshot dropped):
+        queued chunks are stored first; the chunk that holds row ``rows`` becomes the
+        tail again (read back when it is on disk). The caller resizes the dataset."""
+        col = self._cols[dataset.name]
+        if rows >= col.rows:
+            return
+        self.wait()
+        csize = col.csize
+        kept_start = col.rows - col.tail_rows     # first row of the tail
+        lo = rows - rows % csize                  # first row of the chunk holding ``rows``
+        if rows >= kept_start:
+            col.tail_rows = rows - kept_start
+        else:
+            tail = np.empty(csize, dataset.dtype)
+            if rows > lo:
+                tail[:rows - lo] = dataset[lo:rows]
+            col.tail, col.tail_rows = tail, rows - lo
+        col.rows = rows
+
     def _submit(self, col, chunks):
         """Compress ``chunks`` ((index, rows) of ``col``) in a worker, in pieces of a
         few chunks (the workers share a column's chunks; few hand-offs)."""

@@ -24,7 +24,7 @@ from damo_pipe._atomic import DISK_FULL_ERRNOS, atomic_output, output_error
 from damo_pipe._diskspace import SpaceReservation, detach_hdf5_file
 from damo_pipe.archive import layout
 from damo_pipe.errors import ArchiveError, DiskFullError
-from damo_pipe.model import DAMOS_STAT_FIELDS, Record
+from damo_pipe.model import DAMOS_STAT_FIELDS, Record, SnapshotColumns
 
 def _set_opt(attrs, name, value):
     if value is not None:
@@ -207,7 +207,10 @@ class ArchiveWriter:
         self._file[layout.RECORDS_GROUP].attrs["nr_records"] = idx + 1
         self._records.append({"group": g, "snapshots": 0, "regions": 0, "probe_hits": 0,
                               "last_end": None, "guide": self._new_summariser(idx),
-                              "flushed": (0, 0, 0), "optional": 0, "datasets": {}})
+                              "flushed": (0, 0, 0), "optional": 0, "datasets": {},
+                              # the open snapshot (append_open): its first region row
+                              # and the sum of its region sizes so far
+                              "open_from": None, "open_bytes": 0})
         self._pending.append([])
         return idx
 
@@ -329,6 +332,10 @@ class ArchiveWriter:
         """Queue a chunk (consecutive snapshots of one record); written on flush()."""
         if chunk.nr_snapshots == 0:
             return
+        if self._records[record_idx]["open_from"] is not None:
+            raise ArchiveError("record %d: a chunk appended while a snapshot is open "
+                               "(end_open or drop_open it first)" % record_idx,
+                               path=self.path)
         chunk.check()
         self._pending[record_idx].append(chunk)
         if sum(c.nr_regions for c in self._pending[record_idx]) >= layout.REGION_CHUNK_ROWS * 4:
@@ -381,14 +388,28 @@ class ArchiveWriter:
         return d
 
     def _write_chunks(self, record_idx, chunks):
-        self._start_swmr()
         self._pending[record_idx] = []
         st = self._records[record_idx]
+        s0, r0 = st["snapshots"], st["regions"]
+        self._write_regions(st, [c.regions for c in chunks])
+        self._feed_guide(record_idx, chunks)
+        base = r0
+        offsets = []
+        for c in chunks:
+            offsets.append(c.snapshots.region_offset + base)
+            base += c.nr_regions
+        values = {name: np.concatenate(offsets) if name == "region_offset" else
+                  np.concatenate([getattr(c.snapshots, name) for c in chunks])
+                  for name in layout.SNAPSHOT_COLUMNS}
+        self._write_snapshots(st, values, sum(c.nr_snapshots for c in chunks))
+
+    def _write_regions(self, st, parts):
+        """Write the region rows of RegionColumns ``parts`` after the record's rows."""
+        self._start_swmr()
         g = st["group"]
         regions = g["regions"]
-        nr_new_snaps = sum(c.nr_snapshots for c in chunks)
-        nr_new_regions = sum(c.nr_regions for c in chunks)
-        s0, r0 = st["snapshots"], st["regions"]
+        nr_new_regions = sum(len(p) for p in parts)
+        r0 = st["regions"]
         # regions: whole chunks compressed by the direct writer's threads meanwhile
         direct = self._direct_writer()
         if direct is not None:
@@ -400,11 +421,11 @@ class ArchiveWriter:
                 direct.rows(d) == r0 if r0 else direct.usable(d))
             d.resize((r0 + nr_new_regions,))
             if name == "probe_count":
-                parts = [np.zeros(c.nr_regions, np.int32) if c.regions.probe_offset is None
-                         else np.diff(c.regions.probe_offset).astype(np.int32) for c in chunks]
+                values = [np.zeros(len(p), np.int32) if p.probe_offset is None
+                          else np.diff(p.probe_offset).astype(np.int32) for p in parts]
             else:
-                parts = [getattr(c.regions, name) for c in chunks]
-            values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                values = [getattr(p, name) for p in parts]
+            values = np.concatenate(values) if len(values) > 1 else values[0]
             if direct_col:
                 direct.append(d, values)
             else:
@@ -412,12 +433,11 @@ class ArchiveWriter:
         # the chunks compress while the caller reads the next batch (appended chunks
         # stay untouched until flush: append's contract); stored by the next batch,
         # flush or close
-        self._feed_guide(record_idx, chunks)
         for name, (dtype, units) in layout.OPTIONAL_REGION_COLUMNS.items():
-            # created by this writer when a chunk first states it (its datasets cache)
+            # created by this writer when a part first states it (its datasets cache)
             d = st["datasets"].get(("regions", name))
             if d is None:
-                if all(getattr(c.regions, name) is None for c in chunks):
+                if all(getattr(p, name) is None for p in parts):
                     continue
                 if self._swmr_started and r0:
                     raise ArchiveError("column %r cannot be added to a SWMR archive after "
@@ -429,9 +449,9 @@ class ArchiveWriter:
                 st["datasets"][("regions", name)] = d
             d.resize((r0 + nr_new_regions,))
             d[r0:r0 + nr_new_regions] = np.concatenate(
-                [np.full(c.nr_regions, np.nan) if getattr(c.regions, name) is None
-                 else getattr(c.regions, name) for c in chunks])
-        hits = [c.regions.probe_hits for c in chunks if c.regions.probe_hits is not None]
+                [np.full(len(p), np.nan) if getattr(p, name) is None
+                 else getattr(p, name) for p in parts])
+        hits = [p.probe_hits for p in parts if p.probe_hits is not None]
         if hits:
             hits = np.concatenate(hits)
             d = regions[layout.PROBE_HITS]
@@ -439,22 +459,17 @@ class ArchiveWriter:
             d.resize((p0 + len(hits),))
             d[p0:] = hits
             st["probe_hits"] = p0 + len(hits)
-        # snapshots
-        base = r0
-        offsets = []
-        for c in chunks:
-            offsets.append(c.snapshots.region_offset + base)
-            base += c.nr_regions
+        st["regions"] = r0 + nr_new_regions
+
+    def _write_snapshots(self, st, values, nr_new_snaps):
+        """Write snapshot rows (``values``: column -> array) and the time index."""
+        s0 = st["snapshots"]
         for name in layout.SNAPSHOT_COLUMNS:
             d = self._dataset(st, "snapshots", name)
             d.resize((s0 + nr_new_snaps,))
-            if name == "region_offset":
-                values = np.concatenate(offsets)
-            else:
-                values = np.concatenate([getattr(c.snapshots, name) for c in chunks])
-            d[s0:s0 + nr_new_snaps] = values
+            d[s0:s0 + nr_new_snaps] = values[name]
         # coarse time index: end_ns of snapshots k*stride
-        end_ns = np.concatenate([c.snapshots.end_ns for c in chunks])
+        end_ns = values["end_ns"]
         stride = layout.TIME_INDEX_STRIDE
         first_k = -(-s0 // stride) * stride
         picks = np.arange(first_k, s0 + nr_new_snaps, stride)
@@ -464,9 +479,92 @@ class ArchiveWriter:
             ti.resize((n0 + len(picks),))
             ti[n0:] = end_ns[picks - s0]
         st["snapshots"] = s0 + nr_new_snaps
-        st["regions"] = r0 + nr_new_regions
         if s0 == 0:
             self._apply_first_start(st)
+
+    # -- a snapshot too big to hold (streamed in pieces) ------------------------
+    def append_open(self, record_idx, regions):
+        """Write the next region rows (RegionColumns) of the record's *open* snapshot:
+        one too big to hold, streamed in pieces (formats.trace_text.SnapshotPiece).
+        The rows go to the file at once (memory stays bounded whatever the snapshot's
+        size); readers see none of them until :meth:`end_open` and a flush commit the
+        snapshot, and :meth:`drop_open` takes them back. The record's queued chunks are
+        written first; no chunk may be appended while its snapshot is open. A record
+        with a streamed snapshot gets no guide summary (readers scan it)."""
+        st = self._records[record_idx]
+        if st["open_from"] is None:
+            if self._failed:
+                raise DiskFullError(self.path)
+            self._write_pending(record_idx)
+            st["open_from"] = st["regions"]
+            st["open_bytes"] = 0
+            st["guide"] = None
+        n = len(regions)
+        if n == 0:
+            return
+        self._reserve(batch=(record_idx, 0, n, 0, 0))
+        self._unflushed.add(record_idx)
+        with self._hdf5_writes():
+            self._write_regions(st, [regions])
+        size = np.add.reduce(regions.end - regions.start, dtype=np.uint64)
+        st["open_bytes"] = (st["open_bytes"] + int(size)) & U64_MASK
+
+    def end_open(self, record_idx, start_ns, end_ns):
+        """The open snapshot is complete: write its snapshot row (its regions: every row
+        since the first :meth:`append_open`); committed by the next flush."""
+        st = self._records[record_idx]
+        lo = st["open_from"]
+        if lo is None:
+            raise ArchiveError("record %d has no open snapshot to end" % record_idx,
+                               path=self.path)
+        self._reserve(batch=(record_idx, 1, 0, 0, 0))
+        row = SnapshotColumns(start_ns=[start_ns], end_ns=[end_ns], region_offset=[lo],
+                              nr_regions=[st["regions"] - lo],
+                              total_bytes=np.array([st["open_bytes"]], np.uint64))
+        values = {name: getattr(row, name) for name in layout.SNAPSHOT_COLUMNS}
+        self._unflushed.add(record_idx)
+        with self._hdf5_writes():
+            self._write_snapshots(st, values, 1)
+        st["open_from"] = None
+
+    def drop_open(self, record_idx):
+        """Take back the open snapshot's rows (it was incomplete): the region columns go
+        back to the record's complete snapshots (readers never saw the rows)."""
+        st = self._records[record_idx]
+        lo = st["open_from"]
+        if lo is None:
+            return
+        st["open_from"] = None
+        if st["regions"] == lo:
+            return
+        direct = self._direct
+        with self._hdf5_writes():
+            if direct is not None:
+                direct.wait()
+            for (group, name), d in list(st["datasets"].items()):
+                if group != "regions" or name == layout.PROBE_HITS:
+                    continue
+                if direct is not None and direct.rows(d) is not None:
+                    direct.rewind(d, lo)
+                d.resize((lo,))
+        st["regions"] = lo
+
+    def append_piece(self, record_idx, piece):
+        """Take a :class:`~damo_pipe.formats.trace_text.SnapshotPiece` (a streamed
+        snapshot's rows, end or drop): :meth:`append_open`, :meth:`end_open` or
+        :meth:`drop_open`."""
+        if piece.kind == "rows":
+            self.append_open(record_idx, piece.regions)
+        elif piece.kind == "end":
+            self.end_open(record_idx, piece.start_ns, piece.end_ns)
+        elif piece.kind == "drop":
+            self.drop_open(record_idx)
+        else:
+            raise ValueError("unknown snapshot piece %r" % (piece.kind,))
+
+    def _committed_regions(self, st):
+        """Region rows of the record's complete snapshots (an open one's are not)."""
+        return st["regions"] if st["open_from"] is None else st["open_from"]
 
     def flush(self):
         """Make every appended snapshot durable (two-step commit). DiskFullError when
@@ -484,7 +582,8 @@ class ArchiveWriter:
                 t.write_pending()
             self._file.flush()
             for st in self._records:
-                st["group"][layout.COMMITTED][:] = [st["snapshots"], st["regions"],
+                st["group"][layout.COMMITTED][:] = [st["snapshots"],
+                                                    self._committed_regions(st),
                                                     st["probe_hits"]]
             for t in self._tables:
                 t.commit()
@@ -593,6 +692,13 @@ class ArchiveWriter:
             return
         profile = self._profile
         try:
+            for i, st in enumerate(self._records):
+                if st["open_from"] is not None:
+                    warnings.warn("%s: record %d: its open snapshot (%d regions so far) "
+                                  "dropped at close: it never ended" % (
+                                      self.path, i, st["regions"] - st["open_from"]),
+                                  RuntimeWarning, stacklevel=2)
+                    self.drop_open(i)
             self.flush()
             with self._hdf5_writes():
                 self._write_guides()
@@ -684,6 +790,7 @@ _EXPANSION = 1.05
 _CHUNK_OVERHEAD = 512
 _META_BYTES = 1 << 20
 _META_PER_RECORD = 64 << 10
+U64_MASK = (1 << 64) - 1
 _REGION_ROW_BYTES = sum(np.dtype(t).itemsize for t, _ in layout.REGION_COLUMNS.values())
 _SNAPSHOT_ROW_BYTES = sum(np.dtype(t).itemsize for t, _ in layout.SNAPSHOT_COLUMNS.values())
 

@@ -43,17 +43,21 @@ class FormatHandler:
     RecordFormatError; formats that have nothing to salvage ignore it;
     ``write(records, path, **options)``, or None for formats only read; ``open(path)``
     -> a random-access reader (context manager, ``records``, ``iter_chunks``) for
-    formats read in place (the archive), else None.
+    formats read in place (the archive), else None. ``open_pieces``: ``stream`` also
+    takes ``open_regions=N`` and then hands out a snapshot of more than N regions in
+    :class:`~damo_pipe.formats.trace_text.SnapshotPiece` items (trace text, whose
+    page-granularity snapshots can be larger than memory should hold).
     """
 
-    __slots__ = ("name", "read", "stream", "write", "open")
+    __slots__ = ("name", "read", "stream", "write", "open", "open_pieces")
 
-    def __init__(self, name, read, stream, write=None, open=None):
+    def __init__(self, name, read, stream, write=None, open=None, open_pieces=False):
         self.name = name
         self.read = read
         self.stream = stream
         self.write = write
         self.open = open
+        self.open_pieces = open_pieces
 
     def __repr__(self):
         return "FormatHandler(%r)" % self.name
@@ -126,8 +130,10 @@ class _TraceStream:
     """Chunks of trace text (a file, or ``perf script`` of a perf.data); ``records`` and
     ``first_starts`` are the parser's."""
 
-    def __init__(self, path, chunk_regions, engine, perf_data, lenient=False):
+    def __init__(self, path, chunk_regions, engine, perf_data, lenient=False,
+                 open_regions=0):
         self.path = path
+        self.open_regions = open_regions
         self.chunk_regions = chunk_regions
         self.engine = engine
         self.perf_data = perf_data
@@ -155,11 +161,13 @@ class _TraceStream:
         f = None
         if self.perf_data:
             gen = trace_text.iter_perf_data_chunks(path, chunk_regions=n, engine=engine,
-                                                   lenient=self.lenient)
+                                                   lenient=self.lenient,
+                                                   open_regions=self.open_regions)
         else:
             f = open(path, "rb")
             gen = trace_text.iter_trace_chunks(f, path=path, chunk_regions=n, engine=engine,
-                                               lenient=self.lenient)
+                                               lenient=self.lenient,
+                                               open_regions=self.open_regions)
         try:
             _, self._parser = next(gen)
             yield from gen
@@ -195,11 +203,13 @@ FORMATS = {
     "json_compressed": _json_handler("json_compressed"),
     "perf_script": FormatHandler(
         "perf_script", _read_trace_text,
-        lambda path, n, engine, lenient=False: _TraceStream(path, n, engine, False, lenient),
-        _damo_writer("perf_script")),
+        lambda path, n, engine, lenient=False, open_regions=0: _TraceStream(
+            path, n, engine, False, lenient, open_regions),
+        _damo_writer("perf_script"), open_pieces=True),
     "perf_data": FormatHandler(
         "perf_data", _read_perf_data,
-        lambda path, n, engine, lenient=False: _TraceStream(path, n, engine, True, lenient)),
+        lambda path, n, engine, lenient=False, open_regions=0: _TraceStream(
+            path, n, engine, True, lenient, open_regions), open_pieces=True),
     "record": FormatHandler("record", _read_binary, _stream_binary),
 }
 
@@ -293,10 +303,15 @@ class RecordChunkStream:
     float start of its first snapshot (end-time-only formats: the chunk carries a
     placeholder ``start_ns[0] = end_ns[0]`` until then).  During the iteration both
     hold what is known so far.
+
+    ``open_regions`` > 0: formats that can (trace text) hand out a snapshot of more
+    regions than that as :class:`~damo_pipe.formats.trace_text.SnapshotPiece` items in
+    place of chunks (its rows in pieces, then its end); the caller must take them
+    (``ArchiveWriter.append_open``). Other formats ignore it.
     """
 
     def __init__(self, path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
-                 table=None, lenient=False):
+                 table=None, lenient=False, open_regions=0):
         check_engine(engine)
         self.path = os.fspath(path)
         self.format = input_type or detect_format(self.path)
@@ -304,6 +319,7 @@ class RecordChunkStream:
         self.chunk_regions = max(1, int(chunk_regions))
         self.engine = engine
         self.lenient = lenient
+        self.open_regions = int(open_regions or 0)
         self._source = None
 
     @property
@@ -321,16 +337,18 @@ class RecordChunkStream:
         return fn() if fn is not None else ({}, (0, None))
 
     def __iter__(self):
+        kw = {"open_regions": self.open_regions} \
+            if self.open_regions and self._handler.open_pieces else {}
         self._source = self._handler.stream(self.path, self.chunk_regions, self.engine,
-                                            lenient=self.lenient)
+                                            lenient=self.lenient, **kw)
         yield from self._source
 
 
 def iter_record_chunks(path, input_type=None, chunk_regions=1 << 20, engine="auto", *,
-                       table=None, lenient=False):
+                       table=None, lenient=False, open_regions=0):
     """A :class:`RecordChunkStream` over ``path`` (see there)."""
     return RecordChunkStream(path, input_type, chunk_regions, engine, table=table,
-                             lenient=lenient)
+                             lenient=lenient, open_regions=open_regions)
 
 
 # ------------------------------------------------------------------ writing

@@ -115,7 +115,26 @@ class ChunkAssembler:
                     out.append((r, ch))
         return out
 
-    def _flush(self, r, final):
+    def flush_before_stream(self, r):
+        """Everything pending of record ``r`` as one chunk (None: nothing), before one
+        of its snapshots is streamed (see :meth:`end_stream`): a held-back trailing
+        one-region snapshot is then not the last one, so it is emitted as it is."""
+        return self._flush(r, final=False, keep_fake=False)
+
+    def end_stream(self, r, end_ns):
+        """A snapshot of record ``r`` ending at ``end_ns`` was streamed past the
+        assembler (its regions went out in pieces; formats.trace_text.SnapshotPiece):
+        count it as emitted; return its start (the end of the snapshot before it)."""
+        st = self._state(r)
+        if st.first_end is None:
+            st.first_end = int(end_ns)
+        st.last_end = int(end_ns)
+        st.count += 1
+        start = int(end_ns) if st.prev_end is None else st.prev_end
+        st.prev_end = int(end_ns)
+        return start
+
+    def _flush(self, r, final, keep_fake=True):
         st = self._pending.get(r)
         if st is None or not st.pieces:
             return None
@@ -128,11 +147,11 @@ class ChunkAssembler:
             lo = len(cols["start"]) - 1
             if (int(cols["start"][lo]) == 0 and int(cols["end"][lo]) == 0
                     and int(cols["acc"][lo]) == -1 and int(cols["age"][lo]) == -1):
-                if not final:
+                if not final and keep_fake:
                     st.pieces = [{f: cols[f][-1:] for f in _PIECE_FIELDS}]
                     st.nregions = 1
                     cols = {f: cols[f][:-1] for f in _PIECE_FIELDS}
-                elif st.count >= 2:
+                elif final and st.count >= 2:
                     cols = {f: cols[f][:-1] for f in _PIECE_FIELDS}
                 nsnap = len(cols["end_ns"])
         if nsnap == 0:

@@ -217,6 +217,14 @@ def _concat_rows(a, b):
     return {f: np.concatenate([a[f], b[f]]) for f in ROW_FIELDS}
 
 
+def _concat_pieces(parts):
+    """Row dicts ``parts`` joined (one copy)."""
+    parts = [p for p in parts if len(p["sid"])] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
+    return {f: np.concatenate([p[f] for p in parts]) for f in ROW_FIELDS}
+
+
 def _take_rows(rows, idx):
     return {f: rows[f][idx] for f in ROW_FIELDS}
 
@@ -267,6 +275,77 @@ def rows_to_batch(rows, open_sids):
     return batch, carry
 
 
+class SnapshotPiece:
+    """What a :class:`TraceStreamParser` with ``open_regions`` hands out for a snapshot
+    too big to hold (a page-granularity snapshot of tens of millions of regions): its
+    regions in pieces while it is still open, then its end, or its drop.
+
+    ``kind``: ``"rows"`` (``regions``: the next region rows of the open snapshot, in
+    order), ``"end"`` (the snapshot is complete: ``start_ns``, ``end_ns``,
+    ``nr_regions``), ``"drop"`` (lenient reading dropped it as incomplete: the rows handed
+    out for it are void).  ``end_ns`` and ``nr_regions`` (the count its lines state) are
+    set on every piece.  :meth:`damo_pipe.archive.ArchiveWriter.append_open`,
+    ``end_open`` and ``drop_open`` take them.
+    """
+
+    __slots__ = ("kind", "regions", "start_ns", "end_ns", "nr_regions")
+
+    def __init__(self, kind, end_ns, nr_regions, regions=None, start_ns=None):
+        self.kind = kind
+        self.regions = regions
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.nr_regions = nr_regions
+
+    @property
+    def nr_rows(self):
+        return 0 if self.regions is None else len(self.regions)
+
+    def __repr__(self):
+        return "SnapshotPiece(%s, end_ns=%d, nr_regions=%d, rows=%d)" % (
+            self.kind, self.end_ns, self.nr_regions, self.nr_rows)
+
+
+_REGION_ROW_FIELDS = ("start", "end", "nr_accesses", "age")
+
+
+class _Stream:
+    """A snapshot whose rows the parser streams (pending rows not yet handed out)."""
+
+    __slots__ = ("rec", "end_ns", "nr_regions", "pending", "pending_rows")
+
+    def __init__(self, rec, end_ns, nr_regions):
+        self.rec = rec
+        self.end_ns = end_ns
+        self.nr_regions = nr_regions
+        self.pending = []
+        self.pending_rows = 0
+
+
+def _region_piece(parts):
+    """RegionColumns of the region fields of row dicts ``parts`` (joined once)."""
+    from damo_pipe.model import RegionColumns
+    cols = {f: parts[0][f] if len(parts) == 1 else np.concatenate([p[f] for p in parts])
+            for f in _REGION_ROW_FIELDS}
+    return RegionColumns(cols["start"], cols["end"], cols["nr_accesses"], cols["age"])
+
+
+def _split_sid(rows, s):
+    """(rows of snapshot ``s``, the other rows); slices when they lead the rows."""
+    sid = rows["sid"]
+    n = len(sid)
+    if n and sid[0] == s:
+        other = (sid != s).nonzero()[0]
+        k = int(other[0]) if len(other) else n
+        if len(other) == n - k:
+            return ({f: rows[f][:k] for f in ROW_FIELDS},
+                    {f: rows[f][k:] for f in ROW_FIELDS})
+    mask = sid == s
+    if not mask.any():
+        return None, rows
+    return _take_rows(rows, mask.nonzero()[0]), _take_rows(rows, (~mask).nonzero()[0])
+
+
 class TraceStreamParser:
     """Incremental trace-text parser for live capture (``trace_pipe``, ``perf script``).
 
@@ -289,6 +368,14 @@ class TraceStreamParser:
     it with ``ArchiveWriter.set_first_start``).  ``chunk_regions`` > 0 batches output
     until that many regions of a record are pending (0 = emit on every feed).
 
+    The rows of open snapshots are kept as the pieces they came in and joined once, when
+    a snapshot completes: a snapshot of N regions costs O(N) whatever the pieces.
+    ``open_regions`` > 0 bounds what is held: once the open snapshots hold that many
+    rows, they are *streamed*: their rows are handed out as :class:`SnapshotPiece`
+    items (in pieces of at least ``open_regions`` rows) in place of a chunk, then an
+    ``"end"`` (or ``"drop"``) piece; the record's earlier snapshots are handed out
+    first.  Only callers that take SnapshotPieces pass it (the live tracer, convert).
+
     Damage (a lost, added or garbled line, an input that ends inside a snapshot; see
     :mod:`damo_pipe.formats._trace_state`) raises :class:`RecordFormatError` with the
     line number.  ``lenient=True`` instead drops incomplete snapshots and skips
@@ -299,15 +386,18 @@ class TraceStreamParser:
     """
 
     def __init__(self, *, engine="auto", path=None, chunk_regions=0, intervals=None,
-                 lenient=False):
+                 lenient=False, open_regions=0):
         self._scan = _engine_scan(engine)
         self.path = path
         self.state = TraceState(lenient)
         self.records = []          # metadata Records, by key
         self.intervals = intervals
+        self.open_regions = int(open_regions or 0)
         self._asm = ChunkAssembler(self.records, chunk_regions)
         self._buf = b""
-        self._carry = None
+        self._carry = []           # rows of open snapshots: the pieces they came in
+        self._carry_rows = 0
+        self._streams = {}         # snapshot id -> _Stream (open_regions)
         self.first_starts = {}
         self._finished = False
         self.last_consumed = 0
@@ -319,6 +409,11 @@ class TraceStreamParser:
     @property
     def lenient(self):
         return self.state.lenient
+
+    @property
+    def held_rows(self):
+        """Rows of open snapshots held here (carried or pending in a stream)."""
+        return self._carry_rows + sum(s.pending_rows for s in self._streams.values())
 
     def damage_message(self):
         """What lenient reading dropped so far (one line), or None."""
@@ -346,18 +441,83 @@ class TraceStreamParser:
         self._sync_metas()
         if final:
             st.end_of_input(self.path)
-        rows = _concat_rows(self._carry, rows)
-        self._carry = None
+        out = []
         if st.dropped_sids:
-            rows = drop_rows(rows, st.dropped_sids)
-            st.dropped_sids = []
-        if final:
-            batch, carry = rows_to_batch(rows, [])
-        else:
-            batch, carry = rows_to_batch(rows, self.state.open_sids())
-        self._carry = carry
-        out = self._asm.add(batch) if batch is not None else []
+            dropped, st.dropped_sids = st.dropped_sids, []
+            rows = drop_rows(rows, dropped)
+            if self._carry:
+                self._carry = [c for c in (drop_rows(c, dropped) for c in self._carry)
+                               if len(c["sid"])]
+                self._carry_rows = sum(len(c["sid"]) for c in self._carry)
+            for s in dropped:
+                stream = self._streams.pop(s, None)
+                if stream is not None:
+                    out.append((stream.rec, SnapshotPiece("drop", stream.end_ns,
+                                                          stream.nr_regions)))
+        opens = [] if final else st.open_sids()
+        if self._streams:
+            rows = self._stream_rows(rows, opens, out)
+        sid = rows["sid"]
+        n = len(sid)
+        batch = None
+        if n and opens and (sid[0] == sid[-1] == opens[0] and len(opens) == 1
+                            and bool((sid == opens[0]).all())
+                            or len(opens) > 1 and bool(np.isin(sid, opens).all())):
+            # no snapshot completed: keep the piece (joined when one does)
+            self._carry.append(rows)
+            self._carry_rows += n
+        elif n or (final and self._carry):
+            if self._carry:
+                rows = _concat_pieces(self._carry + [rows])
+            batch, carry = rows_to_batch(rows, opens)
+            self._carry = [carry] if carry is not None and len(carry["sid"]) else []
+            self._carry_rows = len(carry["sid"]) if self._carry else 0
+        if batch is not None:
+            out += self._asm.add(batch)
+        if self.open_regions and self._carry_rows >= self.open_regions:
+            self._start_streams(out)
         return consumed, out
+
+    def _stream_rows(self, rows, opens, out):
+        """Take the streamed snapshots' rows out of ``rows``; hand out their pieces (and
+        ends) to ``out``; return the other rows."""
+        for s, stream in list(self._streams.items()):
+            mine, rows = _split_sid(rows, s)
+            if mine is not None and len(mine["sid"]):
+                stream.pending.append(mine)
+                stream.pending_rows += len(mine["sid"])
+            done = s not in opens
+            if stream.pending_rows and (done or stream.pending_rows >= self.open_regions):
+                out.append((stream.rec, SnapshotPiece("rows", stream.end_ns, stream.nr_regions,
+                                                      regions=_region_piece(stream.pending))))
+                stream.pending, stream.pending_rows = [], 0
+            if done:
+                del self._streams[s]
+                start = self._asm.end_stream(stream.rec, stream.end_ns)
+                out.append((stream.rec, SnapshotPiece("end", stream.end_ns, stream.nr_regions,
+                                                      start_ns=start)))
+        return rows
+
+    def _start_streams(self, out):
+        """Stream every open snapshot of the carried rows (they hold ``open_regions``)."""
+        rows = _concat_pieces(self._carry)
+        self._carry, self._carry_rows = [], 0
+        sid = rows["sid"]
+        _, first = np.unique(sid, return_index=True)
+        for i in sorted(first.tolist()):
+            s = int(sid[i])
+            mine, rows = _split_sid(rows, s)
+            r = int(mine["rec"][0])
+            ch = self._asm.flush_before_stream(r)
+            if ch is not None:
+                out.append((r, ch))
+            stream = self._streams[s] = _Stream(r, int(mine["end_ns"][0]),
+                                               int(mine["nr_regions"][0]))
+            stream.pending, stream.pending_rows = [mine], len(mine["sid"])
+            if stream.pending_rows >= self.open_regions:
+                out.append((r, SnapshotPiece("rows", stream.end_ns, stream.nr_regions,
+                                             regions=_region_piece(stream.pending))))
+                stream.pending, stream.pending_rows = [], 0
 
     def feed(self, data: bytes):
         """Consume bytes; return [(record key, Record chunk)] of completed snapshots."""
@@ -430,16 +590,17 @@ class TraceStreamParser:
 
 def iter_trace_chunks(fileobj, *, path=None, chunk_regions=1 << 20, engine="auto",
                       intervals=None, read_size=READ_CHUNK, lenient=False,
-                      require_record=True):
+                      require_record=True, open_regions=0):
     """Yield (rec_idx, chunk) from a binary file object.  The first item is
     ``(None, parser)`` so that the caller can reach ``parser.records`` and, after the
     iteration, ``parser.first_starts``.  Regular files are memory-mapped and scanned in
     windows of ``read_size`` bytes without copying; pipes are read.  ``lenient``: see
     :class:`TraceStreamParser`; ``require_record``: an input without any snapshot is a
-    RecordFormatError (:meth:`TraceStreamParser.check_found`)."""
+    RecordFormatError (:meth:`TraceStreamParser.check_found`); ``open_regions``: huge
+    snapshots come as :class:`SnapshotPiece` items (see TraceStreamParser)."""
     import mmap
     p = TraceStreamParser(engine=engine, path=path, chunk_regions=chunk_regions,
-                          intervals=intervals, lenient=lenient)
+                          intervals=intervals, lenient=lenient, open_regions=open_regions)
     yield None, p
     mm = None
     try:
@@ -535,7 +696,7 @@ def open_perf_script(path):
 
 
 def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", intervals=None,
-                          lenient=False):
+                          lenient=False, open_regions=0):
     """Stream ``perf script`` output of a perf.data through the trace parser."""
     proc = open_perf_script(path)
     ok = False
@@ -543,7 +704,8 @@ def iter_perf_data_chunks(path, *, chunk_regions=1 << 20, engine="auto", interva
     try:
         gen = iter_trace_chunks(proc.stdout, path=path, chunk_regions=chunk_regions,
                                 engine=engine, intervals=intervals, read_size=1 << 20,
-                                lenient=lenient, require_record=False)
+                                lenient=lenient, require_record=False,
+                                open_regions=open_regions)
         for item in gen:
             if item[0] is None:
                 parser = item[1]

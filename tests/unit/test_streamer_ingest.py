@@ -1,18 +1,21 @@
-"""The live tracer's parser holds the rows of an open snapshot in place
-(collect/tracing/streamer._OpenRows): the chunks, counters and errors must be those of
-the plain TraceStreamParser for every input and every way of cutting it into pieces,
-and a big snapshot must be held (not carried and copied at every piece)."""
+"""Snapshots too big to hold are streamed (TraceStreamParser ``open_regions``,
+ArchiveWriter.append_open/end_open/drop_open, the live tracer's TraceStreamer): the
+snapshots, counters and errors must be those of the plain parser for every input and
+every way of cutting it into pieces, the rows held must stay bounded, and the archive
+must hold exactly the complete snapshots (an open one is never committed, a dropped one
+leaves nothing)."""
 import random
-import weakref
 
+import h5py
 import numpy as np
 import pytest
 
 from damo_pipe.archive import ArchiveWriter, read_archive_records
-from damo_pipe.collect.tracing.streamer import TraceStreamer, _hold_open_rows
-from damo_pipe.errors import RecordFormatError
-from damo_pipe.formats.trace_text import TraceStreamParser
-from damo_pipe.model import Record
+from damo_pipe.collect.tracing import streamer
+from damo_pipe.collect.tracing.streamer import TraceStreamer
+from damo_pipe.errors import ArchiveError, RecordFormatError
+from damo_pipe.formats.trace_text import SnapshotPiece, TraceStreamParser
+from damo_pipe.model import Record, RegionColumns
 
 PAGE = 4096
 
@@ -50,28 +53,61 @@ def snapshots(spec, interleave=False):
     return "".join(text).encode()
 
 
-def run(data, cuts, hold, engine="cython", lenient=True):
-    p = TraceStreamParser(engine=engine, lenient=lenient)
-    if hold:
-        p = _hold_open_rows(p)
-    chunks = []
+def snapshot_rows(per_key, key, start_ns, end_ns, regions):
+    """Add one snapshot (its columns as the plain parser's chunks give them)."""
+    cols = per_key.setdefault(key, [[] for _ in range(8)])
+    sizes = [int(e) - int(s) for s, e in zip(regions[0], regions[1])]
+    for col, v in zip(cols, ([start_ns], [end_ns], [len(regions[0])],
+                             [sum(sizes) & ((1 << 64) - 1)]) + tuple(regions)):
+        col += list(v)
+
+
+def run(data, cuts, open_regions, engine="cython", lenient=True, watch=None):
+    """Parse ``data`` fed in pieces cut at ``cuts``; the snapshots per record key (from
+    chunks and SnapshotPieces alike), first starts and damage counters, or the error."""
+    p = TraceStreamParser(engine=engine, lenient=lenient, open_regions=open_regions)
+    per_key = {}
+    open_rows = {}
+    ends = []
+
+    def take(items):
+        for key, c in items:
+            if isinstance(c, SnapshotPiece):
+                assert open_regions, "a SnapshotPiece from a parser without open_regions"
+                rows = open_rows.setdefault(key, [[], [], [], []])
+                if c.kind == "rows":
+                    for col, v in zip(rows, (c.regions.start, c.regions.end,
+                                             c.regions.nr_accesses, c.regions.age)):
+                        col += v.tolist()
+                elif c.kind == "end":
+                    assert len(rows[0]) == c.nr_regions
+                    snapshot_rows(per_key, key, c.start_ns, c.end_ns, rows)
+                    del open_rows[key]
+                    ends.append(key)
+                else:
+                    assert c.kind == "drop"
+                    del open_rows[key]
+                continue
+            assert key not in open_rows, "a chunk while a snapshot of its record is open"
+            for k in range(c.nr_snapshots):
+                lo, hi = c.region_bounds(k)
+                snapshot_rows(per_key, key, int(c.snapshots.start_ns[k]),
+                              int(c.snapshots.end_ns[k]),
+                              [c.regions.start[lo:hi].tolist(), c.regions.end[lo:hi].tolist(),
+                               c.regions.nr_accesses[lo:hi].tolist(),
+                               c.regions.age[lo:hi].tolist()])
     try:
         pos = 0
         for c in cuts:
-            chunks += p.feed(data[pos:c])
+            take(p.feed(data[pos:c]))
+            if watch is not None:
+                watch(p, c - pos)
             pos = c
-        chunks += p.feed(data[pos:])
-        chunks += p.finish()
+        take(p.feed(data[pos:]))
+        take(p.finish())
     except RecordFormatError as e:
         return ("error", str(e), e.line)
-    per_key = {}
-    for key, c in chunks:
-        cols = per_key.setdefault(key, [[] for _ in range(8)])
-        for col, v in zip(cols, (c.snapshots.start_ns, c.snapshots.end_ns,
-                                 c.snapshots.nr_regions, c.snapshots.total_bytes,
-                                 c.regions.start, c.regions.end, c.regions.nr_accesses,
-                                 c.regions.age)):
-            col += v.tolist()
+    assert not open_rows
     st = p.state
     return (per_key, p.first_starts, st.dropped_snapshots, st.dropped_lines,
             st.damaged_lines, st.first_damage)
@@ -96,18 +132,22 @@ CASES = {
     "two targets interleaved": snapshots([(0, 1500), (1, 1500), (0, 900), (1, 1000)],
                                          interleave=True),
     "small snapshots": snapshots([(i % 3, 1 + i % 5) for i in range(200)]),
+    "fake last snapshot": snapshots([(0, 3000), (0, 2000)])
+    + b"  kdamond.0-77  [001] .....  100.900000: damon_aggregated: target_id=0 "
+      b"nr_regions=1 0-0: -1 -1\n",
     "truncated": snapshots([(0, 3000), (0, 2500)])[:-20000],
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("step", [333, 4096, 65536, 1 << 20])
-def test_same_chunks_as_the_plain_parser(name, step, engine):
+@pytest.mark.parametrize("open_regions", [1, 700])
+def test_same_snapshots_as_the_plain_parser(name, step, open_regions, engine):
     data = CASES[name]
     cuts = list(range(step, len(data), step))
-    want = run(data, cuts, hold=False, engine=engine)
-    assert run(data, cuts, hold=True, engine=engine) == want
-    if name != "truncated":
+    want = run(data, cuts, 0, engine=engine)
+    assert run(data, cuts, open_regions, engine=engine) == want
+    if name not in ("truncated", "fake last snapshot"):
         # independent check of the regions: every line once, in order per target
         regions = sum(len(v[4]) for v in want[0].values())
         assert regions == data.count(b"\n")
@@ -115,83 +155,195 @@ def test_same_chunks_as_the_plain_parser(name, step, engine):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("lenient", [True, False])
-def test_damaged_input_as_the_plain_parser(seed, lenient):
+def test_damaged_input_as_the_plain_parser(seed, lenient, engine):
     data = damage(CASES["one target, big snapshots"] + CASES["two targets in turn"], seed)
     rnd = random.Random(seed)
-    cuts = sorted(rnd.sample(range(1, len(data)), 40))
-    assert run(data, cuts, True, lenient=lenient) == run(data, cuts, False, lenient=lenient)
+    cuts = sorted(rnd.sample(range(1, len(data), 7), 40))
+    want = run(data, cuts, 0, engine=engine, lenient=lenient)
+    assert run(data, cuts, 300, engine=engine, lenient=lenient) == want
 
 
-def test_a_big_snapshot_is_held_not_carried():
-    n = 20000
+def test_streamed_rows_held_are_bounded():
+    """A 60k-region snapshot fed in 4 KiB pieces: the parser never holds more than
+    open_regions rows plus one piece's, and hands the rows out before the snapshot ends."""
+    n, limit = 60000, 5000
     data = snapshots([(0, n), (0, n)])
-    p = _hold_open_rows(TraceStreamParser(lenient=True))
-    half = data.index(b"\n", len(data) // 4) + 1
-    pos = 0
-    for end in range(4096, half, 4096):
-        assert p.feed(data[pos:end]) == []
-        pos = end
-    holder = p._scan
-    assert holder.held is not None and holder.rows_held > n // 3
-    assert p._carry is None or len(p._carry["sid"]) == 0
-    out = p.feed(data[pos:]) + p.finish()
-    got = np.concatenate([c.regions.start for _, c in out])
+    most = []
+    streamed_before_end = []
+
+    def watch(p, size):
+        most.append(p.held_rows)
+        assert p.held_rows <= limit + size // 40     # a line is > 40 bytes
+    p = TraceStreamParser(lenient=True, open_regions=limit)
+    first = []
+    for pos in range(0, len(data), 4096):
+        for key, c in p.feed(data[pos:pos + 4096]):
+            first.append(c)
+        watch(p, 4096)
+        if pos < len(data) // 4:
+            streamed_before_end.append(sum(c.nr_rows for c in first
+                                           if isinstance(c, SnapshotPiece)))
+    first += [c for _, c in p.finish()]
+    assert max(most) > 0 and streamed_before_end[-1] > n // 8
+    kinds = [c.kind for c in first]
+    assert kinds.count("end") == 2 and "drop" not in kinds
+    got = np.concatenate([c.regions.start for c in first if c.kind == "rows"])
     assert got.tolist() == [start_of(i // n, i % n) for i in range(2 * n)]
 
 
-def test_streamer_archive_matches_the_lines(tmp_path):
-    """TraceStreamer -> ArchiveWriter: the archive holds every line of the big
-    snapshots (checked against the text itself)."""
+def test_open_rows_kept_as_pieces_until_the_snapshot_completes():
+    """Without open_regions the rows of an open snapshot are kept as the pieces they
+    came in (joined once at its end), not joined again at every piece."""
+    n = 20000
+    data = snapshots([(0, n), (0, 3)])
+    p = TraceStreamParser(lenient=True)
+    half = data.index(b"\n", len(data) // 2) + 1
+    for pos in range(0, half, 4096):
+        assert p.feed(data[pos:min(pos + 4096, half)]) == []
+    assert len(p._carry) > 10 and p.held_rows == data[:half].count(b"\n")
+    out = p.feed(data[half:]) + p.finish()
+    got = np.concatenate([c.regions.start for _, c in out])
+    assert got.tolist() == [start_of(i // n, i % n) for i in range(n)] + \
+        [start_of(1, i) for i in range(3)]
+
+
+# ------------------------------------------------------------ into the archive
+
+def text_regions(data):
+    """{target: [(start, end, nr_accesses, age)]} of every line (the text itself)."""
+    want = {}
+    for ln in data.decode().splitlines():
+        f = ln.split()
+        a, b = f[7][:-1].split("-")
+        want.setdefault(int(f[5].split("=")[1]), []).append(
+            (int(a), int(b), int(f[8]), int(f[9])))
+    return want
+
+
+def archive_regions(rec):
+    return list(zip(rec.regions.start.tolist(), rec.regions.end.tolist(),
+                    rec.regions.nr_accesses.tolist(), rec.regions.age.tolist()))
+
+
+WRITERS = {"lz4 (direct chunks)": {}, "gzip": {"compression": "gzip"},
+           "swmr": {"swmr": True}}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_streamer_archive_matches_the_lines(tmp_path, writer, monkeypatch):
+    """TraceStreamer -> ArchiveWriter with snapshots streamed in pieces: the archive
+    holds every line of the big snapshots (checked against the text itself), in small
+    region chunks so that pieces cross chunk boundaries."""
+    monkeypatch.setattr(streamer, "OPEN_REGIONS", 3000)
     data = snapshots([(0, 30000), (0, 30000), (1, 10), (0, 5)])
-    w = ArchiveWriter(tmp_path / "a.h5")
+    w = ArchiveWriter(tmp_path / "a.h5", chunk_rows=4096, **WRITERS[writer])
     s = TraceStreamer(w, {0: w.add_record(Record(target_id=0)),
                           1: w.add_record(Record(target_id=1))})
     for pos in range(0, len(data), 1 << 16):
         s.feed(data[pos:pos + (1 << 16)])
+        s.maybe_flush(force=True)
     s.finish()
     w.close()
+    assert s.regions_out == 60015
     recs = read_archive_records(tmp_path / "a.h5")
-    want = {0: [], 1: []}
-    for ln in data.decode().splitlines():
-        f = ln.split()
-        a, b = f[7][:-1].split("-")
-        want[int(f[5].split("=")[1])].append((int(a), int(b), int(f[8]), int(f[9])))
+    want = text_regions(data)
     for r, tid in zip(recs, (0, 1)):
-        got = list(zip(r.regions.start.tolist(), r.regions.end.tolist(),
-                       r.regions.nr_accesses.tolist(), r.regions.age.tolist()))
-        assert got == want[tid]
+        assert archive_regions(r) == want[tid]
     assert recs[0].snapshots.nr_regions.tolist() == [30000, 30000, 5]
+    assert recs[0].snapshots.total_bytes.tolist() == [30000 * PAGE, 30000 * PAGE, 5 * PAGE]
+    ends = recs[0].snapshots.end_ns
+    assert recs[0].snapshots.start_ns[1:].tolist() == ends[:-1].tolist()
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_spare_columns_never_reused_while_a_chunk_holds_them(name, monkeypatch):
-    """Every held snapshot's columns become spare (SPARE_MIN 1); the chunks are all kept
-    until the end, so none may be parsed into again: same chunks as the plain parser."""
-    from damo_pipe.collect.tracing import streamer
-    monkeypatch.setattr(streamer._OpenRows, "SPARE_MIN", 1)
-    data = CASES[name]
-    cuts = list(range(1000, len(data), 1000))
-    assert run(data, cuts, hold=True) == run(data, cuts, hold=False)
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_dropped_streamed_snapshot_leaves_nothing(tmp_path, writer, monkeypatch):
+    """A streamed snapshot cut short (a lost line: lenient reading drops it) is taken
+    back from the archive: the archive equals the plain parser's snapshots."""
+    monkeypatch.setattr(streamer, "OPEN_REGIONS", 2000)
+    good = snapshots([(0, 9000), (0, 9000), (0, 9000)])
+    lines = good.split(b"\n")
+    del lines[9000 + 7000]                       # the second snapshot loses a line
+    data = b"\n".join(lines)
+    w = ArchiveWriter(tmp_path / "a.h5", chunk_rows=4096, **WRITERS[writer])
+    s = TraceStreamer(w, {0: w.add_record(Record(target_id=0))})
+    for pos in range(0, len(data), 20000):
+        s.feed(data[pos:pos + 20000])
+    s.finish()
+    w.close()
+    rec = read_archive_records(tmp_path / "a.h5")[0]
+    want = run(data, [], 0)[0][0]
+    assert rec.snapshots.nr_regions.tolist() == want[2] == [9000, 9000]
+    assert rec.regions.start.tolist() == want[4]
+    assert rec.regions.age.tolist() == want[7]
+    assert s.regions_out == 18000 and s.parser.state.dropped_snapshots == 1
 
 
-def test_spare_columns_reused_once_the_chunk_is_gone():
-    n = 70000
-    data = snapshots([(0, n), (0, n), (0, n)])
-    p = _hold_open_rows(TraceStreamParser(lenient=True))
-    holder = p._scan
-    bases = []          # the arrays of each period of holding
-    starts = []
-    was_held = False
-    for pos in range(0, len(data), 1 << 20):
-        for _, c in p.feed(data[pos:pos + (1 << 20)]):
-            starts.append(c.regions.start.copy())
-            del c                                  # as the archive writer drops it
-        if holder.held is not None and not was_held:
-            bases.append(weakref.ref(holder.held["base"]["start"]))   # (no reference)
-        was_held = holder.held is not None
-    for _, c in p.finish():
-        starts.append(c.regions.start.copy())
-    assert len(bases) == 3 and bases[0]() is not None
-    assert bases[0]() is bases[1]() is bases[2]()
-    assert [s.tolist() for s in starts] == [[start_of(k, i) for i in range(n)]
-                                            for k in range(3)]
+def regions(k, n):
+    s = np.array([start_of(k, i) for i in range(n)], np.uint64)
+    return RegionColumns(s, s + PAGE, np.full(n, k, np.int64), np.arange(n, dtype=np.int64))
+
+
+def chunk_of(k, n, end_ns):
+    from damo_pipe.formats._assemble import build_chunk
+    r = regions(k, n)
+    return build_chunk(Record(target_id=0), np.array([end_ns - 10], np.int64),
+                       np.array([end_ns], np.int64), [n], r.start, r.end, r.nr_accesses,
+                       r.age)
+
+
+def test_open_snapshot_is_not_committed(tmp_path):
+    """Flushed in the middle of an open snapshot, then the writer dies (abort): the
+    archive holds the complete snapshots only."""
+    path = tmp_path / "a.h5"
+    w = ArchiveWriter(path, chunk_rows=1000)
+    idx = w.add_record(Record(target_id=0))
+    w.append(idx, chunk_of(0, 1500, 100))
+    w.append_open(idx, regions(1, 2500))
+    w.flush()
+    w.append_open(idx, regions(2, 700))
+    w.flush()
+    w.abort()
+    with h5py.File(path, "r") as f:
+        assert f["records/%s/regions/start" % next(iter(f["records"]))].shape[0] >= 3200
+    rec = read_archive_records(path)[0]
+    assert rec.snapshots.nr_regions.tolist() == [1500]
+    assert rec.regions.start.tolist() == regions(0, 1500).start.tolist()
+
+
+@pytest.mark.parametrize("compression", ["lz4", "gzip"])
+@pytest.mark.parametrize("cut", [0, 1, 999, 1000, 1001, 2500])
+def test_drop_open_rewinds_to_any_row(tmp_path, compression, cut):
+    """drop_open takes the region columns back wherever the snapshot started (inside a
+    chunk, on a chunk boundary, in a chunk already compressed and stored)."""
+    path = tmp_path / "a.h5"
+    w = ArchiveWriter(path, chunk_rows=1000, compression=compression)
+    idx = w.add_record(Record(target_id=0))
+    if cut:
+        w.append(idx, chunk_of(0, cut, 100))
+    w.append_open(idx, regions(1, 1700))
+    w.flush()
+    w.append_open(idx, regions(1, 900))
+    w.drop_open(idx)
+    w.append_open(idx, regions(2, 1234))
+    w.end_open(idx, 150, 200)
+    w.append(idx, chunk_of(3, 10, 300))
+    w.close()
+    rec = read_archive_records(path)[0]
+    want = (regions(0, cut).start.tolist() if cut else []) + \
+        regions(2, 1234).start.tolist() + regions(3, 10).start.tolist()
+    assert rec.regions.start.tolist() == want
+    assert rec.regions.nr_accesses.tolist() == [0] * cut + [2] * 1234 + [3] * 10
+    assert rec.snapshots.nr_regions.tolist() == ([cut] if cut else []) + [1234, 10]
+    assert rec.snapshots.total_bytes.tolist() == ([cut * PAGE] if cut else []) + \
+        [1234 * PAGE, 10 * PAGE]
+
+
+def test_chunk_while_open_is_refused(tmp_path):
+    w = ArchiveWriter(tmp_path / "a.h5")
+    idx = w.add_record(Record(target_id=0))
+    w.append_open(idx, regions(0, 10))
+    with pytest.raises(ArchiveError, match="open"):
+        w.append(idx, chunk_of(1, 5, 100))
+    with pytest.warns(RuntimeWarning, match="open snapshot"):
+        w.close()
+    assert read_archive_records(tmp_path / "a.h5")[0].nr_snapshots == 0

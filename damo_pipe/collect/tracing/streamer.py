@@ -15,6 +15,7 @@ import re
 import time
 
 from damo_pipe.collect.tracing.tracefs import DAMOS_EVENT
+from damo_pipe.formats.trace_text import SnapshotPiece
 
 log = logging.getLogger(__name__)
 
@@ -24,179 +25,17 @@ READ_CHUNK = 1 << 20
 _LOST_RE = re.compile(rb"\[LOST (\d+) EVENTS\]")
 
 
+#: rows of open snapshots a tracer's parser holds before it streams them to the archive
+#: (formats.trace_text.TraceStreamParser ``open_regions``): 64 bytes a row, 16 MiB
+OPEN_REGIONS = 1 << 18
+
+
 def default_parser_factory():
     """A lenient parser: one lost or garbled kernel line must not end a recording; the
-    incomplete snapshot is dropped, counted and reported (TraceStreamParser), with the
-    rows of open snapshots held without copies (:func:`_hold_open_rows`)."""
+    incomplete snapshot is dropped, counted and reported (TraceStreamParser). Snapshots
+    too big to hold are streamed to the archive in pieces (``OPEN_REGIONS``)."""
     from damo_pipe.formats.trace_text import TraceStreamParser
-    return _hold_open_rows(TraceStreamParser(lenient=True))
-
-
-class _OpenRows:
-    """The parser's scanner, wrapped so that the rows of open snapshots are held here
-    without copies, in the one place each will have in the chunk.
-
-    ``TraceStreamParser`` joins the rows of open snapshots with every new piece of
-    input (``_concat_rows``), so that a snapshot of N regions read in 1 MiB pieces
-    costs O(N**2 / piece) copies (a 3M-region snapshot took 9 s, a 30M one hours), and
-    holds 64 bytes a region.  Here, while exactly one snapshot is open and its rows
-    come in one run (one target: the kernel writes a snapshot's lines together), they
-    go straight into its four region columns, allocated at its ``nr_regions`` (the
-    pages are touched as rows arrive: 32 bytes a region), and the parser sees none of
-    them; when it completes, the parser gets them as they are (views, and one-value
-    broadcasts for snapshot id, record, nr_regions and end time: the end time of its
-    first line, the only one rows_to_batch reads), then the rows that
-    followed in the same piece at the next call (or at once when the input ends).
-    Anything else (several open snapshots, damage, a dropped snapshot, the end of the
-    input) gives the parser every row, held ones first, as before this wrapper:
-    rows, their order and errors are unchanged.
-    """
-
-    #: a snapshot is held only when its nr_regions is below this (a garbled count
-    #: must not allocate the impossible)
-    MAX_HELD = 1 << 32
-    #: the columns of snapshots this big are kept for the next one
-    SPARE_MIN = 1 << 16
-    REGION_FIELDS = ("start", "end", "nr_accesses", "age")
-    CONST_FIELDS = ("end_ns", "nr_regions", "sid", "rec")
-
-    def __init__(self, parser):
-        from damo_pipe.formats.trace_text import ROW_FIELDS
-        self.parser = parser
-        self.scan = parser._scan
-        self.fields = ROW_FIELDS
-        self.held = None        # {"const": {field: value}, "cols": {field: array}, "n": rows}
-        self.rest = None        # rows scanned after a held snapshot completed, not yet given
-        self.rows_held = 0
-        #: the columns of the last held snapshot, reused by the next one when nothing
-        #: refers to them any more (the archive wrote them): its pages are not faulted
-        #: and zeroed again (first-touch page faults were ~25 % of the cycles of a
-        #: 30M-region snapshot, these 960 MB a large part of them)
-        self.spare = None
-
-    # -- helpers -----------------------------------------------------------------------
-    def _held_rows(self):
-        import numpy as np
-        h = self.held
-        n = h["n"]
-        rows = {f: h["cols"][f][:n] for f in self.REGION_FIELDS}
-        if n >= self.SPARE_MIN:
-            self.spare = h["base"]
-        for f in self.CONST_FIELDS:
-            rows[f] = np.broadcast_to(np.asarray(h["const"][f], np.int64), (n,))
-        self.held = None
-        self.rows_held = 0
-        return rows
-
-    def _put(self, rows, lo, hi):
-        """Append rows[lo:hi] (all of the held snapshot) to the held columns."""
-        h = self.held
-        n = h["n"]
-        k = hi - lo
-        for f in self.REGION_FIELDS:
-            h["cols"][f][n:n + k] = rows[f][lo:hi]
-        h["n"] = n + k
-        self.rows_held = n + k
-
-    def _give_all(self, rows):
-        """Every held row, then ``rows`` (the parser's usual path)."""
-        from damo_pipe.formats.trace_text import _concat_rows
-        if self.held is not None:
-            rows = _concat_rows(self._held_rows(), rows)
-        return rows
-
-    def _empty(self, rows):
-        return {f: rows[f][:0] for f in self.fields}
-
-    # -- the scanner -----------------------------------------------------------------
-    def __call__(self, data, st, final, path=None):
-        from damo_pipe.formats.trace_text import _concat_rows
-        consumed, rows = self.scan(data, st, final, path)
-        if self.rest is not None:
-            rows = _concat_rows(self.rest, rows)
-            self.rest = None
-        if final or st.dropped_sids:
-            return consumed, self._give_all(rows)
-        sid = rows["sid"]
-        n = len(sid)
-        opens = st.open_sids()
-        h = self.held
-        if h is not None:
-            o = h["const"]["sid"]
-            if n == 0:
-                return consumed, self._empty(rows)
-            # the leading run of the held snapshot's rows
-            other = (sid != o).nonzero()[0]
-            k = int(other[0]) if len(other) else n
-            if k + len(other) != n or h["n"] + k > len(h["cols"]["start"]):
-                return consumed, self._give_all(rows)     # interleaved: the usual path
-            self._put(rows, 0, k)
-            if o in opens:
-                return consumed, self._empty(rows)
-            if k < n:
-                self.rest = {f: rows[f][k:] for f in self.fields}
-            return consumed, self._held_rows()
-        # nothing held: hold the trailing run of the one open snapshot's rows
-        if len(opens) != 1 or n == 0 or sid[-1] != opens[0]:
-            return consumed, rows
-        o = opens[0]
-        carry = self.parser._carry
-        if carry is not None and len(carry["sid"]) and not (carry["sid"] == o).all():
-            return consumed, rows
-        other = (sid != o).nonzero()[0]
-        k = int(other[-1]) + 1 if len(other) else 0
-        if len(other) != k:        # rows of the open snapshot before others: usual path
-            return consumed, rows
-        nr = int(rows["nr_regions"][-1])
-        if not 0 < nr < self.MAX_HELD:
-            return consumed, rows
-        self._hold(rows, k, n, carry, nr, o)
-        return consumed, {f: rows[f][:k] for f in self.fields}
-
-    def _columns(self, nr, rows):
-        """(arrays, four empty region columns of nr rows: views of them): the spare
-        arrays when they are free (no view of them is alive: a view refers to its base
-        array, so only ``spare`` and this loop do) and fit."""
-        import sys
-
-        import numpy as np
-        spare, self.spare = self.spare, None
-        if spare is not None:
-            ok = True
-            for f in self.REGION_FIELDS:
-                a = spare[f]
-                # references: the dict, ``a``, getrefcount's argument
-                if not (nr <= len(a) <= 2 * nr and a.dtype == rows[f].dtype
-                        and sys.getrefcount(a) <= 3):
-                    ok = False
-                    break
-            a = None
-            if ok:
-                return spare, {f: spare[f][:nr] for f in self.REGION_FIELDS}
-        base = {f: np.empty(nr, rows[f].dtype) for f in self.REGION_FIELDS}
-        return base, {f: base[f][:nr] for f in self.REGION_FIELDS}
-
-    def _hold(self, rows, k, n, carry, nr, o):
-        first = carry if carry is not None and len(carry["sid"]) else \
-            {f: rows[f][k:] for f in ("end_ns",)}
-        # end_ns: the snapshot's (its first line's, as rows_to_batch takes it)
-        self.held = {"const": {"sid": o, "rec": int(rows["rec"][-1]),
-                               "end_ns": int(first["end_ns"][0]), "nr_regions": nr},
-                     "n": 0}
-        self.held["base"], self.held["cols"] = self._columns(nr, rows)
-        if carry is not None and len(carry["sid"]):
-            self._put(carry, 0, len(carry["sid"]))
-        self.parser._carry = None
-        self._put(rows, k, n)
-
-
-def _hold_open_rows(parser):
-    """``parser`` (a TraceStreamParser) with its open snapshots' rows held by
-    :class:`_OpenRows` (a parser without the private hooks is returned as is)."""
-    if getattr(parser, "_scan", None) is None or not hasattr(parser, "_carry"):
-        return parser
-    parser._scan = _OpenRows(parser)
-    return parser
+    return TraceStreamParser(lenient=True, open_regions=OPEN_REGIONS)
 
 
 class TraceStreamer:
@@ -232,6 +71,7 @@ class TraceStreamer:
         self.clock = clock
         self._last_flush = clock()
         self._ends = {}     # record idx -> [first_end, last_end, nr_snapshots]
+        self._open_rows = {}    # record idx -> rows of its open (streamed) snapshot
         self.bytes_in = 0
         self.regions_out = 0
         self.snapshots_out = 0
@@ -266,6 +106,9 @@ class TraceStreamer:
     def _append(self, items, source=None):
         n = 0
         for key, chunk in items:
+            if isinstance(chunk, SnapshotPiece):
+                n += self._append_piece(key, chunk, source)
+                continue
             if not chunk.nr_snapshots:
                 continue
             idx = self._record_idx(key, chunk, source)
@@ -285,6 +128,37 @@ class TraceStreamer:
             self.dirty = True
         self.regions_out += n
         return n
+
+    def _append_piece(self, key, piece, source):
+        """A piece of a snapshot too big to hold (SnapshotPiece): its rows go to the
+        archive at once, its row is written when it ends; a dropped one is taken back.
+        Returns the change of the regions appended."""
+        parser = self.damos_parser if source is not None else self.parser
+        idx = self._record_idx(key, parser.records[key], source)
+        if piece.kind == "rows":
+            if idx < 0:
+                self.dropped_regions += piece.nr_rows
+                return 0
+            self.writer.append_piece(idx, piece)
+            self._open_rows[idx] = self._open_rows.get(idx, 0) + piece.nr_rows
+            self.dirty = True
+            return piece.nr_rows
+        if idx < 0:
+            return 0
+        rows = self._open_rows.pop(idx, 0)
+        if piece.kind == "drop":
+            self.writer.append_piece(idx, piece)
+            return -rows
+        self.writer.append_piece(idx, piece)
+        e = self._ends.get(idx)
+        if e is None:
+            self._ends[idx] = [piece.end_ns, piece.end_ns, 1]
+        else:
+            e[1] = piece.end_ns
+            e[2] += 1
+        self.snapshots_out += 1
+        self.dirty = True
+        return 0
 
     def feed(self, data):
         """Parse ``data`` (bytes); append completed snapshots; return regions appended."""
