@@ -310,24 +310,52 @@ _REGION_ROW_FIELDS = ("start", "end", "nr_accesses", "age")
 
 
 class _Stream:
-    """A snapshot whose rows the parser streams (pending rows not yet handed out)."""
+    """A snapshot whose rows the parser streams: its region fields are copied into
+    column buffers of ``capacity`` rows, handed out as a "rows" piece when full (the
+    scanner's row arrays are then freed at once: kept, they would cost fresh memory and
+    page faults for every piece of text)."""
 
-    __slots__ = ("rec", "end_ns", "nr_regions", "pending", "pending_rows")
+    __slots__ = ("rec", "end_ns", "nr_regions", "capacity", "cols", "fill")
 
-    def __init__(self, rec, end_ns, nr_regions):
+    def __init__(self, rec, end_ns, nr_regions, capacity):
         self.rec = rec
         self.end_ns = end_ns
         self.nr_regions = nr_regions
-        self.pending = []
-        self.pending_rows = 0
+        self.capacity = max(1, int(capacity))
+        self.cols = None
+        self.fill = 0
 
+    def add(self, rows, out):
+        """Copy the region fields of row dict ``rows``; full buffers go to ``out``."""
+        n = len(rows["sid"])
+        i = 0
+        while i < n:
+            if self.cols is None:
+                self.cols = {f: np.empty(self.capacity, rows[f].dtype)
+                             for f in _REGION_ROW_FIELDS}
+                self.fill = 0
+            k = min(n - i, self.capacity - self.fill)
+            for f in _REGION_ROW_FIELDS:
+                self.cols[f][self.fill:self.fill + k] = rows[f][i:i + k]
+            self.fill += k
+            i += k
+            if self.fill == self.capacity:
+                self.hand_out(out)
 
-def _region_piece(parts):
-    """RegionColumns of the region fields of row dicts ``parts`` (joined once)."""
-    from damo_pipe.model import RegionColumns
-    cols = {f: parts[0][f] if len(parts) == 1 else np.concatenate([p[f] for p in parts])
-            for f in _REGION_ROW_FIELDS}
-    return RegionColumns(cols["start"], cols["end"], cols["nr_accesses"], cols["age"])
+    def hand_out(self, out):
+        """The buffered rows (if any) as a "rows" piece into ``out``."""
+        if self.cols is None or not self.fill:
+            return
+        from damo_pipe.model import RegionColumns
+        c = {f: v[:self.fill] for f, v in self.cols.items()}
+        out.append((self.rec, SnapshotPiece(
+            "rows", self.end_ns, self.nr_regions,
+            regions=RegionColumns(c["start"], c["end"], c["nr_accesses"], c["age"]))))
+        self.cols, self.fill = None, 0
+
+    @property
+    def pending_rows(self):
+        return self.fill
 
 
 def _split_sid(rows, s):
@@ -372,7 +400,7 @@ class TraceStreamParser:
     a snapshot completes: a snapshot of N regions costs O(N) whatever the pieces.
     ``open_regions`` > 0 bounds what is held: once the open snapshots hold that many
     rows, they are *streamed*: their rows are handed out as :class:`SnapshotPiece`
-    items (in pieces of at least ``open_regions`` rows) in place of a chunk, then an
+    items (in pieces of ``open_regions`` rows, the last one fewer) in place of a chunk, then an
     ``"end"`` (or ``"drop"``) piece; the record's earlier snapshots are handed out
     first.  Only callers that take SnapshotPieces pass it (the live tracer, convert).
 
@@ -484,14 +512,9 @@ class TraceStreamParser:
         for s, stream in list(self._streams.items()):
             mine, rows = _split_sid(rows, s)
             if mine is not None and len(mine["sid"]):
-                stream.pending.append(mine)
-                stream.pending_rows += len(mine["sid"])
-            done = s not in opens
-            if stream.pending_rows and (done or stream.pending_rows >= self.open_regions):
-                out.append((stream.rec, SnapshotPiece("rows", stream.end_ns, stream.nr_regions,
-                                                      regions=_region_piece(stream.pending))))
-                stream.pending, stream.pending_rows = [], 0
-            if done:
+                stream.add(mine, out)
+            if s not in opens:
+                stream.hand_out(out)
                 del self._streams[s]
                 start = self._asm.end_stream(stream.rec, stream.end_ns)
                 out.append((stream.rec, SnapshotPiece("end", stream.end_ns, stream.nr_regions,
@@ -512,12 +535,8 @@ class TraceStreamParser:
             if ch is not None:
                 out.append((r, ch))
             stream = self._streams[s] = _Stream(r, int(mine["end_ns"][0]),
-                                               int(mine["nr_regions"][0]))
-            stream.pending, stream.pending_rows = [mine], len(mine["sid"])
-            if stream.pending_rows >= self.open_regions:
-                out.append((r, SnapshotPiece("rows", stream.end_ns, stream.nr_regions,
-                                             regions=_region_piece(stream.pending))))
-                stream.pending, stream.pending_rows = [], 0
+                                               int(mine["nr_regions"][0]), self.open_regions)
+            stream.add(mine, out)
 
     def feed(self, data: bytes):
         """Consume bytes; return [(record key, Record chunk)] of completed snapshots."""
