@@ -17,7 +17,8 @@ tracer reads ``trace_pipe``:
 * (b) tokenizer + grouping: ``trace_scan`` with a ``TraceState`` (the rows and
   snapshot ids the stream parser gets);
 * (c) the tracer path: ``TraceStreamer`` (``TraceStreamParser``, lenient, Cython) fed
-  the pieces -> ``ArchiveWriter.append`` into an HDF5 archive (default lz4) -> flush,
+  the pieces -> ``ArchiveWriter`` (a snapshot of more than 2**18 rows streamed in pieces:
+  ``append_open``/``end_open``) into an HDF5 archive (default lz4) -> flush,
   close; run in a subprocess that reads the file itself, so that its peak RSS
   (``ru_maxrss``) is the tracer's alone.  The archive's content is checked.
 

@@ -71,7 +71,18 @@ def day_archive(tmp_path_factory):
     path = os.path.join(d, "day-86400x1000.h5")
     if not os.path.exists(path):
         build_day_archive(path)
+    _fresh_bytecode()
     return path
+
+
+def _fresh_bytecode():
+    """Compile damo_pipe's modules now: with PYTHONDONTWRITEBYTECODE set (as on CI), a
+    module edited since the last compile would be recompiled by every command measured
+    (~5-20 ms each), as no user's installed copy is."""
+    import compileall
+
+    import damo_pipe
+    compileall.compile_dir(os.path.dirname(damo_pipe.__file__), quiet=1)
 
 
 def _command(*argv):
@@ -114,3 +125,12 @@ def test_interpreter_start(benchmark):
 
 def test_cli_help_start(benchmark):
     benchmark.pedantic(_run, args=(_command("--help"),), rounds=7, iterations=1)
+
+
+def test_import_floor(benchmark):
+    """The floor of any archive reader: the interpreter importing numpy and h5py (with
+    OPENBLAS_NUM_THREADS=1, as the console scripts set it), nothing else."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", "import os, numpy, h5py; os._exit(0)"]
+    benchmark.pedantic(subprocess.run, args=(cmd,), kwargs={"check": True, "env": env},
+                       rounds=7, iterations=1)
