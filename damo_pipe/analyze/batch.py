@@ -239,9 +239,68 @@ def analyze_archive(path, name, out_root, options=None):
 
 
 def failed_result(item, error):
-    return {"name": item.name, "path": item.path, "ok": False, "error": error, "summary": None,
+    return _failed(item.path, item.name, error)
+
+
+def _failed(path, name, error):
+    return {"name": name, "path": path, "ok": False, "error": error, "summary": None,
             "images": {}, "warnings": [], "format": None, "seconds": None, "cpu_seconds": None,
             "worker_pid": None}
+
+
+def analyze_archives(jobs, out_root, options=None):
+    """Analyse a group of inputs (``jobs``: [(path, name)]) in one dask task; their
+    results in order. An exception escaping one input's analysis fails that input only.
+
+    Grouping inputs makes fewer tasks: each task costs the scheduler, the client and the
+    worker's event loop a few ms of CPU, which on a small host competes with the
+    analyses themselves (docs/performance.md, "Fleet")."""
+    out = []
+    for path, name in jobs:
+        try:
+            out.append(analyze_archive(path, name, out_root, options))
+        except Exception as e:  # noqa: BLE001 - as a failed task: a failed row
+            out.append(_failed(path, name, error_text(e)))
+    return out
+
+
+#: most inputs in one task (a 10k-region archive takes ~0.2 s: 16 of them ~3 s)
+MAX_TASK_INPUTS = 16
+#: inputs larger than this go alone in their task, and a group holds at most this much
+#: (big inputs take long anyway; a worker killed by one must not take many others along)
+MAX_TASK_BYTES = 8 << 20
+
+
+def task_groups(sizes, nr_workers, most=MAX_TASK_INPUTS, most_bytes=MAX_TASK_BYTES):
+    """Split inputs of ``sizes`` (bytes; None = unknown, taken as big) into consecutive
+    groups, one dask task each: large groups first, then smaller and smaller ones (each
+    at most a quarter of what is left per worker), so that the last tasks are single
+    inputs and no worker waits long for another at the end; at most ``most`` inputs and
+    ``most_bytes`` a group (a bigger input alone). Returns [(lo, hi)]."""
+    groups = []
+    n = len(sizes)
+    lo = 0
+    w = max(1, int(nr_workers))
+    while lo < n:
+        want = max(1, min(int(most), (n - lo) // (4 * w)))
+        hi, total = lo, 0
+        while hi < lo + want:
+            size = sizes[hi]
+            size = most_bytes + 1 if size is None else size
+            if hi > lo and total + size > most_bytes:
+                break
+            total += size
+            hi += 1
+        groups.append((lo, hi))
+        lo = hi
+    return groups
+
+
+def _size_of(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- the client
@@ -354,21 +413,39 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
                             "serialised through one cluster-wide lock (start the workers "
                             "with --nthreads 1)", scheduler, most)
                 options = dataclasses.replace(options, serialize_plots=True)
-            futures = client.map(analyze_archive,
-                                 [items[k].path for k in todo], [items[k].name for k in todo],
-                                 [out_dir] * len(todo), [options] * len(todo),
+            sizes = [_size_of(items[k].path) for k in todo]
+            groups = [todo[lo:hi] for lo, hi in task_groups(sizes, nr_workers)]
+
+            def jobs(group):
+                return [(items[k].path, items[k].name) for k in group]
+            futures = client.map(analyze_archives, [jobs(g) for g in groups],
+                                 [out_dir] * len(groups), [options] * len(groups),
                                  pure=False, retries=0)
-            where = {f.key: k for f, k in zip(futures, todo)}
-            for fut in as_completed(futures):
-                k = where[fut.key]
+            where = {f.key: g for f, g in zip(futures, groups)}
+            pending = as_completed(futures)
+            for fut in pending:
+                group = where.pop(fut.key)
                 try:
-                    res = fut.result()
+                    group_results = fut.result()
                 except Exception as e:  # noqa: BLE001 - worker died, package missing, ...
-                    res = failed_result(items[k], error_text(e))
-                results[k] = res
+                    fut.release()
+                    if len(group) > 1:
+                        # the task machinery failed a whole group (a worker killed by
+                        # one input): each input again in a task of its own
+                        log.info("a task of %d inputs failed (%s): retrying them one by "
+                                 "one", len(group), error_text(e))
+                        for k in group:
+                            f = client.submit(analyze_archives, jobs([k]), out_dir, options,
+                                              pure=False, retries=0)
+                            where[f.key] = [k]
+                            pending.add(f)
+                        continue
+                    group_results = [failed_result(items[group[0]], error_text(e))]
                 fut.release()
-                if on_result:
-                    on_result(res)
+                for k, res in zip(group, group_results):
+                    results[k] = res
+                    if on_result:
+                        on_result(res)
             timings["tasks"] = time.perf_counter() - t2
         finally:
             client.close()

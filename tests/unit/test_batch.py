@@ -208,3 +208,80 @@ def test_batch_no_input_at_all(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no input files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 100, 1000, 4097])
+@pytest.mark.parametrize("workers", [1, 2, 3, 64])
+def test_task_groups_cover_every_input_once_large_first(n, workers):
+    groups = batch.task_groups([1000] * n, workers)
+    covered = [k for lo, hi in groups for k in range(lo, hi)]
+    assert covered == list(range(n))
+    sizes = [hi - lo for lo, hi in groups]
+    assert all(1 <= s <= batch.MAX_TASK_INPUTS for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)          # the small tasks come last
+    if n:
+        assert sizes[-1] == 1
+    # fewer tasks than inputs once there is enough work per worker
+    if n >= 8 * workers * batch.MAX_TASK_INPUTS:
+        assert len(groups) < n / 4
+
+
+def test_task_groups_keep_big_and_unknown_inputs_alone():
+    big = batch.MAX_TASK_BYTES
+    sizes = [10] * 40 + [big + 1] + [10] * 40 + [None] + [big // 2] * 3 + [10] * 40
+    groups = batch.task_groups(sizes, 1)
+    assert [k for lo, hi in groups for k in range(lo, hi)] == list(range(len(sizes)))
+    for lo, hi in groups:
+        part = sizes[lo:hi]
+        if hi - lo > 1:
+            assert None not in part and sum(part) <= big
+    alone = {lo for lo, hi in groups if hi - lo == 1}
+    assert {40, 81} <= alone
+
+
+def test_a_failing_input_in_a_group_fails_alone(tmp_path, monkeypatch):
+    """analyze_archives: an exception escaping one input's analysis fails that input, the
+    others of its task are analysed."""
+    calls = []
+
+    def fake(path, name, out_root, options=None):
+        calls.append(name)
+        if name == "b":
+            raise MemoryError("out of memory")
+        return {"name": name, "path": path, "ok": True}
+
+    monkeypatch.setattr(batch, "analyze_archive", fake)
+    res = batch.analyze_archives([("pa", "a"), ("pb", "b"), ("pc", "c")], str(tmp_path))
+    assert calls == ["a", "b", "c"]
+    assert [(r["name"], r["ok"]) for r in res] == [("a", True), ("b", False), ("c", True)]
+    assert res[1]["error"] == "MemoryError: out of memory" and res[1]["path"] == "pb"
+
+
+def test_a_group_failed_by_the_task_machinery_is_retried_input_by_input(
+        tmp_path, monkeypatch, plotting):
+    """A task of several inputs that fails as a whole (a worker killed by one of them) is
+    split: each input runs again alone, so only the culprit is reported failed."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(40):
+        make_damo_json(d / ("f%02d.json" % i), 2, 3, seed=i)
+    real = batch.analyze_archives
+    log = tmp_path / "tasks.log"     # the task may run on a deserialised copy: a file
+
+    def killer(jobs, out_root, options=None):
+        with open(log, "a") as f:
+            f.write("%d\n" % len(jobs))
+        if any(name == "f07.json" for _, name in jobs):
+            raise MemoryError("worker killed")
+        return real(jobs, out_root, options)
+
+    monkeypatch.setattr(batch, "analyze_archives", killer)
+    res = batch.run_batch([d], tmp_path / "out", workers=1, processes=False,
+                          options=batch.BatchOptions(resol=(8, 8)))
+    task_sizes = [int(x) for x in log.read_text().split()]
+    assert max(task_sizes) > 1                      # inputs were grouped
+    assert task_sizes.count(1) >= 2                 # the failed group's inputs, alone
+    failed = [r["name"] for r in res.results if not r["ok"]]
+    assert failed == ["f07.json"]
+    assert res.results[7]["error"] == "MemoryError: worker killed"
+    assert sum(r["ok"] for r in res.results) == 39
