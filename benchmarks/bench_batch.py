@@ -14,6 +14,8 @@
   (``DAMO_PIPE_BENCH_FLEET_FILES`` / ``..._REGIONS`` change the size; ``-k 'fleet and 1'``
   runs one half). The archives are generated once and kept in
   ``$DAMO_PIPE_BENCH_CACHE/fleet-v1`` (default /var/tmp/damo-bench; 1,000 x ~0.1 MiB).
+  ``DAMO_PIPE_BENCH_FLEET_TASK_FILES=1`` runs the command with ``--task_files 1`` (one
+  task per file) to compare with the default grouping.
   Each half waits (up to ``DAMO_PIPE_BENCH_LOAD_WAIT`` seconds, default 600) for the
   1-minute load average to fall below ``DAMO_PIPE_BENCH_MAX_LOAD`` (default 0.5) before it
   starts, and records the load. Measured: the command's wall time (interpreter start
@@ -48,6 +50,10 @@ CACHE = Path(os.environ.get("DAMO_PIPE_BENCH_CACHE", "/var/tmp/damo-bench")) / "
 MAX_LOAD = float(os.environ.get("DAMO_PIPE_BENCH_MAX_LOAD", "0.5"))
 LOAD_WAIT = float(os.environ.get("DAMO_PIPE_BENCH_LOAD_WAIT", "600"))
 BIN = Path(sys.executable).parent
+#: DAMO_PIPE_BENCH_FLEET_TASK_FILES=N: the fleet command with --task_files N (1: one task
+#: per file, as before inputs were grouped)
+TASK_FILES_ARGS = (["--task_files", os.environ["DAMO_PIPE_BENCH_FLEET_TASK_FILES"]]
+                   if os.environ.get("DAMO_PIPE_BENCH_FLEET_TASK_FILES") else [])
 
 
 def make_record(seed, nr_regions=NR_REGIONS, per_snapshot=REGIONS_PER_SNAPSHOT):
@@ -239,7 +245,7 @@ def test_fleet(benchmark, fleet_archives, tmp_path, workers):
         load0 = _wait_quiet()
         out = tmp_path / "out"
         cmd = [str(BIN / "damo-analyze"), "-v", "batch", str(fleet_archives), "--out", str(out),
-               "--scheduler", cluster.addr, "--no_progress"]
+               "--scheduler", cluster.addr, "--no_progress"] + TASK_FILES_ARGS
         state = {}
 
         def run():

@@ -354,12 +354,13 @@ def _connect(scheduler, workers, processes, timeout="20s"):
 
 def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
               options=None, on_start=None, on_result=None, title=None, connect_timeout="20s",
-              follow_symlinks=False):
+              follow_symlinks=False, task_files=None):
     """Analyse every input on dask and write ``out_dir/index.html``.
 
     ``on_start(nr_tasks)`` is called once the work is submitted and ``on_result(result)``
     for each finished input (completion order), e.g. to drive a progress bar.
-    ``follow_symlinks``: see :func:`expand_inputs`.
+    ``follow_symlinks``: see :func:`expand_inputs`. ``task_files``: most inputs in one
+    dask task (default :data:`MAX_TASK_INPUTS`; see :func:`task_groups`).
     Returns a :class:`BatchResult`; failures are in it, never raised.
     """
     from distributed import as_completed
@@ -372,6 +373,8 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
     if not scheduler and not processes:
         options = dataclasses.replace(options, serialize_plots=True)
     out_dir = os.path.abspath(os.fspath(out_dir))
+    if task_files is not None and task_files < 1:
+        raise UsageError("--task_files must be at least 1")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError("--out %s exists and is not a directory" % out_dir)
     items = expand_inputs(inputs, exclude_dirs=[out_dir], follow_symlinks=follow_symlinks)
@@ -414,7 +417,8 @@ def run_batch(inputs, out_dir, *, scheduler=None, workers=None, processes=True,
                             "with --nthreads 1)", scheduler, most)
                 options = dataclasses.replace(options, serialize_plots=True)
             sizes = [_size_of(items[k].path) for k in todo]
-            groups = [todo[lo:hi] for lo, hi in task_groups(sizes, nr_workers)]
+            groups = [todo[lo:hi] for lo, hi in task_groups(
+                sizes, nr_workers, most=task_files or MAX_TASK_INPUTS)]
 
             def jobs(group):
                 return [(items[k].path, items[k].name) for k in group]

@@ -285,3 +285,24 @@ def test_a_group_failed_by_the_task_machinery_is_retried_input_by_input(
     assert failed == ["f07.json"]
     assert res.results[7]["error"] == "MemoryError: worker killed"
     assert sum(r["ok"] for r in res.results) == 39
+
+
+def test_task_files_one_is_one_task_per_file(tmp_path, monkeypatch, plotting):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(40):
+        make_damo_json(d / ("f%02d.json" % i), 2, 3, seed=i)
+    real = batch.analyze_archives
+    log = tmp_path / "tasks.log"
+
+    def counting(jobs, out_root, options=None):
+        with open(log, "a") as f:
+            f.write("%d\n" % len(jobs))
+        return real(jobs, out_root, options)
+
+    monkeypatch.setattr(batch, "analyze_archives", counting)
+    res = batch.run_batch([d], tmp_path / "out", workers=1, processes=False,
+                          options=batch.BatchOptions(resol=(8, 8)), task_files=1)
+    assert [int(x) for x in log.read_text().split()] == [1] * 40
+    assert all(r["ok"] for r in res.results)
+    assert main(["batch", str(d), "--out", str(tmp_path / "o2"), "--task_files", "0"]) == 2

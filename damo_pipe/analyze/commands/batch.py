@@ -43,6 +43,10 @@ def prepare_parser(parser):
                         help="LocalCluster worker count (default: number of CPUs)")
     parser.add_argument("--threads", action="store_true",
                         help="LocalCluster workers are threads of this process, not processes")
+    parser.add_argument("--task_files", type=int, default=None, metavar="N",
+                        help="most files in one dask task (default 16: small files are "
+                             "grouped while much work is left, single files at the end; "
+                             "1: one task per file)")
     parser.add_argument("--resol", type=int, nargs=2, metavar=("TIME", "ADDR"), default=[500, 500],
                         help="heatmap resolution (default 500 500)")
     parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
@@ -119,7 +123,7 @@ def run(args):
         result = run_batch(args.inputs, args.out, scheduler=args.scheduler, workers=args.workers,
                            processes=not args.threads, options=options, on_start=on_start,
                            on_result=on_result, title=args.title,
-                           follow_symlinks=args.follow_symlinks)
+                           follow_symlinks=args.follow_symlinks, task_files=args.task_files)
     finally:
         if state.get("bar") is not None:
             state["bar"].close()
