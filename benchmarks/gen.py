@@ -164,3 +164,33 @@ def write_archive_big(path, nr_snapshots, regions_per_snapshot, step=1000, compr
         for r in iter_slices(nr_snapshots, regions_per_snapshot, step):
             w.append(0, r)
             w.flush()
+
+
+def write_page_archive(path, nr_snapshots, regions_per_snapshot, piece=1 << 20,
+                       gap_every=1 << 20, compression="lz4"):
+    """A page-granularity archive: ``nr_snapshots`` snapshots of ``regions_per_snapshot``
+    4 KiB regions each (a 2 s aggregation interval), a 64 MiB unmapped gap after every
+    ``gap_every`` regions (mappings), access counts and ages varying by region and
+    snapshot. Each snapshot is streamed to the writer in pieces of ``piece`` regions
+    (``append_open``/``end_open``, as the tracer writes one too big to hold): bounded
+    memory whatever the sizes."""
+    from damo_pipe.archive import ArchiveWriter
+    aggr_ns = 2_000_000_000
+    meta = Record(target_id=0, intervals=Intervals(5000, 2_000_000, 20_000_000,
+                                                   IntervalsGoal(0.0, 0, 0, 0)))
+    page = 4096
+    with ArchiveWriter(str(path), compression=compression,
+                       provenance={"source_format": "benchmark"}) as w:
+        idx = w.add_record(meta)
+        for k in range(nr_snapshots):
+            for lo in range(0, regions_per_snapshot, piece):
+                i = np.arange(lo, min(regions_per_snapshot, lo + piece), dtype=np.uint64)
+                start = np.uint64(0x7f0000000000) + i * np.uint64(page) \
+                    + (i // np.uint64(gap_every)) * np.uint64(64 << 20)
+                acc = ((i * np.uint64(7) + np.uint64(k * 3)) % np.uint64(21)).astype(np.int64)
+                acc[(i // np.uint64(4096)) % np.uint64(3) == 0] = 0   # cold stretches
+                age = ((i * np.uint64(13) + np.uint64(k)) % np.uint64(50)).astype(np.int64)
+                w.append_open(idx, RegionColumns(start, start + np.uint64(page), acc, age))
+            end = BASE_NS + (k + 1) * aggr_ns
+            w.end_open(idx, end - aggr_ns, end)
+            w.flush()

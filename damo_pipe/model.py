@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -329,3 +329,14 @@ def concat_records(parts):
                       else np.concatenate([getattr(p.snapshots, name) for p in parts]))
     return dataclasses.replace(parts[0], snapshots=SnapshotColumns(**cols),
                                regions=RegionColumns.concat(p.regions for p in parts))
+
+
+class ChunkPiece(NamedTuple):
+    """A chunk from :meth:`damo_pipe.archive.ArchiveReader.iter_pieces`: ``chunk`` (a Record) starting at
+    snapshot ``first_index`` of its record; ``continues``: its (only) snapshot goes on
+    from the previous piece; ``goes_on``: it goes on in the next piece."""
+
+    chunk: Record
+    first_index: int
+    continues: bool
+    goes_on: bool

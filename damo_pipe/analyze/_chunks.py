@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from damo_pipe.errors import RecordFormatError
+from damo_pipe.model import ChunkPiece
 
 #: snapshots per chunk when streaming an archive or slicing an in-memory record
 DEFAULT_SNAPSHOTS_PER_CHUNK = 4096
@@ -93,6 +94,8 @@ class RecordSource:
         self._entries = list(entries)
         self._closers = list(closers)
         self.snapshots_per_chunk = DEFAULT_SNAPSHOTS_PER_CHUNK
+        #: the most regions of a piece of a huge snapshot (:meth:`iter_piece_range`)
+        self.regions_per_piece = DEFAULT_REGIONS_PER_CHUNK
 
     # -- construction ---------------------------------------------------
     @classmethod
@@ -226,6 +229,32 @@ class RecordSource:
                                               reuse_buffers=reuse_buffers, **kwargs):
             if chunk.nr_snapshots:
                 yield chunk
+
+    def iter_piece_range(self, idx, lo, hi, columns=None, reuse_buffers=0):
+        """Like :meth:`iter_chunk_range`, as :class:`ChunkPiece` items: an archive's
+        snapshot of more than ``regions_per_piece`` regions comes in pieces (bounded
+        memory whatever the snapshot size); records in memory come whole."""
+        entry = self._entries[idx]
+        if hi <= lo:
+            return
+        if isinstance(entry, _MemoryEntry):
+            k = lo
+            for chunk in self.iter_chunk_range(idx, lo, hi, columns=columns):
+                yield ChunkPiece(chunk, k, False, False)
+                k += chunk.nr_snapshots
+            return
+        per = self.snapshots_per_chunk if self.snapshots_per_chunk < DEFAULT_SNAPSHOTS_PER_CHUNK \
+            else None
+        for piece in entry.reader.iter_pieces(entry.idx, self.regions_per_piece, per,
+                                              index_range=(lo, hi), columns=columns,
+                                              reuse_buffers=reuse_buffers):
+            if piece.chunk.nr_snapshots:
+                yield piece
+
+    def iter_pieces(self, idx, time_range=None, columns=None):
+        """:meth:`iter_piece_range` over the snapshots meeting ``time_range`` (all for None)."""
+        lo, hi = self.snapshot_window(idx, time_range)
+        return self.iter_piece_range(idx, lo, hi, columns)
 
     def load(self, idx):
         """The whole record idx (concatenating its chunks)."""

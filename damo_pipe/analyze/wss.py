@@ -12,6 +12,7 @@ import numpy as np
 
 from damo_pipe._engine import select_engine
 from damo_pipe.analyze._chunks import RecordSource
+from damo_pipe.model import ChunkPiece
 
 #: the compiled twin of the window sums
 KERNELS = "damo_pipe.analyze._report_kernels"
@@ -81,12 +82,76 @@ def _chunk_fast_ok(chunk, limit):
     return True
 
 
+class _SplitSnapshot:
+    """The wss of a snapshot that comes in pieces (:class:`ChunkPiece`): skipped as one
+    snapshot, or, when it is a window of its own with well-formed regions (the usual
+    case), summed piece by piece; otherwise read whole (``reread(k)``) and given to the
+    window state machine, which needs all its regions at once."""
+
+    def __init__(self, win, first, limit, reread):
+        self.win = win
+        self.carry = None         # the end of the piece before
+        self.total = 0
+        chunk = first.chunk
+        end = int(chunk.snapshots.end_ns[0])
+        if win.idle and win.skip_remaining > 0:
+            win.skip_remaining -= 1
+            self.mode = "skip"
+        elif win.idle and end - chunk.snapshot_start(0) >= limit:
+            self.mode = "sum"
+            self.end = end
+        else:
+            self.mode = "whole"
+        self.index = first.first_index
+        self.reread = reread
+        self.out = None
+
+    def feed(self, piece, K, acc_thres, thr):
+        """Take a piece; (times, values) of the snapshot at its last piece, else None."""
+        if self.mode == "sum":
+            st, en = piece.chunk.regions.start, piece.chunk.regions.end
+            ok = bool(np.all(en >= st) and np.all(st[1:] >= en[:-1])) and \
+                (self.carry is None or not len(st) or int(st[0]) >= self.carry)
+            if ok:
+                if len(st):
+                    self.carry = int(en[-1])
+                out = np.zeros(1, np.uint64)
+                K.window_wss(np.zeros(1, np.int64), np.array([len(st)], np.int64), st, en,
+                             piece.chunk.regions.nr_accesses, acc_thres, thr, out)
+                self.total += int(out[0])
+            else:
+                self.mode = "whole"
+        if self.mode == "whole" and self.out is None:
+            if self.reread is None:
+                raise ValueError("a snapshot in pieces needs reread() for its windows")
+            ws = self.win.feed(self.reread(self.index))
+            t = np.array([w.end for w in ws], np.int64)
+            v = np.empty(len(ws), np.uint64)
+            for n, w in enumerate(ws):
+                regs = w.regions
+                o = np.zeros(1, np.uint64)
+                K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start,
+                             regs.end, regs.nr_accesses, acc_thres, thr, o)
+                v[n] = o[0]
+            self.out = (t, v)
+        if piece.goes_on:
+            return None
+        if self.mode == "sum":
+            return np.array([self.end], np.int64), np.array([self.total], np.uint64)
+        if self.mode == "whole":
+            return self.out
+        return None
+
+
 def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclude_samples=20,
-                         engine="cython"):
+                         engine="cython", reread=None):
     """(window end times, wss) of one record, chunk by chunk.
 
     Chunks whose snapshots are each a complete, well-formed window are summed in one
     kernel call; others go through the window state machine (merge kernel).
+    ``chunks`` may hold :class:`ChunkPiece` items (a huge snapshot in pieces): then
+    ``reread(k)`` must give snapshot k whole, for the rare snapshot that is not a
+    well-formed window of its own.
     """
     from damo_pipe.analyze.adjust import Windower
     K = select_engine(engine, KERNELS)
@@ -96,7 +161,18 @@ def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclud
     limit = work_time_us * 1000
     times, values = [], []
     thr = int(max(0, sz_thres)) if not isinstance(sz_thres, float) else int(np.ceil(max(0, sz_thres)))
+    split = None
     for chunk in chunks:
+        if isinstance(chunk, ChunkPiece):
+            if chunk.continues or chunk.goes_on:
+                if split is None or not chunk.continues:
+                    split = _SplitSnapshot(win, chunk, limit, reread)
+                done = split.feed(chunk, K, int(acc_thres), thr)
+                if done is not None:
+                    times.append(done[0])
+                    values.append(done[1])
+                continue
+            chunk = chunk.chunk
         if win.idle:
             chunk = win.take_skip(chunk)
             if chunk is None:
@@ -143,13 +219,18 @@ def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_sample
     out = {}
     for i, meta in enumerate(src.metas):
         # only the columns the wss reads (an archive then decompresses 3 of 6)
-        chunks, skip = src.iter_chunks(i, columns=_WSS_COLUMNS), exclude_samples
+        chunks, skip = src.iter_pieces(i, columns=_WSS_COLUMNS), exclude_samples
         if selection:
             from damo_pipe.analyze.selection import first_selected, iter_selected_chunks
             chunks = iter_selected_chunks(src, i, selection)
             skip = max(0, exclude_samples - first_selected(src, i, selection))
+        elif select_engine(engine, KERNELS) is None:
+            chunks = src.iter_chunks(i, columns=_WSS_COLUMNS)     # the reference: whole
+
+        def reread(k, i=i):
+            return next(iter(src.iter_chunk_range(i, k, k + 1, columns=_WSS_COLUMNS)))
         times, values = record_wss_streaming(chunks, acc_thres, sz_thres, work_time_us, skip,
-                                             engine)
+                                             engine, reread)
         if sortby == "size":
             order = np.argsort(values, kind="stable")
             times, values = times[order], values[order]

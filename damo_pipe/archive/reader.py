@@ -16,8 +16,8 @@ import numpy as np
 from damo_pipe.archive import layout
 from damo_pipe.archive._guarded_file import GuardedFile, open_for_write_by_a_writer
 from damo_pipe.errors import ArchiveError
-from damo_pipe.model import (SNAPSHOT_DTYPES, Intervals, IntervalsGoal, Record, RegionColumns,
-                             SnapshotColumns)
+from damo_pipe.model import (SNAPSHOT_DTYPES, ChunkPiece, Intervals, IntervalsGoal, Record,
+                             RegionColumns, SnapshotColumns)
 
 
 #: what h5py raises on damaged metadata or data (a bad checksum is a RuntimeError,
@@ -638,6 +638,55 @@ class ArchiveReader:
                              ring[nr % len(ring)] if ring else None,
                              snaps.take(k - lo, end - lo))
             nr += 1
+            k = end
+
+    def iter_pieces(self, idx, regions_per_chunk=1 << 20, snapshots_per_chunk=None,
+                    index_range=None, time_range=None, columns=None, reuse_buffers=0):
+        """Like :meth:`iter_chunks`, but a snapshot of more than ``regions_per_chunk``
+        regions comes as several one-snapshot chunks of at most that many regions (its
+        pieces, in address order), so that no chunk outgrows the bound whatever the
+        snapshot size (page-granularity records). Yields :class:`ChunkPiece`; a chunk of
+        whole snapshots has ``continues`` and ``goes_on`` False. Only consumers that
+        carry a snapshot's state across its pieces can use this."""
+        ring = [{} for _ in range(reuse_buffers)] if reuse_buffers else None
+        nr = 0
+        if index_range is not None:
+            lo, hi = max(0, index_range[0]), min(self.nr_snapshots(idx), index_range[1])
+        else:
+            lo, hi = self.snapshot_range(idx, time_range)
+        h = self._handles[idx]
+        if hi - lo > LAZY_TABLE_MIN_SNAPSHOTS:
+            h.snapshots
+        snaps = h.rows(lo, hi)
+        limit = max(1, int(regions_per_chunk))
+
+        def buffers():
+            nonlocal nr
+            nr += 1
+            return ring[(nr - 1) % len(ring)] if ring else None
+        k = lo
+        while k < hi:
+            j = k - lo
+            n = int(snaps.nr_regions[j])
+            if n > limit:
+                base = int(snaps.region_offset[j])
+                for a in range(0, n, limit):
+                    b = min(n, a + limit)
+                    piece = snaps.take(j, j + 1)
+                    piece.region_offset = np.array([base + a], np.int64)
+                    piece.nr_regions = np.array([b - a], piece.nr_regions.dtype)
+                    yield ChunkPiece(self._read(idx, k, k + 1, None, columns, buffers(), piece),
+                                     k, a > 0, b < n)
+                k += 1
+                continue
+            ends = snaps.region_offset[j:] + snaps.nr_regions[j:]
+            end = k + max(1, int(np.searchsorted(ends, snaps.region_offset[j] + limit,
+                                                 side="right")))
+            if snapshots_per_chunk:
+                end = min(end, k + snapshots_per_chunk)
+            end = min(end, hi)
+            yield ChunkPiece(self._read(idx, k, end, None, columns, buffers(),
+                                        snaps.take(j, end - lo)), k, False, False)
             k = end
 
     def close(self):

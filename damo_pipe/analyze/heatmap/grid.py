@@ -229,13 +229,13 @@ def _cython_usable(grid_params, chunk, meta):
     return True
 
 
-def _checked(chunks, grid_params, meta):
-    """(chunk, whether the Cython kernel computes it exactly) for each chunk."""
+def _checked(pieces, grid_params, meta):
+    """(piece, whether the Cython kernel computes its chunk exactly) for each ChunkPiece."""
     try:
-        for chunk in chunks:
-            yield chunk, _cython_usable(grid_params, chunk, meta)
+        for piece in pieces:
+            yield piece, _cython_usable(grid_params, piece.chunk, meta)
     finally:
-        close = getattr(chunks, "close", None)
+        close = getattr(pieces, "close", None)
         if close is not None:
             close()
 
@@ -297,13 +297,21 @@ def accumulate_heatmap(src, indices, t_range, a_range, resol, df_passed=False,
                 # read + decompress the next chunks (and check their value ranges) while
                 # the kernel works on this one; the chunk in use, the _PREFETCH_DEPTH queued
                 # and the one being read each need their own buffer set
-                chunks = prefetched(_checked(src.iter_chunk_range(
+                chunks = prefetched(_checked(src.iter_piece_range(
                     i, lo, hi, columns=columns, reuse_buffers=_PREFETCH_DEPTH + 2), params, meta),
                     depth=_PREFETCH_DEPTH)
             else:
-                chunks = _checked(src.iter_chunk_range(i, lo, hi, columns=columns), params, meta)
+                chunks = _checked(src.iter_piece_range(i, lo, hi, columns=columns), params, meta)
+            # a huge snapshot comes in pieces: each piece of it starts from damo's `last`
+            # of that snapshot (the end of the one before it), not from the piece before
+            before_snapshot = last_end
             try:
-                for chunk, usable in chunks:
+                for piece, usable in chunks:
+                    chunk = piece.chunk
+                    if piece.continues:
+                        last_end = before_snapshot
+                    else:
+                        before_snapshot = last_end
                     if acc is not None and not usable:
                         # values beyond exact double range: continue with the exact reference engine
                         heat_py = [[None if math.isnan(x) else x for x in row] for row in acc.heat.tolist()]

@@ -98,14 +98,125 @@ class Guide:
         return "\n".join(lines)
 
 
-def _guide_start_time(meta, chunk):
+def _first_max_age(chunk):
+    lo, hi = chunk.region_bounds(0)
+    return int(chunk.regions.age[lo:hi].max()) if hi > lo else 0
+
+
+def _guide_start_time(meta, chunk, max_age=None):
+    """damo: max(0, max age of the first snapshot) aggregation intervals before its
+    start (``max_age``: that age when the first snapshot came in pieces)."""
     start = chunk.snapshot_start(0)
     if meta.intervals is not None:
-        lo, hi = chunk.region_bounds(0)
-        max_age = int(chunk.regions.age[lo:hi].max()) if hi > lo else 0
-        # damo: max(0, max age) aggregation intervals before the first start
+        if max_age is None:
+            max_age = _first_max_age(chunk)
         start = start - max(0, max_age) * (meta.intervals.aggr_us * 1000)
     return start
+
+
+def _piece_gaps(st, en, carry):
+    """The gaps a piece of a snapshot leaves (damo's loop in :func:`_snapshot_gaps`
+    continued from ``carry``, the end of the piece before, 0 for the first piece) as an
+    (n, 2) uint64 array, and the new carry. None when an address 0 needs damo's exact
+    loop (``if not last_addr``)."""
+    if len(st) == 0:
+        return np.zeros((0, 2), np.uint64), carry
+    if not (en.all() and st.all()):
+        return None
+    prev = np.empty(len(st), np.uint64)
+    prev[0] = carry
+    prev[1:] = en[:-1]
+    m = prev != st
+    if carry == 0:
+        m[0] = False
+    return np.stack([prev[m], st[m]], axis=1), int(en[-1])
+
+
+def _piece_gaps_py(st, en, carry):
+    """Reference twin of :func:`_piece_gaps` (any address)."""
+    gaps = []
+    last_addr = carry
+    for s, e in zip(st.tolist(), en.tolist()):
+        if not last_addr:
+            last_addr = e
+            continue
+        if last_addr != s:
+            gaps.append([last_addr, s])
+        last_addr = e
+    return np.array(gaps, np.uint64).reshape(-1, 2), last_addr
+
+
+def _narrow_py(gaps, hs):
+    """damo's narrowing of the guide's gaps by one snapshot's gaps ``hs`` (in order)."""
+    narrowed = []
+    for g in gaps:
+        for h in hs:
+            if g[1] >= h[0] and h[1] >= g[0]:
+                g = [max(g[0], h[0]), min(g[1], h[1])]
+        narrowed.append(g)
+    return narrowed
+
+
+def _narrow_cython(gaps, hs, K):
+    """The same through the ``guide_scan`` kernel: a one-snapshot chunk of regions
+    [h0.start, h0.start], [h0.end, h1.start], ..., [hN.end, hN.end] leaves exactly the
+    gaps ``hs`` (gaps start above 0), so the kernel narrows ``gaps`` by them."""
+    n = len(hs)
+    rs = np.empty(n + 1, np.uint64)
+    re = np.empty(n + 1, np.uint64)
+    rs[0], re[0] = hs[0, 0], hs[0, 0]
+    rs[1:] = hs[:, 1]
+    re[:n] = hs[:, 0]
+    re[n] = hs[n - 1, 1]
+    g = np.array(gaps, np.uint64).reshape(-1, 2)
+    K.guide_scan(rs, re, np.zeros(1, np.int64), np.array([n + 1], np.int64), g, len(g),
+                 1, 1, 0)
+    return [[int(a), int(b)] for a, b in g]
+
+
+class _PieceScan:
+    """The guide scan of a snapshot that comes in pieces (page-granularity records):
+    the bounds fold and the snapshot's gaps, continued from piece to piece; the gaps
+    either initialise the guide's (when it had none at the snapshot's start) or narrow
+    them, piece by piece (damo narrows each guide gap by the snapshot's gaps in order,
+    so narrowing by consecutive parts of them is the same)."""
+
+    def __init__(self):
+        self.carry = 0
+        self.initialising = False
+
+    def feed(self, guide, piece, K):
+        """Scan ``piece``; True while the guide's gaps are still being initialised by
+        its snapshot (they are then incomplete until its last piece)."""
+        chunk = piece.chunk
+        if not piece.continues:
+            self.carry = 0
+            self.initialising = not guide.gaps
+        st, en = chunk.regions.start, chunk.regions.end
+        fast = _piece_gaps(st, en, self.carry) if K is not None else None
+        if fast is None:
+            hs, self.carry = _piece_gaps_py(st, en, self.carry)
+            for s, e in zip(st.tolist(), en.tolist()):
+                if not guide.lowest_addr or s < guide.lowest_addr:
+                    guide.lowest_addr = s
+                if not guide.highest_addr or e > guide.highest_addr:
+                    guide.highest_addr = e
+        else:
+            hs, self.carry = fast
+            if len(st):
+                lo, hi = int(st.min()), int(en.max())
+                if not guide.lowest_addr or lo < guide.lowest_addr:
+                    guide.lowest_addr = lo
+                if not guide.highest_addr or hi > guide.highest_addr:
+                    guide.highest_addr = hi
+        if len(hs):
+            if self.initialising:
+                guide.gaps.extend([int(a), int(b)] for a, b in hs)
+            elif K is None:
+                guide.gaps = _narrow_py(guide.gaps, hs.tolist())
+            else:
+                guide.gaps = _narrow_cython(guide.gaps, hs, K)
+        return self.initialising and piece.goes_on
 
 
 def _scan_py(guide, chunk, first=0):
@@ -242,6 +353,7 @@ def compute_guides(records, engine="cython", with_heats=False):
                 stored[key] = (idxs[0], sg)
     guides = {}
     one_pass = {}
+    pieces = {}      # key -> _PieceScan of the snapshot that comes in pieces
     for i, meta in enumerate(metas):
         key = keys[i]
         if key in stored:
@@ -251,15 +363,30 @@ def compute_guides(records, engine="cython", with_heats=False):
                 last_end = int(src.snapshot_rows(i, n - 1, n).end_ns[0])
                 guides[key] = _guide_from_summary(key, meta, last_end, sg["first_start"], sg)
             continue
-        for chunk in src.iter_chunks(i, columns=_GUIDE_COLUMNS):
+        first_age = None    # the first snapshot's max age while it comes in pieces
+        for piece in src.iter_pieces(i, columns=_GUIDE_COLUMNS):
+            chunk = piece.chunk
             g = guides.get(key)
             if g is None:
                 g = Guide(*key, start_time=_guide_start_time(meta, chunk))
                 guides[key] = g
                 if with_heats and K is not None:
                     one_pass[key] = OnePassHeats(K)
+                if piece.goes_on:
+                    first_age = _first_max_age(chunk)
+            elif piece.continues and first_age is not None:
+                first_age = max(first_age, _first_max_age(chunk))
+                g.start_time = _guide_start_time(meta, chunk, first_age)
+            if not piece.goes_on:
+                first_age = None
             g.end_time = int(chunk.snapshots.end_ns[-1])
-            if K is None:
+            if piece.continues or piece.goes_on:
+                scan = pieces.setdefault(key, _PieceScan())
+                initialising = scan.feed(g, piece, K)
+                if with_heats and K is not None:
+                    # gaps still growing are no final gaps yet: the regions wait (stash)
+                    one_pass[key].feed(chunk, [] if initialising else g.gaps)
+            elif K is None:
                 _scan_py(g, chunk)
             else:
                 _scan_cython(g, chunk, K)
@@ -304,7 +431,8 @@ def _add_guide_heats(src, guides, K):
         if key not in by_key:
             continue
         regs, cs, ce, c_sorted, hi, lo, touched, py_heats = state[key]
-        for chunk in src.iter_chunks(i, columns=("start", "end", "nr_accesses")):
+        for piece in src.iter_pieces(i, columns=("start", "end", "nr_accesses")):
+            chunk = piece.chunk      # a sum over regions: pieces of a snapshot add up
             if K is None:
                 st, en, sm = chunk.regions.start, chunk.regions.end, chunk.regions.nr_accesses
                 for r in range(chunk.nr_regions):
