@@ -218,6 +218,8 @@ class _RecordHandle:
         if not self._open_lazily(nr_snaps):
             self._load_table(nr_snaps)
         self.nr_probe_hits = int(min(committed[2], g["regions"][layout.PROBE_HITS].shape[0]))
+        #: (region row, its first probe hit row) where the last read ended
+        self.probe_cursor = (0, 0)
         fs = float(g[layout.FIRST_START][0])
         if not np.isnan(fs) and not -2.0 ** 63 <= fs < 2.0 ** 63:
             raise ArchiveError("dataset %s: first snapshot start %r ns is outside the 64-bit "
@@ -564,12 +566,15 @@ class ArchiveReader:
         probe_count = cols.pop("probe_count", None)
         po = ph = None
         if h.nr_probe_hits and probe_count is not None:
-            all_counts = _read_rows(self.path, g["probe_count"], 0, r_lo) if r_lo \
-                else np.zeros(0, np.int32)
-            p_lo = int(all_counts.sum())
+            # the first probe hit row of region row r_lo: counted on from where the last
+            # read ended (chunks and pieces are read in order), from row 0 otherwise
+            r0, p_lo = h.probe_cursor if h.probe_cursor[0] <= r_lo else (0, 0)
+            if r_lo > r0:
+                p_lo += int(_read_rows(self.path, g["probe_count"], r0, r_lo).sum())
             po = np.zeros(len(probe_count) + 1, np.int64)
             np.cumsum(probe_count, out=po[1:])
             ph = _read_rows(self.path, g[layout.PROBE_HITS], p_lo, p_lo + int(po[-1]))
+            h.probe_cursor = (r_hi, p_lo + int(po[-1]))
         optional = {}
         if columns is None:
             for n in layout.OPTIONAL_REGION_COLUMNS:

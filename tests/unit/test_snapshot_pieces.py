@@ -154,3 +154,36 @@ def test_wss_of_pieces(tmp_path, seed, exclude, work_time):
     assert np.array_equal(got.times_ns, want.times_ns)
     assert np.array_equal(got.wss_bytes, want.wss_bytes)
     assert len(want.wss_bytes) > 0
+
+
+def test_probe_hits_of_pieces_and_chunks_in_any_order(tmp_path):
+    """A chunk's probe hits start where the counts of the rows before it say, whether
+    the chunks are read in order (counted on from the last read) or not."""
+    from damo_pipe.archive import ArchiveReader
+    rng = np.random.default_rng(5)
+    b = RecordBuilder(Record(target_id=0))
+    t = 1_000
+    for k in range(6):
+        n = int(rng.integers(1, 30))
+        start = np.arange(n, dtype=np.uint64) * np.uint64(PAGE) + np.uint64(PAGE)
+        counts = rng.integers(0, 4, n)
+        po = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        ph = rng.integers(0, 99, int(po[-1])).astype(np.int64)
+        b.add_snapshot(t, t + 100, RegionColumns(start, start + np.uint64(PAGE),
+                                                 np.zeros(n, np.int64), np.zeros(n, np.int64),
+                                                 None, po, ph))
+        t += 100
+    rec = b.build()
+    path = write_archive(tmp_path / "p.h5", [rec])
+
+    def hits(chunk):
+        return [chunk.regions.probe_hits_of(i) for i in range(chunk.nr_regions)]
+    want = hits(rec)
+    with ArchiveReader(path) as r:
+        got = []
+        for p in r.iter_pieces(0, regions_per_chunk=4):
+            got += hits(p.chunk)
+        assert got == want
+        for k in (5, 2, 4, 0, 3, 1):      # out of order: each from the right row
+            lo, hi = rec.region_bounds(k)
+            assert hits(next(r.iter_chunks(0, index_range=(k, k + 1)))) == want[lo:hi]
