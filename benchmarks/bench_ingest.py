@@ -16,11 +16,13 @@ tracer reads ``trace_pipe``:
 * (a) tokenizer alone: ``_Rows.run`` -> columns;
 * (b) tokenizer + grouping: ``trace_scan`` with a ``TraceState`` (the rows and
   snapshot ids the stream parser gets);
-* (c) the tracer path: ``TraceStreamer`` (``TraceStreamParser``, lenient, Cython) fed
-  the pieces -> ``ArchiveWriter`` (a snapshot of more than 2**18 rows streamed in pieces:
+* (c) the tracer path: ``TraceStreamer.read_from`` (the file read as the live tracer
+  reads: into a reused buffer, parsed there in place by ``TraceStreamParser``, lenient,
+  Cython) -> ``ArchiveWriter`` (a snapshot of more than 2**18 rows streamed in pieces:
   ``append_open``/``end_open``) into an HDF5 archive (default lz4) -> flush,
-  close; run in a subprocess that reads the file itself, so that its peak RSS
-  (``ru_maxrss``) is the tracer's alone.  The archive's content is checked.
+  close; run in a subprocess (one BLAS thread, as the console scripts) that reads the
+  file itself, so that its peak RSS (``ru_maxrss``) is the tracer's alone.  The
+  archive's content is checked.
 
     .venv/bin/pytest benchmarks/bench_ingest.py --benchmark-columns=min,mean
     .venv/bin/python benchmarks/bench_ingest.py [N]     # prints the table for the doc
@@ -229,17 +231,14 @@ w = ArchiveWriter(out)
 keys = {0: w.add_record(Record(target_id=0))}
 s = TraceStreamer(w, keys)
 fd = os.open(text, os.O_RDONLY)
-buf = bytearray(1 << 20)
-view = memoryview(buf)
 rss0 = status("VmRSS:")
 t_first = c_first = None
 c0 = time.process_time()
 t0 = time.perf_counter()
-while True:
-    k = os.readv(fd, [buf])      # as collect/tracing/streamer.read_available reads
-    if not k:
-        break
-    s.feed(bytes(view[:k]))
+eof = False
+while not eof:
+    # as collect/tracing/handle.TracerHandle.poll reads: parsed in place, no copy
+    _, _, eof = s.read_from(fd)
     s.maybe_flush()
     if t_first is None and s.snapshots_out:
         t_first, c_first = time.perf_counter() - t0, time.process_time() - c0
@@ -262,9 +261,11 @@ def stage_tracer(text, n, parallel=False, check=True, snapshots=1):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "a.h5")
         root = Path(__file__).resolve().parent.parent
+        # one BLAS thread, as the console scripts set it (damo_pipe/_cli_common.py)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         p = subprocess.run([sys.executable, "-c", TRACER, str(text), out, str(n),
                             "1" if parallel else "0"], cwd=root, check=True,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         res = json.loads(p.stdout.strip().splitlines()[-1])
         if check:
             check_archive(out, n, snapshots)

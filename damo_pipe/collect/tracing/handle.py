@@ -11,8 +11,7 @@ import select
 import time
 
 from damo_pipe.collect.tracing.perf import PerfSession
-from damo_pipe.collect.tracing.streamer import (READ_CHUNK, TraceStreamer,
-                                                default_parser_factory, read_available)
+from damo_pipe.collect.tracing.streamer import TraceStreamer, default_parser_factory
 from damo_pipe.collect.tracing.tracefs import DAMOS_EVENT, DEFAULT_EVENTS, TracefsSession
 from damo_pipe.errors import ExternalToolError
 
@@ -31,7 +30,6 @@ class TracerHandle:
         self.streamer = streamer
         if kind:
             self.kind = kind
-        self._buf = bytearray(READ_CHUNK)
         self._eof = False
         self.stopped = False
         self._on_stop = on_stop
@@ -51,10 +49,7 @@ class TracerHandle:
         n = 0
         if isinstance(self.source, PerfSession):
             self.source.check_ready()
-        data, eof = read_available(self.source.fd, self._buf)
-        if data:
-            self.source.got_data = True
-            n = self.streamer.feed(data)
+        n, _, eof = self._read(self.source.fd)
         if eof and isinstance(self.source, PerfSession):
             # perf script's stdout closed while we did not stop it: perf died
             self._eof = True
@@ -66,6 +61,17 @@ class TracerHandle:
                                     % (rc, ": " + "; ".join(msgs) if msgs else ""))
         self.streamer.maybe_flush()
         return n
+
+    def _read(self, fd):
+        """Read what ``fd`` has now and parse it in place in the streamer's reused buffer
+        (TraceStreamer.read_from: no copy of the text); (regions, bytes read, eof).
+        ``got_data`` is set even when parsing what was read fails."""
+        seen = self.streamer.bytes_in
+        try:
+            return self.streamer.read_from(fd)
+        finally:
+            if self.streamer.bytes_in > seen:
+                self.source.got_data = True
 
     def wait(self, timeout):
         """Block up to ``timeout`` s until trace data is readable (for simple loops)."""
@@ -85,15 +91,13 @@ class TracerHandle:
         perf = isinstance(self.source, PerfSession)
         idle_rounds = 0
         while time.monotonic() < deadline and not self._eof:
-            data, eof = read_available(fd, self._buf)
-            if data:
-                self.source.got_data = True
-                self.streamer.feed(data)
+            _, nread, eof = self._read(fd)
+            if nread:
                 idle_rounds = 0
             if eof:
                 self._eof = True
                 break
-            if not data:
+            if not nread:
                 if not perf:
                     # trace_pipe: events are disabled, so an empty read means drained;
                     # one extra short wait catches per-CPU buffers not yet woken.

@@ -4,8 +4,9 @@
 ``perf script``), parses them with ``damo_pipe.formats.trace_text.TraceStreamParser``,
 appends every completed snapshot to an :class:`~damo_pipe.archive.ArchiveWriter` and
 flushes it at a fixed interval, so that no intermediate text file exists and a killed
-recording leaves an archive holding everything flushed. :func:`read_available` drains a
-non-blocking descriptor.
+recording leaves an archive holding everything flushed. :meth:`TraceStreamer.read_from`
+drains a non-blocking descriptor into a reused buffer and parses the text there, in
+place (the live tracer's path); :func:`read_available` returns what it read as bytes.
 """
 from __future__ import annotations
 
@@ -15,12 +16,26 @@ import re
 import time
 
 from damo_pipe.collect.tracing.tracefs import DAMOS_EVENT
+from damo_pipe.errors import RecordFormatError
 from damo_pipe.formats.trace_text import SnapshotPiece
 
 log = logging.getLogger(__name__)
 
 #: bytes read from the trace descriptor before the parser is fed
 READ_CHUNK = 1 << 20
+
+#: size of TraceStreamer's reused read buffer: the text is parsed where it was read,
+#: once the buffer is full or the descriptor has nothing more. 2 MiB: a full buffer
+#: holds more than 1 MiB of lines (trace_scan's two-thread split); 4 MiB costs 15 MiB
+#: more peak RSS at page granularity (larger row arrays per parse) and is no faster
+READ_BUFFER = 2 << 20
+
+#: bytes read_from reads per call before it returns (then the caller may flush)
+READ_LIMIT = READ_CHUNK * 8
+
+#: the read buffer grows (doubling) for a line longer than it, up to this size; a longer
+#: line is an error (no trace event line is that long: a stream without newlines)
+MAX_LINE = 64 << 20
 
 _LOST_RE = re.compile(rb"\[LOST (\d+) EVENTS\]")
 
@@ -49,10 +64,15 @@ class TraceStreamer:
 
     The exact first start of every record (damo's mean-span deduction, FORMATS.md §0) is
     stored with ``set_first_start`` by :meth:`finish`.
+
+    Text comes either as bytes (:meth:`feed`) or straight from a descriptor
+    (:meth:`read_from`: parsed in place in a reused buffer of ``read_buffer`` bytes,
+    which grows for a longer line up to ``max_line`` bytes); the two may be mixed.
     """
 
     def __init__(self, writer, record_keys=None, *, parser=None, flush_interval=1.0,
-                 clock=time.monotonic, damos_parser=None, side_tables=None):
+                 clock=time.monotonic, damos_parser=None, side_tables=None,
+                 read_buffer=READ_BUFFER, max_line=MAX_LINE):
         self.writer = writer
         #: {table: SideTable} for the DAMON events that are not regions (made before
         #: SWMR appending starts: :func:`open_side_tables`); None: made at the first
@@ -82,6 +102,10 @@ class TraceStreamer:
         self.flushed_snapshots = 0
         self.lost_events = 0       # from trace_pipe "CPU:N [LOST M EVENTS]" lines
         self._lost_tail = b""
+        self._reader = None        # TraceReadBuffer of read_from (made at its first call)
+        self._read_sizes = (read_buffer, max_line)
+        #: feed() left a partial last line in the parser (read_from then feeds bytes)
+        self._parser_partial = False
 
     def _record_idx(self, key, chunk, source=None):
         idx = self._by_parser_key.get((source, key))
@@ -164,19 +188,89 @@ class TraceStreamer:
         """Parse ``data`` (bytes); append completed snapshots; return regions appended."""
         if not data:
             return 0
-        self.bytes_in += len(data)
-        # memchr for an "L" first: a substring search over every piece costs as much as
-        # tokenizing it (0.18 s per 400 MB), and trace text rarely holds an "L"
-        first_l = data.find(b"L")
-        if (first_l >= 0 and data.find(b"LOST", first_l) >= 0) \
-                or b"LOST" in self._lost_tail + data[:8]:
-            self._count_lost(data)
-        self._lost_tail = data[-32:]
+        self._note_input(data, 0, len(data))
+        rest = self._reader.take_rest() if self._reader is not None else b""
+        return self._parse_bytes(rest + data if rest else data)
+
+    def _parse_bytes(self, data):
+        """Parse ``data`` (bytes, the continuation of the text parsed so far)."""
         if self.damos_parser is not None:
             n = self._feed_split(data)
         else:
             n = self._append(self.parser.feed(data))
+            self._parser_partial = data[-1:] != b"\n"
         self._take_side_rows()
+        return n
+
+    def _note_input(self, src, lo, hi):
+        """Count the new text ``src[lo:hi]`` (bytes or the read buffer; nothing copied
+        unless it holds a [LOST N EVENTS] line) and its lost events."""
+        self.bytes_in += hi - lo
+        # memchr for an "L" first: a substring search over every piece costs as much as
+        # tokenizing it (0.18 s per 400 MB), and trace text rarely holds an "L"
+        first_l = src.find(b"L", lo, hi)
+        head = bytes(src[lo:min(hi, lo + 8)])
+        if (first_l >= 0 and src.find(b"LOST", first_l, hi) >= 0) \
+                or b"LOST" in self._lost_tail + head:
+            self._count_lost(bytes(src[lo:hi]))
+        # the last 32 bytes of all the text so far (a piece may be shorter)
+        self._lost_tail = (self._lost_tail + bytes(src[max(lo, hi - 32):hi]))[-32:]
+
+    def read_from(self, fd, limit=READ_LIMIT):
+        """Read what the non-blocking ``fd`` has now, up to about ``limit`` bytes (until
+        EAGAIN or EOF), and parse it where it was read: into a reused buffer whose front
+        holds the partial last line of the previous read (no bytes object per read, no
+        join, no copy of the text: issue 16). Returns (regions appended, bytes read,
+        eof). tracefs' trace_pipe returns at most a page per read(), pipes up to 64 KiB,
+        a file what fits."""
+        rb = self._reader
+        if rb is None:
+            rb = self._reader = TraceReadBuffer(*self._read_sizes)
+        regions = total = 0
+        eof = False
+        while total < limit:
+            if rb.full:
+                regions += self._parse_read_buffer(rb)
+                if rb.full:
+                    rb.grow(self._next_line())
+            try:
+                n = rb.read(fd)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if n == 0:
+                eof = True
+                break
+            self._note_input(rb.data, rb.filled - n, rb.filled)
+            total += n
+        if rb.unparsed:
+            regions += self._parse_read_buffer(rb)
+        return regions, total, eof
+
+    def _next_line(self):
+        """Number of the line after the lines parsed so far (for errors), or None."""
+        st = getattr(self.parser, "state", None)
+        line_no = getattr(st, "line_no", None)
+        return None if line_no is None or self.damos_parser is not None else line_no + 1
+
+    def _parse_read_buffer(self, rb):
+        """Parse the complete lines of the read buffer in place; keep the rest at its
+        front. Returns regions appended."""
+        if self.damos_parser is not None:
+            # damos_before_apply lines go to their own parser: the rare case, copied
+            cut = rb.data.rfind(b"\n", 0, rb.filled) + 1
+            n = self._feed_split(bytes(rb.data[:cut])) if cut else 0
+        elif self._parser_partial or not hasattr(self.parser, "feed_window"):
+            # after feed() left a partial line, or a parser without windows
+            n, cut = self._parse_bytes(bytes(rb.data[:rb.filled])), rb.filled
+        else:
+            with rb.window() as window:
+                items = self.parser.feed_window(window)
+            cut = self.parser.last_consumed
+            n = self._append(items)
+        self._take_side_rows()
+        rb.consume(cut)
         return n
 
     def _take_side_rows(self):
@@ -269,6 +363,10 @@ class TraceStreamer:
             return 0
         self.finished = True
         n = 0
+        rest = self._reader.take_rest() if self._reader is not None else b""
+        if rest:
+            # the unterminated last line read by read_from: the parsers' finish reads it
+            n += self._parse_bytes(rest)
         if self.damos_parser is not None:
             n += self._feed_split(b"", final=True)
             n += self._append(self.damos_parser.finish() or [], DAMOS_EVENT)
@@ -301,11 +399,72 @@ def open_side_tables(writer, names):
     return add_trace_event_tables(writer, names)
 
 
+class TraceReadBuffer:
+    """:meth:`TraceStreamer.read_from`'s reused read buffer: ``data[:filled]`` is text
+    read and not yet consumed (at the front the partial last line of the text parsed
+    before, then what was read since); reads go into the free space after it, the parser
+    scans :meth:`window` in place, :meth:`consume` moves the small rest to the front.
+    Anything that outlives a parse must be copied out of the window: the next read
+    overwrites it."""
+
+    def __init__(self, size=READ_BUFFER, max_size=MAX_LINE):
+        self.data = bytearray(size)
+        self.max_size = max(size, max_size)
+        self.filled = 0
+        self.parsed = 0     # filled as of the last consume (nothing new read since)
+
+    @property
+    def full(self):
+        return self.filled == len(self.data)
+
+    @property
+    def unparsed(self):
+        """Whether bytes were read since the last parse."""
+        return self.filled > self.parsed
+
+    def read(self, fd):
+        """One readv into the free space; returns the bytes read (0: EOF); raises what
+        os.readv raises (BlockingIOError: nothing to read now)."""
+        with memoryview(self.data) as view, view[self.filled:] as free:
+            n = os.readv(fd, [free])
+        self.filled += n
+        return n
+
+    def window(self):
+        """The filled part as a memoryview (release it before the next read: use
+        ``with``)."""
+        return memoryview(self.data)[:self.filled]
+
+    def consume(self, n):
+        """Drop the first ``n`` filled bytes (parsed): the rest moves to the front."""
+        rest = self.filled - n
+        if n and rest:
+            self.data[:rest] = self.data[n:self.filled]
+        self.filled = self.parsed = rest
+
+    def take_rest(self):
+        """The filled bytes (the partial last line) as bytes; the buffer is emptied."""
+        rest = bytes(self.data[:self.filled])
+        self.filled = self.parsed = 0
+        return rest
+
+    def grow(self, line=None):
+        """Double the buffer, full with one line that has no end yet; a line longer than
+        ``max_size`` is a RecordFormatError (``line``: its number)."""
+        if len(self.data) >= self.max_size:
+            raise RecordFormatError("a trace line longer than %d bytes (no newline in the "
+                                    "trace text)" % self.max_size, line=line)
+        bigger = bytearray(min(self.max_size, 2 * len(self.data)))
+        bigger[:self.filled] = self.data
+        self.data = bigger
+
+
 def read_available(fd, buf, limit=READ_CHUNK * 8):
     """Read what ``fd`` (non-blocking) has now, up to ``limit`` bytes.
 
     Returns (data, eof). tracefs' trace_pipe returns at most a page per read(); pipes
-    up to 64 KiB, so we loop until EAGAIN or the limit.
+    up to 64 KiB, so we loop until EAGAIN or the limit. (The tracer reads with
+    :meth:`TraceStreamer.read_from`, which copies nothing.)
     """
     parts = []
     total = 0
