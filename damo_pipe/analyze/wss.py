@@ -222,7 +222,7 @@ def compute_wss(records, acc_thres=1, sz_thres=1, work_time_us=1, exclude_sample
         chunks, skip = src.iter_pieces(i, columns=_WSS_COLUMNS), exclude_samples
         if selection:
             from damo_pipe.analyze.selection import first_selected, iter_selected_chunks
-            chunks = iter_selected_chunks(src, i, selection)
+            chunks = iter_selected_chunks(src, i, selection, columns=_WSS_COLUMNS)
             skip = max(0, exclude_samples - first_selected(src, i, selection))
         elif select_engine(engine, KERNELS) is None:
             chunks = src.iter_chunks(i, columns=_WSS_COLUMNS)     # the reference: whole

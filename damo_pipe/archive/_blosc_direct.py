@@ -98,6 +98,11 @@ class BloscColumns:
     datasets of one call to :meth:`read_many` are decompressed by ``workers`` threads.
     """
 
+    #: fewer chunks than this are decompressed in the caller's thread: handing a few
+    #: chunks to the pool (and starting it) costs more than it saves (a 1-minute
+    #: window of a day-long archive: 12 chunks, 4 ms inline against 8 ms in the pool)
+    POOL_MIN_CHUNKS = 16
+
     def __init__(self, workers=2):
         self.workers = max(1, workers)
         self._funcs = None     # the Blosc functions, loaded by the first usable()
@@ -136,7 +141,8 @@ class BloscColumns:
         if not groups:
             return True
         try:
-            if self.workers == 1 or len(groups) == 1:
+            if self.workers == 1 or len(groups) == 1 or \
+                    sum(map(len, groups)) < self.POOL_MIN_CHUNKS:
                 for tasks in groups:
                     self._run_all(tasks)
             else:

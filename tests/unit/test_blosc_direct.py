@@ -74,7 +74,11 @@ def test_same_columns_as_read_direct(tmp_path, compression):
     _compare(path, _ranges(400, np.random.default_rng(2)), expect_direct=used)
 
 
-def test_small_chunks_many_per_read(tmp_path):
+@pytest.mark.parametrize("pool_min", [0, 16, 10 ** 9])
+def test_small_chunks_many_per_read(tmp_path, monkeypatch, pool_min):
+    """Many chunks a read: decompressed in the pool (pool_min 0), in the caller's
+    thread (10**9) or either by their number (the default)."""
+    monkeypatch.setattr(_blosc_direct.BloscColumns, "POOL_MIN_CHUNKS", pool_min)
     rec = _record(300, 3)
     path = tmp_path / "a.h5"
     w = ArchiveWriter(path, chunk_rows=512)
