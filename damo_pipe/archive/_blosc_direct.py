@@ -299,7 +299,7 @@ def _filter_params(dataset):
 
 
 class _Column:
-    __slots__ = ("dataset", "params", "csize", "rows", "tail", "tail_rows", "fill")
+    __slots__ = ("dataset", "params", "csize", "rows", "tail", "tail_rows", "fill", "mark")
 
     def __init__(self, dataset, params):
         self.dataset = dataset
@@ -310,6 +310,7 @@ class _Column:
         self.tail_rows = 0
         fill = dataset.fillvalue
         self.fill = 0 if fill is None else fill
+        self.mark = None       # (rows, copy of the tail's rows then): see BloscChunkWriter.mark
 
 
 class BloscChunkWriter:
@@ -384,10 +385,19 @@ class BloscChunkWriter:
             col.tail_rows = n - pos
         col.rows += n
 
+    def mark(self, dataset):
+        """Remember the column's partly filled last chunk as it is now (a streamed
+        snapshot starts here), so that :meth:`rewind` to this row needs no read back:
+        libhdf5 forgets, until the file is closed, that a chunk written here was stored
+        raw (filter mask 1), and its filter then fails on that chunk's bytes."""
+        col = self._cols[dataset.name]
+        col.mark = (col.rows, None if not col.tail_rows else col.tail[:col.tail_rows].copy())
+
     def rewind(self, dataset, rows):
         """Take the column back to its first ``rows`` rows (a streamed snapshot dropped):
         queued chunks are stored first; the chunk that holds row ``rows`` becomes the
-        tail again (read back when it is on disk). The caller resizes the dataset."""
+        tail again (from :meth:`mark` when it marked that row, else read back when it is
+        on disk). The caller resizes the dataset."""
         col = self._cols[dataset.name]
         if rows >= col.rows:
             return
@@ -397,6 +407,12 @@ class BloscChunkWriter:
         lo = rows - rows % csize                  # first row of the chunk holding ``rows``
         if rows >= kept_start:
             col.tail_rows = rows - kept_start
+        elif col.mark is not None and col.mark[0] == rows:
+            tail = np.empty(csize, dataset.dtype)
+            saved = col.mark[1]
+            if saved is not None:
+                tail[:len(saved)] = saved
+            col.tail, col.tail_rows = tail, rows - lo
         else:
             tail = np.empty(csize, dataset.dtype)
             if rows > lo:

@@ -499,6 +499,14 @@ class ArchiveWriter:
             st["open_from"] = st["regions"]
             st["open_bytes"] = 0
             st["guide"] = None
+            direct = self._direct
+            if direct is not None:
+                with self._hdf5_writes():
+                    direct.wait()
+                for (group, name), d in st["datasets"].items():
+                    if group == "regions" and name != layout.PROBE_HITS \
+                            and direct.rows(d) is not None:
+                        direct.mark(d)
         n = len(regions)
         if n == 0:
             return
@@ -538,6 +546,7 @@ class ArchiveWriter:
         if st["regions"] == lo:
             return
         direct = self._direct
+        regrown = False
         with self._hdf5_writes():
             if direct is not None:
                 direct.wait()
@@ -546,7 +555,17 @@ class ArchiveWriter:
                     continue
                 if direct is not None and direct.rows(d) is not None:
                     direct.rewind(d, lo)
+                    # shrinking into a chunk makes libhdf5 read that chunk back, which
+                    # fails on a chunk stored raw until the file is closed (see
+                    # BloscChunkWriter.mark): drop the chunk whole, grow back, and store
+                    # it again from the direct writer's tail right below
+                    boundary = lo - lo % d.chunks[0]
+                    if boundary != lo:
+                        d.resize((boundary,))
+                        regrown = True
                 d.resize((lo,))
+            if regrown:
+                direct.write_tails()
         st["regions"] = lo
 
     def append_piece(self, record_idx, piece):
