@@ -347,3 +347,35 @@ def test_chunk_while_open_is_refused(tmp_path):
     with pytest.warns(RuntimeWarning, match="open snapshot"):
         w.close()
     assert read_archive_records(tmp_path / "a.h5")[0].nr_snapshots == 0
+
+
+def test_streamed_piece_buffers_reused_only_when_let_go():
+    """The parser fills a streamed piece's column buffers again only once its consumer
+    holds nothing of them: pieces kept (or views of them) keep their values; pieces let
+    go give their buffers back (bounded fresh memory)."""
+    data = snapshots([(0, 40), (0, 40), (0, 40)])
+    lines = data.splitlines(keepends=True)
+
+    def pieces(keep):
+        p = TraceStreamParser(open_regions=4)
+        kept, bases, views = [], set(), []
+        for ln in lines:
+            for _, c in p.feed(ln):
+                if isinstance(c, SnapshotPiece) and c.kind == "rows":
+                    bases.add(id(c.regions.start.base))
+                    if keep == "pieces":
+                        kept.append((c, c.regions.start.copy(), c.regions.age.copy()))
+                    elif keep == "views":
+                        views.append((c.regions.start[1:], c.regions.start[1:].copy()))
+        p.finish()
+        return kept, views, bases
+
+    kept, _, bases = pieces("pieces")
+    assert kept and len(bases) == len(kept)          # every kept piece has its own buffers
+    for c, start, age in kept:
+        assert np.array_equal(c.regions.start, start) and np.array_equal(c.regions.age, age)
+    _, views, _ = pieces("views")
+    for v, want in views:
+        assert np.array_equal(v, want)
+    _, _, bases = pieces("nothing")
+    assert len(bases) <= 2                           # let go: the same buffers again
