@@ -673,7 +673,10 @@ def trace_scan(data, st, bint final, path=None):
     rec_of = st.rec_of
     targets = st.targets
     dropped = st.dropped_sids
-    cdef Py_ssize_t line0 = st.line_no, row = 0, k, line
+    cdef Py_ssize_t line0 = st.line_no, row = 0, k, line, j, run_end, n_rows
+    cdef int64_t want, cnt, last
+    cdef uint64_t addr
+    cdef uint8_t age_bit
     cdef Py_ssize_t events = 0, ndropped = 0, dropped_lines = 0, damaged = 0
     cdef Py_ssize_t first_damage = -1 if st.first_damage is None else st.first_damage
     cdef Py_ssize_t first_disorder = -1 if st.first_disorder is None else st.first_disorder
@@ -684,7 +687,11 @@ def trace_scan(data, st, bint final, path=None):
     cdef uint8_t has_age
     try:
         for rr, buf in parts:
-            for k in range(rr.n):
+            run_end = 0
+            n_rows = rr.n
+            for k in range(n_rows):
+                if k < run_end:
+                    continue      # taken by the run below
                 tid = rr.tid_v[k]
                 end_ns = rr.end_v[k]
                 line = line0 + rr.lines_v[k]
@@ -776,6 +783,36 @@ def trace_scan(data, st, bint final, path=None):
                 sid_v[row] = sid
                 rec_v[row] = r
                 row += 1
+                if g.open_v[r] >= 0:
+                    # the run of rows that simply continue this open snapshot (the steps
+                    # above for each: same target, time-sorted, same nr_regions and age
+                    # form, addresses ascending), in locals; any other row ends the run
+                    # and takes the steps above
+                    want = g.want_v[r]
+                    cnt = g.cnt_v[r]
+                    last = g.last_v[r]
+                    addr = g.addr_v[r]
+                    age_bit = g.has_v[r] & OPEN_AGE
+                    j = k + 1
+                    while j < n_rows and cnt < want and rr.tid_v[j] == tid \
+                            and rr.end_v[j] >= last and rr.nr_v[j] == want \
+                            and (OPEN_AGE if rr.hasage_v[j] else 0) == age_bit \
+                            and rr.s_v[j] >= addr:
+                        cnt += 1
+                        addr = rr.e_v[j]
+                        sid_v[row] = sid
+                        rec_v[row] = r
+                        row += 1
+                        j += 1
+                    if j > k + 1:
+                        events += j - k - 1
+                        g.cnt_v[r] = cnt
+                        g.addr_v[r] = addr
+                        if cnt == want:
+                            g.open_v[r] = -1
+                            g.closed_v[r] = last
+                            g.has_v[r] |= HAS_CLOSED
+                        run_end = j
             err = rr.error(buf, path, line0)
             if err is not None:
                 raise err     # the side lines before it: the except clause below
