@@ -611,11 +611,13 @@ cdef _Rows _scratch_rows(_Group g, int i, Py_ssize_t cap, bint lenient):
 
 
 @cython.boundscheck(False)  # rows index the _Rows arrays below n; r < g.cap (g.ensure)
-def trace_scan(data, st, bint final, path=None):
+def trace_scan(data, st, bint final, path=None, bint views=False):
     """Cython twin of ``trace_text.py_trace_scan`` (same rows, same state updates).
 
     Lines are tokenized and parsed without the GIL; a buffer of >= 1 MiB is split at a
-    newline and its halves parsed by two threads.  The grouping state machine then runs
+    newline and its halves parsed by two threads. ``views``: the row columns may be
+    views of scratch rows that the next call parses into again (the caller copies what
+    it keeps; a streamed snapshot's rows are copied into its buffers at once).  The grouping state machine then runs
     over the rows in order.  Rows of lines that lenient reading skips get snapshot id
     -1 (and -1 joins ``st.dropped_sids``, so that the caller filters them out).
     """
@@ -848,7 +850,9 @@ def trace_scan(data, st, bint final, path=None):
 
     def cat(name):       # copies: the scratch rows are parsed into again next call
         arrs = [getattr(p, name)[:(<_Rows>p).n] for p, _ in parts]
-        return arrs[0].copy() if len(arrs) == 1 else np.concatenate(arrs)
+        if len(arrs) > 1:
+            return np.concatenate(arrs)
+        return arrs[0] if views else arrs[0].copy()
     rows = {"end_ns": cat("end_a"), "nr_regions": cat("nr_a"), "start": cat("s_a"),
             "end": cat("e_a"), "nr_accesses": cat("acc_a"), "age": cat("age_a"),
             "sid": sid_a, "rec": rec_a}

@@ -453,6 +453,8 @@ class TraceStreamParser:
     def __init__(self, *, engine="auto", path=None, chunk_regions=0, intervals=None,
                  lenient=False, open_regions=0):
         self._scan = _engine_scan(engine)
+        #: the compiled scanner may hand out views of its scratch rows (see _process)
+        self._scan_views = self._scan is not py_trace_scan
         self.path = path
         self.state = TraceState(lenient)
         self.records = []          # metadata Records, by key
@@ -503,7 +505,10 @@ class TraceStreamParser:
 
     def _process(self, data, final):
         st = self.state
-        consumed, rows = self._scan(data, st, final, self.path)
+        if self._scan_views:
+            consumed, rows = self._scan(data, st, final, self.path, True)
+        else:
+            consumed, rows = self._scan(data, st, final, self.path)
         self._sync_metas()
         if final:
             st.end_of_input(self.path)
@@ -523,6 +528,10 @@ class TraceStreamParser:
         opens = [] if final else st.open_sids()
         if self._streams:
             rows = self._stream_rows(rows, opens, out)
+        if self._scan_views:
+            # the rows kept below (carry, chunks) must not be the scanner's scratch rows,
+            # which its next call overwrites; the streams copied theirs already
+            rows = {f: v.copy() if v.base is not None else v for f, v in rows.items()}
         sid = rows["sid"]
         n = len(sid)
         batch = None
