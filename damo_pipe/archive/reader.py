@@ -621,16 +621,8 @@ class ArchiveReader:
         chunk by then.
 
         ``index_range=(lo, hi)``: exactly snapshots lo..hi-1 (instead of a time range)."""
-        ring = [{} for _ in range(reuse_buffers)] if reuse_buffers else None
-        nr = 0
-        if index_range is not None:
-            lo, hi = max(0, index_range[0]), min(self.nr_snapshots(idx), index_range[1])
-        else:
-            lo, hi = self.snapshot_range(idx, time_range)
-        h = self._handles[idx]
-        if hi - lo > LAZY_TABLE_MIN_SNAPSHOTS:
-            h.snapshots          # a long range: the whole table once, not window by window
-        snaps = h.rows(lo, hi)
+        lo, hi, snaps = self._chunk_range(idx, index_range, time_range)
+        buffers = _BufferRing(reuse_buffers)
         k = lo
         while k < hi:
             if snapshots_per_chunk:
@@ -639,11 +631,21 @@ class ArchiveReader:
                 limit = snaps.region_offset[k - lo] + regions_per_chunk
                 ends = snaps.region_offset[k - lo:] + snaps.nr_regions[k - lo:]
                 end = k + max(1, int(np.searchsorted(ends, limit, side="right")))
-            yield self._read(idx, k, end, address_range, columns,
-                             ring[nr % len(ring)] if ring else None,
+            yield self._read(idx, k, end, address_range, columns, buffers.next(),
                              snaps.take(k - lo, end - lo))
-            nr += 1
             k = end
+
+    def _chunk_range(self, idx, index_range, time_range):
+        """(lo, hi, their snapshot rows) of record idx: snapshots lo..hi-1 from
+        ``index_range`` or the snapshots meeting ``time_range``."""
+        if index_range is not None:
+            lo, hi = max(0, index_range[0]), min(self.nr_snapshots(idx), index_range[1])
+        else:
+            lo, hi = self.snapshot_range(idx, time_range)
+        h = self._handles[idx]
+        if hi - lo > LAZY_TABLE_MIN_SNAPSHOTS:
+            h.snapshots          # a long range: the whole table once, not window by window
+        return lo, hi, h.rows(lo, hi)
 
     def iter_pieces(self, idx, regions_per_chunk=1 << 20, snapshots_per_chunk=None,
                     index_range=None, time_range=None, columns=None, reuse_buffers=0):
@@ -653,22 +655,9 @@ class ArchiveReader:
         snapshot size (page-granularity records). Yields :class:`ChunkPiece`; a chunk of
         whole snapshots has ``continues`` and ``goes_on`` False. Only consumers that
         carry a snapshot's state across its pieces can use this."""
-        ring = [{} for _ in range(reuse_buffers)] if reuse_buffers else None
-        nr = 0
-        if index_range is not None:
-            lo, hi = max(0, index_range[0]), min(self.nr_snapshots(idx), index_range[1])
-        else:
-            lo, hi = self.snapshot_range(idx, time_range)
-        h = self._handles[idx]
-        if hi - lo > LAZY_TABLE_MIN_SNAPSHOTS:
-            h.snapshots
-        snaps = h.rows(lo, hi)
+        lo, hi, snaps = self._chunk_range(idx, index_range, time_range)
+        buffers = _BufferRing(reuse_buffers)
         limit = max(1, int(regions_per_chunk))
-
-        def buffers():
-            nonlocal nr
-            nr += 1
-            return ring[(nr - 1) % len(ring)] if ring else None
         k = lo
         while k < hi:
             j = k - lo
@@ -680,7 +669,7 @@ class ArchiveReader:
                     piece = snaps.take(j, j + 1)
                     piece.region_offset = np.array([base + a], np.int64)
                     piece.nr_regions = np.array([b - a], piece.nr_regions.dtype)
-                    yield ChunkPiece(self._read(idx, k, k + 1, None, columns, buffers(), piece),
+                    yield ChunkPiece(self._read(idx, k, k + 1, None, columns, buffers.next(), piece),
                                      k, a > 0, b < n)
                 k += 1
                 continue
@@ -690,7 +679,7 @@ class ArchiveReader:
             if snapshots_per_chunk:
                 end = min(end, k + snapshots_per_chunk)
             end = min(end, hi)
-            yield ChunkPiece(self._read(idx, k, end, None, columns, buffers(),
+            yield ChunkPiece(self._read(idx, k, end, None, columns, buffers.next(),
                                         snaps.take(j, end - lo)), k, False, False)
             k = end
 
@@ -710,6 +699,22 @@ class ArchiveReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _BufferRing:
+    """``n`` sets of column arrays handed out in turn (``reuse_buffers``), or None
+    each time when n is 0 (fresh arrays)."""
+
+    def __init__(self, n):
+        self._sets = [{} for _ in range(n)]
+        self._next = 0
+
+    def next(self):
+        if not self._sets:
+            return None
+        out = self._sets[self._next % len(self._sets)]
+        self._next += 1
+        return out
 
 
 def select_address_range(rec: Record, start, end) -> Record:

@@ -244,19 +244,10 @@ def _scan_py(guide, chunk, first=0):
 
 
 def _snapshot_gaps(chunk, k):
+    """The gaps snapshot k leaves, [[start, end], ...] (damo's loop)."""
     lo, hi = chunk.region_bounds(k)
-    st, en = chunk.regions.start, chunk.regions.end
-    gaps = []
-    last_addr = None
-    for r in range(lo, hi):
-        s, e = int(st[r]), int(en[r])
-        if not last_addr:
-            last_addr = e
-            continue
-        if last_addr != s:
-            gaps.append([last_addr, s])
-        last_addr = e
-    return gaps
+    gaps, _ = _piece_gaps_py(chunk.regions.start[lo:hi], chunk.regions.end[lo:hi], 0)
+    return gaps.tolist()
 
 
 def _scan_cython(guide, chunk, K):

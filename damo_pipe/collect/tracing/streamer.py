@@ -233,12 +233,9 @@ class TraceStreamer:
                 regions += self._parse_read_buffer(rb)
                 if rb.full:
                     rb.grow(self._next_line())
-            try:
-                n = rb.read(fd)
-            except BlockingIOError:
+            n = _read_now(rb.read, fd)
+            if n is None:
                 break
-            except InterruptedError:
-                continue
             if n == 0:
                 eof = True
                 break
@@ -459,6 +456,18 @@ class TraceReadBuffer:
         self.data = bigger
 
 
+def _read_now(read, fd):
+    """``read(fd)``'s byte count (0 at end of file), retried when a signal interrupts
+    it; None when the non-blocking ``fd`` has nothing now."""
+    while True:
+        try:
+            return read(fd)
+        except BlockingIOError:
+            return None
+        except InterruptedError:
+            continue
+
+
 def read_available(fd, buf, limit=READ_CHUNK * 8):
     """Read what ``fd`` (non-blocking) has now, up to ``limit`` bytes.
 
@@ -471,12 +480,9 @@ def read_available(fd, buf, limit=READ_CHUNK * 8):
     eof = False
     view = memoryview(buf)
     while total < limit:
-        try:
-            n = os.readv(fd, [view])
-        except BlockingIOError:
+        n = _read_now(lambda fd: os.readv(fd, [view]), fd)
+        if n is None:
             break
-        except InterruptedError:
-            continue
         if n == 0:
             eof = True
             break
