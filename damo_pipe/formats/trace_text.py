@@ -322,11 +322,16 @@ class _BufferPool:
 
     def __init__(self):
         self._spare = []
+        # the count of an array that only its set holds, taken the way take() takes it
+        # (interpreters differ in the references their own stack holds)
+        probe = {"start": np.empty(1)}
+        self._alone = _refcount(probe, "start")
 
     def take(self, capacity, dtypes):
         for k, cols in enumerate(self._spare):
             if len(cols["start"]) == capacity and all(
-                    cols[f].dtype == dtypes[f] and _unreferenced(cols[f]) for f in cols):
+                    cols[f].dtype == dtypes[f] and _refcount(cols, f) <= self._alone
+                    for f in cols):
                 del self._spare[k]
                 return cols
         return {f: np.empty(capacity, dtypes[f]) for f in _REGION_ROW_FIELDS}
@@ -337,10 +342,10 @@ class _BufferPool:
             del self._spare[0]
 
 
-def _unreferenced(array):
-    """Nothing but its buffer set holds ``array`` (no view, no other name): the set's
-    dict, this function's argument and getrefcount's own argument."""
-    return sys.getrefcount(array) <= 3
+def _refcount(cols, name):
+    """The reference count of buffer ``cols[name]``: a view of it or any other name for
+    it adds one."""
+    return sys.getrefcount(cols[name])
 
 
 class _Stream:
