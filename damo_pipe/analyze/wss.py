@@ -82,6 +82,20 @@ def _chunk_fast_ok(chunk, limit):
     return True
 
 
+def _windows_wss(ws, K, acc_thres, thr):
+    """(end times, wss) of the merged windows ``ws`` (``window_wss`` kernel of ``K``)."""
+    t = np.empty(len(ws), np.int64)
+    v = np.empty(len(ws), np.uint64)
+    for n, w in enumerate(ws):
+        regs = w.regions
+        o = np.zeros(1, np.uint64)
+        K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start,
+                     regs.end, regs.nr_accesses, acc_thres, thr, o)
+        t[n] = w.end
+        v[n] = o[0]
+    return t, v
+
+
 class _SplitSnapshot:
     """The wss of a snapshot that comes in pieces (:class:`ChunkPiece`): skipped as one
     snapshot, or, when it is a window of its own with well-formed regions (the usual
@@ -124,16 +138,7 @@ class _SplitSnapshot:
         if self.mode == "whole" and self.out is None:
             if self.reread is None:
                 raise ValueError("a snapshot in pieces needs reread() for its windows")
-            ws = self.win.feed(self.reread(self.index))
-            t = np.array([w.end for w in ws], np.int64)
-            v = np.empty(len(ws), np.uint64)
-            for n, w in enumerate(ws):
-                regs = w.regions
-                o = np.zeros(1, np.uint64)
-                K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start,
-                             regs.end, regs.nr_accesses, acc_thres, thr, o)
-                v[n] = o[0]
-            self.out = (t, v)
+            self.out = _windows_wss(self.win.feed(self.reread(self.index)), K, acc_thres, thr)
         if piece.goes_on:
             return None
         if self.mode == "sum":
@@ -187,15 +192,7 @@ def record_wss_streaming(chunks, acc_thres=1, sz_thres=1, work_time_us=1, exclud
                 continue
         ws = win.feed(chunk)
         if ws:
-            t = np.empty(len(ws), np.int64)
-            v = np.empty(len(ws), np.uint64)
-            for n, w in enumerate(ws):
-                regs = w.regions
-                o = np.zeros(1, np.uint64)
-                K.window_wss(np.zeros(1, np.int64), np.array([len(regs)], np.int64), regs.start,
-                             regs.end, regs.nr_accesses, int(acc_thres), thr, o)
-                t[n] = w.end
-                v[n] = o[0]
+            t, v = _windows_wss(ws, K, int(acc_thres), thr)
             times.append(t)
             values.append(v)
     if not times:

@@ -284,8 +284,7 @@ class GuideBuilder:
         if chunk.nr_snapshots == 0:
             return
         if self.first_max_age is None:
-            lo, hi = chunk.region_bounds(0)
-            self.first_max_age = max(0, int(chunk.regions.age[lo:hi].max())) if hi > lo else 0
+            self.first_max_age = max(0, _first_max_age(chunk))
         _scan_cython(self.guide, chunk, self.K)
         if self.heats is not None:
             self.heats.feed(chunk, self.guide.gaps)
