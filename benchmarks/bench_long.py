@@ -10,7 +10,9 @@ as a user runs it) on a 1-minute window in the middle of the day: ``report heatm
 ``report wss``, ``report access`` and ``info``. The issue's target is < 100 ms per
 command, reading only the window's chunks (the snapshot time index, docs/format.md).
 The interpreter start alone (``python -c pass``, and ``damo-analyze --help``) is
-measured beside them.
+measured beside them. ``test_window_command_served`` runs the same command lines with a
+resident ``damo-analyze serve`` (docs/serve.md) on a private socket: the console script
+still starts a fresh interpreter, which hands the command to the server's forked child.
 
 Figures are recorded in docs/performance.md.
 """
@@ -94,8 +96,23 @@ def _command(*argv):
     return [sys.executable, "-m", "damo_pipe.analyze.cli", *argv]
 
 
-def _run(cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+def _run(cmd, server=None):
+    env = dict(os.environ, DAMO_PIPE_SERVER=str(server) if server else "off")
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+@pytest.fixture(scope="module")
+def resident_server(tmp_path_factory, day_archive):
+    """A ``damo-analyze serve --detach`` on a private socket, stopped at the end."""
+    d = tmp_path_factory.mktemp("serve") / "run"
+    d.mkdir(mode=0o700)
+    sock = d / "analyze.sock"
+    env = dict(os.environ, DAMO_PIPE_SERVER="off")
+    subprocess.run(_command("serve", "--socket", str(sock), "--detach"), check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    yield sock
+    subprocess.run(_command("serve", "--socket", str(sock), "--stop"), env=env,
+                   stdout=subprocess.DEVNULL)
 
 
 WINDOW = ["%ds" % WINDOW_S[0], "%ds" % WINDOW_S[1]]
@@ -117,6 +134,19 @@ def test_window_command(benchmark, day_archive, name):
     cmd = _command(*argv)
     _run(cmd)                     # warm the page cache, check it works
     benchmark.pedantic(_run, args=(cmd,), rounds=7, iterations=1)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_window_command_served(benchmark, day_archive, resident_server, name):
+    argv = list(COMMANDS[name])
+    argv += [day_archive] if name == "info" else ["--input", day_archive]
+    cmd = _command(*argv)
+    from damo_pipe.analyze import resident
+    _run(cmd, resident_server)
+    _pid, before = resident.request(str(resident_server), resident.PING)
+    benchmark.pedantic(_run, args=(cmd, resident_server), rounds=11, iterations=1)
+    _pid, after = resident.request(str(resident_server), resident.PING)
+    assert after - before == 11, "some commands ran without the server"
 
 
 def test_interpreter_start(benchmark):

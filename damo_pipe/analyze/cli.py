@@ -2,8 +2,6 @@
 """``damo-analyze``: reports, conversion and batch analysis of DAMON records."""
 import sys
 
-from damo_pipe._cli_common import build_parser, exit_fast, run_main, single_threaded_blas
-
 DESCRIPTION = """\
 Analyse DAMON records: any damon.data flavour written by damo, or a damo-pipe HDF5 archive.
 
@@ -24,6 +22,7 @@ COMMANDS = [
     ("adjust", "adjust"),
     ("batch", "batch"),
     ("diff", "diff"),
+    ("serve", "serve"),
 ]
 
 
@@ -35,6 +34,7 @@ def available_commands():
 
 
 def main(argv=None) -> int:
+    from damo_pipe._cli_common import build_parser, run_main, single_threaded_blas
     single_threaded_blas()
     parser = build_parser("damo-analyze", DESCRIPTION, available_commands(),
                           "damo_pipe.analyze.commands")
@@ -42,7 +42,15 @@ def main(argv=None) -> int:
 
 
 def console_main() -> int:
-    """The ``damo-analyze`` console script: ``main()``, then a fast exit (see exit_fast)."""
+    """The ``damo-analyze`` console script: the command runs in the resident server when
+    one of the same code answers (``damo-analyze serve``, docs/serve.md), else here:
+    ``main()``, then a fast exit (see exit_fast)."""
+    if "serve" not in sys.argv[1:]:
+        from damo_pipe.analyze import resident     # the stdlib only: no numpy yet
+        rc = resident.forward(sys.argv[1:])
+        if rc is not None:
+            return rc
+    from damo_pipe._cli_common import exit_fast
     return exit_fast(main())
 
 

@@ -54,7 +54,8 @@ def _fill(words, d):
 
 
 def test_every_subcommand_is_in_the_table():
-    named = {c[0][0] for c in ANALYZE} | {"report", "batch"}   # batch: its own test
+    # batch: its own test; serve reads no record (tests/unit/test_serve.py)
+    named = {c[0][0] for c in ANALYZE} | {"report", "batch", "serve"}
     assert {n for n, _ in analyze_cli.COMMANDS} <= named
     assert {k for k, _ in KINDS} <= {c[0][1] for c in ANALYZE if c[0][0] == "report"}
     assert {n for n, _ in collect_cli.COMMANDS} <= {c[0][0] for c in COLLECT}
