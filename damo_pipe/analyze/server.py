@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 _PRELOAD_PACKAGES = ("damo_pipe.archive", "damo_pipe.formats", "damo_pipe.analyze",
                      "damo_pipe.analyze.access", "damo_pipe.analyze.heatmap",
                      "damo_pipe.analyze.commands")
+#: top-level modules the commands use
+_PRELOAD_MODULES = ("damo_pipe.sources", "damo_pipe.convert", "damo_pipe.model",
+                    "damo_pipe.numfmt", "damo_pipe._cli_common")
 #: modules not preloaded: their imports start threads or cost much memory for rare use
-_NOT_PRELOADED = ("damo_pipe.analyze.server", "damo_pipe.analyze.batch",
-                  "damo_pipe.analyze.commands.batch")
+_NOT_PRELOADED = ("damo_pipe.analyze.server", "damo_pipe.analyze.batch")
 
 #: seconds a connected client has to send its whole request
 _REQUEST_TIMEOUT = 5.0
@@ -43,7 +45,11 @@ def preload():
     Returns the number of modules imported."""
     import importlib
     import pkgutil
-    import numpy  # noqa: F401   (h5py comes with damo_pipe.archive)
+    import numpy  # noqa: F401
+    import damo_pipe.archive
+    damo_pipe.archive.preload()     # h5py and the Blosc filter
+    for name in _PRELOAD_MODULES:
+        importlib.import_module(name)
     count = 0
     for name in _PRELOAD_PACKAGES:
         try:
