@@ -277,8 +277,31 @@ cdef class _Rows:
         cdef int64_t f_end = 0
         cdef uint64_t f_tid = 0, f_nr = 0
         cdef uint8_t hasage = 0
+        # faster still: a line whose first pfx bytes (up to its address range) equal
+        # those of the last line taken whole or by the fast path (pl) has that line's
+        # target, nr_regions and timestamp (f_*): one memcmp, then its tail.  pfx is 0
+        # whenever f_* may not be pl's.
+        cdef const uint8_t* pl = NULL
+        cdef Py_ssize_t pfx = 0
         while pos < body:
             line += 1
+            if pfx and body - pos > pfx and memcmp(b + pos, pl, pfx) == 0:
+                # b[pos + pfx] is before the final newline (body - pos > pfx)
+                k = _fast_tail(b + pos + pfx, body - pos - pfx, &rs, &re_, &acc, &age,
+                               &hasage)
+                if k >= 0 and row < cap:
+                    self.end_v[row] = f_end
+                    self.tid_v[row] = f_tid
+                    self.nr_v[row] = <int64_t>f_nr
+                    self.s_v[row] = rs
+                    self.e_v[row] = re_
+                    self.acc_v[row] = acc
+                    self.age_v[row] = age
+                    self.hasage_v[row] = hasage
+                    self.lines_v[row] = line
+                    row += 1
+                    pos += pfx + k + 1
+                    continue
             if pre and body - pos > pre and memcmp(b + pos, pp, pre) == 0:
                 # b[pos + pre] is before the final newline (body - pos > pre)
                 k = _fast_line(b + pos + pre, body - pos - pre, pp + post_at, post, &lt,
@@ -294,8 +317,11 @@ cdef class _Rows:
                     self.hasage_v[row] = hasage
                     self.lines_v[row] = line
                     row += 1
+                    pl = b + pos
+                    pfx = pre + ltl + post
                     pos += pre + k + 1
                     continue
+            pfx = 0
             ls = pos
             ntok = 0
             j = pos
@@ -455,6 +481,8 @@ cdef class _Rows:
                 f_end = <int64_t>d
                 f_tid = tid
                 f_nr = nrr
+                pl = pp
+                pfx = pre + ltl + post
             elif not self._before_apply(b, ts_s[f0], ts_e[f0], ts_s[f0 + 1], ts_e[f0 + 1],
                                         row - 1, nrr, acc, age, line, ls, lend):
                 # damos_before_apply: all its fields also go to a side table

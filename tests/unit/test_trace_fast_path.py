@@ -199,3 +199,35 @@ def test_timestamps_rows_match_reference():
     got = scan("cython", snapshot_ts(stamps))
     assert got[0]["end_ns"] == [int(float(t) * 1e9) for t in stamps]
     assert got[0]["end_ns"][0] == 265345206000
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+@pytest.mark.parametrize("seed", range(12))
+def test_lines_of_mixed_prefixes_as_the_twin(seed, lenient):
+    """Lines whose prefixes (task, CPU, timestamp, event, target, nr_regions) change
+    from line to line in a random order: the compiled engine's shortcuts (a line whose
+    bytes up to the address range repeat the last line's, or the last full parse's
+    prefix) never carry one line's target, nr_regions or time onto another; rows,
+    counters and errors as the twin's."""
+    rng = np.random.default_rng(seed)
+    tasks = ["       kdamond.0-1112    [000] .....   ", "       kdamond.1-1113    [001] d..1.   "]
+    stamps = ["265.345206", "265.345207", "1265.000001", "265.3452"]
+    lines = []
+    for i in range(400):
+        task = tasks[rng.integers(len(tasks))]
+        ts = stamps[rng.integers(len(stamps))]
+        r = rng.random()
+        if r < 0.08:
+            ev = "damos_before_apply: ctx_idx=0 scheme_idx=%d target_idx=%d nr_regions=%d" % (
+                rng.integers(2), rng.integers(2), rng.integers(1, 4))
+        elif r < 0.12:
+            ev = "damos_esz: ctx_idx=0 scheme_idx=0 esz=%d" % rng.integers(1 << 20)
+        else:
+            ev = "damon_aggregated: target_id=%d nr_regions=%d" % (rng.integers(2),
+                                                                     rng.integers(1, 4))
+        tail = plain(int(rng.integers(50)), age=bool(rng.random() < 0.8))
+        if rng.random() < 0.03:
+            tail = BAD_TAILS[int(rng.integers(len(BAD_TAILS)))]
+        lines.append("%s%s: %s %s\n" % (task, ts, ev, tail))
+    data = "".join(lines).encode("utf-8", "surrogateescape")
+    assert scan("cython", data, lenient) == scan("python", data, lenient)
