@@ -12,11 +12,21 @@ them without bounds checks (the comment on each ``@cython.boundscheck(False)`` n
 the check).
 """
 cimport cython
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_New
 from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 from libc.math cimport fmod, floor, copysign
 from libc.stdio cimport snprintf
 
 from damo_pipe._kernels_common cimport CH_COMMA, CH_SPACE, dp_int128, dp_uint128
+
+from damo_pipe.analyze.access_kernels_py import join_rows as _join_rows_py
+
+cdef extern from "Python.h":
+    bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 @cython.boundscheck(False)  # the lengths are checked below
@@ -309,44 +319,112 @@ cdef double _MIB = 1048576.0
 cdef double _KIB = 1024.0
 
 
+cdef inline int _put_u64(char *buf, int cap, int k, uint64_t v) noexcept nogil:
+    """Write ``'%llu' % v`` at ``buf[k:]``; the new length, or -1 if it would pass ``cap``."""
+    cdef char tmp[24]
+    cdef int nd = 0
+    while True:
+        tmp[nd] = <char>(48 + v % 10)
+        nd += 1
+        v //= 10
+        if v == 0 or nd >= 24:
+            break
+    if nd > cap - k:
+        return -1
+    while nd > 0:
+        nd -= 1
+        buf[k] = tmp[nd]
+        k += 1
+    return k
+
+
+cdef inline int _fmt_scaled(char *buf, int cap, uint64_t m, int shift,
+                            const char *unit) noexcept nogil:
+    """``'%.3f <unit>' % (m / 2**shift)`` into ``buf`` (``cap`` bytes, ``unit`` 3 chars,
+    0 < shift < 64); the length, or -1 if it would not fit. m / 2**shift is exact in a
+    double, and printf / Python print its exact value rounded half to even: here
+    m*1000 / 2**shift rounded the same way, in 128-bit integers."""
+    cdef dp_uint128 p = <dp_uint128>m * 1000
+    cdef dp_uint128 rem = p & (((<dp_uint128>1) << shift) - 1)
+    cdef dp_uint128 half = (<dp_uint128>1) << (shift - 1)
+    cdef uint64_t q = <uint64_t>(p >> shift)       # m < 2^64: q < 2^74 / 2^shift
+    cdef uint64_t frac
+    cdef int k
+    if rem > half or (rem == half and (q & 1)):
+        q += 1
+    frac = q % 1000
+    k = _put_u64(buf, cap, 0, q // 1000)
+    if k < 0 or cap - k < 8:
+        return -1
+    buf[k] = 46          # "."
+    buf[k + 1] = <char>(48 + frac // 100)
+    buf[k + 2] = <char>(48 + (frac // 10) % 10)
+    buf[k + 3] = <char>(48 + frac % 10)
+    buf[k + 4] = CH_SPACE
+    buf[k + 5] = unit[0]
+    buf[k + 6] = unit[1]
+    buf[k + 7] = unit[2]
+    return k + 8
+
+
+cdef inline str _ascii_padded(const char *buf, int k, int width):
+    """``buf[:k]`` (ASCII) as a str, padded with spaces to ``width`` characters."""
+    cdef Py_ssize_t total = width if width > k else k
+    cdef str s = PyUnicode_New(total, 127)
+    cdef char *d
+    if total == 0:
+        return s
+    d = <char *>PyUnicode_DATA(s)
+    memcpy(d, buf, k)
+    memset(d + k, CH_SPACE, total - k)
+    return s
+
+
 @cython.boundscheck(False)  # each order value is checked against len(values)
 def format_sz_column(const uint64_t[::1] values, const int64_t[::1] order, int width=0):
     """``[format_sz(values[i]).ljust(width) for i in order]`` (non-raw), values below 2^63.
 
-    ``'%.3f'`` of C's printf and of Python are both correctly rounded, so the texts are
-    identical; the caller keeps 2^64-1 (``max``) and other specials on the Python path.
+    The value is rounded to a double as Python's ``float()`` does; above 1 KiB its
+    ``'%.3f'`` text in the unit is computed exactly in integers (_fmt_scaled), which is
+    what the correctly rounded ``'%.3f'`` of Python prints; the caller keeps 2^64-1
+    (``max``) and other specials on the Python path.
     """
     cdef Py_ssize_t n = order.shape[0], i, nv = values.shape[0]
     cdef int64_t r
     cdef char buf[64]
     cdef int k
     cdef double f
+    cdef uint64_t m
     out = [None] * n
     for i in range(n):
         r = order[i]
         if r < 0 or r >= nv:
             raise IndexError("order out of range")
+        if values[r] >= (<uint64_t>1) << 63:
+            raise ValueError("value not below 2^63")
         f = <double>values[r]
+        m = <uint64_t>f                 # f < 2^63 + 1: an integer that fits
         if f > _EIB:
-            k = snprintf(buf, 64, "%.3f EiB", f / _EIB)
+            k = _fmt_scaled(buf, 64, m, 60, "EiB")
         elif f > _PIB:
-            k = snprintf(buf, 64, "%.3f PiB", f / _PIB)
+            k = _fmt_scaled(buf, 64, m, 50, "PiB")
         elif f > _TIB:
-            k = snprintf(buf, 64, "%.3f TiB", f / _TIB)
+            k = _fmt_scaled(buf, 64, m, 40, "TiB")
         elif f > _GIB:
-            k = snprintf(buf, 64, "%.3f GiB", f / _GIB)
+            k = _fmt_scaled(buf, 64, m, 30, "GiB")
         elif f > _MIB:
-            k = snprintf(buf, 64, "%.3f MiB", f / _MIB)
+            k = _fmt_scaled(buf, 64, m, 20, "MiB")
         elif f > _KIB:
-            k = snprintf(buf, 64, "%.3f KiB", f / _KIB)
+            k = _fmt_scaled(buf, 64, m, 10, "KiB")
         else:
-            k = snprintf(buf, 64, "%lld B", <long long>f)
+            k = _put_u64(buf, 64 - 2, 0, m)
+            if k >= 0:
+                buf[k] = CH_SPACE
+                buf[k + 1] = 66      # "B"
+                k += 2
         if k < 0 or k >= 64:
             raise ValueError("formatting failed")
-        while k < width and k < 63:
-            buf[k] = CH_SPACE
-            k += 1
-        out[i] = buf[:k].decode("ascii")
+        out[i] = _ascii_padded(buf, k, width)
     return out
 
 
@@ -371,8 +449,124 @@ def format_nr_range(Py_ssize_t n, int width=0):
                 k += 1
             buf[k] = digits[j]
             k += 1
-        while k < width and k < 47:
-            buf[k] = CH_SPACE
-            k += 1
-        out[i] = buf[:k].decode("ascii")
+        out[i] = _ascii_padded(buf, k, width)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# the region listing's rows joined into one block (twin: access_kernels_py.join_rows)
+
+cdef inline bint _ascii_cell(object c):
+    """An exact str stored as compact ASCII (one byte per character at PyUnicode_DATA)."""
+    return PyUnicode_CheckExact(c) and PyUnicode_IS_COMPACT_ASCII(c)
+
+
+@cython.boundscheck(False)  # tuple lengths == n checked below; cells at i*nlist+jl < n*nlist
+def join_rows(columns, Py_ssize_t n):
+    """``access_kernels_py.join_rows``: the ``n`` rows of str / list-of-str columns joined
+    with ``"\\n"`` into one str, copied with memcpy when every cell is an ASCII str (the
+    twin's result otherwise, its errors included)."""
+    cdef Py_ssize_t ncol, nlist = 0, i, j, jl, L, total = 0, cur = 0
+    cdef const char **lit_ptr = NULL
+    cdef Py_ssize_t *lit_len = NULL
+    cdef Py_ssize_t *col_list = NULL      # column j: its list index, or -1 for a literal
+    cdef const char **cell_ptr = NULL
+    cdef Py_ssize_t *cell_len = NULL
+    cdef char *dst
+    cdef bint bad = False
+    if n < 0:
+        raise ValueError("negative row count")
+    cols = list(columns)
+    ncol = len(cols)
+    held = []                 # tuples of the list columns: own a reference to every cell
+    for c in cols:
+        if isinstance(c, str):
+            if not _ascii_cell(c):
+                return _join_rows_py(cols, n)
+            continue
+        t = tuple(c)
+        if len(t) != n:
+            raise ValueError("column length differs from the row count")
+        held.append(t)
+    nlist = len(held)
+    if n == 0:
+        return ""
+    if nlist and n > PY_SSIZE_T_MAX // nlist // <Py_ssize_t>sizeof(Py_ssize_t):
+        raise MemoryError()
+    lit_ptr = <const char **>malloc((ncol + 1) * sizeof(char *))
+    lit_len = <Py_ssize_t *>malloc((ncol + 1) * sizeof(Py_ssize_t))
+    col_list = <Py_ssize_t *>malloc((ncol + 1) * sizeof(Py_ssize_t))
+    cell_ptr = <const char **>malloc((n * nlist + 1) * sizeof(char *))
+    cell_len = <Py_ssize_t *>malloc((n * nlist + 1) * sizeof(Py_ssize_t))
+    try:
+        if lit_ptr == NULL or lit_len == NULL or col_list == NULL or cell_ptr == NULL \
+                or cell_len == NULL:
+            raise MemoryError()
+        # pass 1 (GIL held): pointers and lengths of every cell, all-ASCII check, total
+        jl = 0
+        for j in range(ncol):
+            c = cols[j]
+            if isinstance(c, str):
+                col_list[j] = -1
+                lit_ptr[j] = <const char *>PyUnicode_DATA(c)
+                lit_len[j] = PyUnicode_GET_LENGTH(c)
+                L = lit_len[j]
+                if L and L > (PY_SSIZE_T_MAX - total) // n:
+                    raise MemoryError()
+                total += L * n
+                continue
+            col_list[j] = jl
+            t = held[jl]
+            for i in range(n):
+                x = (<tuple>t)[i]
+                if not _ascii_cell(x):
+                    return _join_rows_py(cols, n)
+                L = PyUnicode_GET_LENGTH(x)
+                if L > PY_SSIZE_T_MAX - total:
+                    raise MemoryError()
+                total += L
+                cell_ptr[i * nlist + jl] = <const char *>PyUnicode_DATA(x)
+                cell_len[i * nlist + jl] = L
+            jl += 1
+        if n - 1 > PY_SSIZE_T_MAX - total:
+            raise MemoryError()
+        total += n - 1            # the newlines between rows
+        out = PyUnicode_New(total, 127)
+        if total == 0:
+            return out
+        dst = <char *>PyUnicode_DATA(out)
+        # pass 2 (no GIL): the tuples in ``held`` and ``cols`` keep every cell alive
+        with nogil:
+            for i in range(n):
+                if i:
+                    if cur >= total:
+                        bad = True
+                        break
+                    dst[cur] = 10     # "\n"
+                    cur += 1
+                for j in range(ncol):
+                    jl = col_list[j]
+                    if jl < 0:
+                        L = lit_len[j]
+                        if L > total - cur:
+                            bad = True
+                            break
+                        memcpy(dst + cur, lit_ptr[j], L)
+                    else:
+                        L = cell_len[i * nlist + jl]
+                        if L > total - cur:
+                            bad = True
+                            break
+                        memcpy(dst + cur, cell_ptr[i * nlist + jl], L)
+                    cur += L
+                if bad:
+                    break
+        if bad or cur != total:
+            raise RuntimeError("join_rows: cell lengths changed while copying")
+        return out
+    finally:
+        free(lit_ptr)
+        free(lit_len)
+        free(col_list)
+        free(cell_ptr)
+        free(cell_len)

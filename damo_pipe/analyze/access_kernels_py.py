@@ -8,6 +8,8 @@ arrays are converted to Python numbers first.
 """
 from __future__ import annotations
 
+import itertools
+
 
 def _py(seq):
     tolist = getattr(seq, "tolist", None)
@@ -138,3 +140,22 @@ def snapshot_heatmap_pixels(starts, ends, percents, usecs, weights, width, stati
             pixels.append((p, q, heat / (q - p)))
             p = q
     return pixels, u
+
+
+def join_rows(columns, n):
+    """A column-wise text block as one str: the ``n`` rows joined with ``"\\n"``, row ``i``
+    being every column's cell ``i`` in column order, where a column is either a str (a
+    literal repeated on every row) or a sequence of ``n`` str. ``""`` when ``n`` is 0."""
+    if n < 0:
+        raise ValueError("negative row count")
+    cols = []
+    for c in columns:
+        if isinstance(c, str):
+            cols.append(itertools.repeat(c, n))
+            continue
+        if len(c) != n:
+            raise ValueError("column length differs from the row count")
+        cols.append(c)
+    if not cols:
+        return "\n" * (n - 1) if n else ""
+    return "\n".join(["".join(row) for row in zip(*cols)])

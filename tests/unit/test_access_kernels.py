@@ -284,3 +284,101 @@ def test_text_columns_equal_numfmt():
                                                      for i in order]
     assert k.format_nr_range(12345, 0) == [format_nr(i) for i in range(12345)]
     assert k.format_nr_range(1100, 5)[999:1002] == ["999  ", "1,000", "1,001"]
+
+
+def test_text_columns_round_half_even_and_pad():
+    """Sizes whose '%.3f' in their unit ends in an exact 5: both neighbours of every unit
+    (round half to even, as Python's '%.3f'); widths beyond the kernel's digit buffer."""
+    k = pytest.importorskip("damo_pipe.analyze._access_kernels")
+    from damo_pipe.numfmt import format_nr, format_sz
+    values = []
+    for shift in (10, 20, 30, 40, 50, 60):
+        # m * 1000 / 2**shift ends in exactly half a thousandth: m*125 = 2**(shift-4) mod
+        # 2**(shift-3); m a multiple of 2**(shift-4) stays exact as a double
+        step = 2 ** (shift - 3)
+        base = (2 ** (shift - 4) * pow(125, -1, step)) % step
+        for j in range(2 ** 3 + 1, 2 ** 3 + 40):
+            m = base + j * step
+            if m < 2 ** 63:
+                assert (m * 1000) % 2 ** shift == 2 ** (shift - 1)
+                values += [m, m - 1, m + 1]
+        values += [2 ** shift - 1, 2 ** shift, 2 ** shift + 1]
+    values = np.array(values, np.uint64)
+    order = np.arange(len(values), dtype=np.int64)[::-1].copy()
+    want = [format_sz(int(values[i])) for i in order]
+    assert k.format_sz_column(values, order, 0) == want
+    assert k.format_sz_column(values, order, 90) == [t.ljust(90) for t in want]
+    assert k.format_nr_range(1234, 70) == [format_nr(i).ljust(70) for i in range(1234)]
+    with pytest.raises(IndexError):
+        k.format_sz_column(values, np.array([len(values)], np.int64), 0)
+    with pytest.raises(ValueError):
+        k.format_sz_column(np.array([2 ** 63], np.uint64), np.array([0], np.int64), 0)
+
+
+# ------------------------------------------------------------------ region block join
+def join_kernel(engine):
+    if engine == "cython":
+        return pytest.importorskip("damo_pipe.analyze._access_kernels").join_rows
+    return pyk.join_rows
+
+
+def _rows_by_hand(columns, n):
+    rows = ["".join(c if isinstance(c, str) else c[i] for c in columns) for i in range(n)]
+    return "\n".join(rows)
+
+
+def test_join_rows_by_hand(engine):
+    join = join_kernel(engine)
+    assert join([["0", "1", "22"], " | ", ["a", "bb", ""], "!"], 3) == "0 | a!\n1 | bb!\n22 | !"
+    assert join([["x"]], 1) == "x"
+    assert join(["lit"], 2) == "lit\nlit"
+    assert join([], 3) == "\n\n"
+    assert join([], 0) == "" and join([[], "a"], 0) == "" and join(["a"], 0) == ""
+    assert join([[""], ""], 1) == ""
+    assert join([["", ""]], 2) == "\n"
+    assert join([["é", "a"], "·", ("b", "\U0001F600")], 2) == "é·b\na·\U0001F600"
+    assert join((c for c in [["a", "b"], "-"]), 2) == "a-\nb-"
+
+
+def test_join_rows_errors(engine):
+    join = join_kernel(engine)
+    with pytest.raises(ValueError):
+        join([["a", "b"], ["c"]], 2)
+    with pytest.raises(ValueError):
+        join([["a"]], 0)
+    with pytest.raises(ValueError):
+        join([], -1)
+    with pytest.raises(TypeError):
+        join([["a", 5]], 2)
+    with pytest.raises(TypeError):
+        join([7], 1)
+
+
+_cells = st.text(alphabet=st.sampled_from("aZ09 .,%|-\té€µ\U0001F600"), max_size=6)
+
+
+@st.composite
+def _block_columns(draw):
+    n = draw(st.integers(0, 12))
+    cols = draw(st.lists(st.one_of(_cells, st.lists(_cells, min_size=n, max_size=n)),
+                         max_size=6))
+    return cols, n
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_block_columns())
+def test_join_rows_cython_equals_python(case):
+    cols, n = case
+    k = pytest.importorskip("damo_pipe.analyze._access_kernels")
+    want = _rows_by_hand(cols, n)
+    assert pyk.join_rows(cols, n) == want
+    got = k.join_rows(cols, n)
+    assert got == want and type(got) is str
+    # a str subclass cell is joined as its text
+    if n and any(isinstance(c, list) for c in cols):
+        class S(str):
+            pass
+        j = next(i for i, c in enumerate(cols) if isinstance(c, list))
+        cols2 = list(cols)
+        cols2[j] = [S(x) for x in cols[j]]
+        assert k.join_rows(cols2, n) == want

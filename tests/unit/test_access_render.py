@@ -238,3 +238,72 @@ def test_derive_percent_usec_fills_only_nulls():
     iv = Intervals(5000, 100000, 1000000, None)
     pct, usec = derive_percent_usec(SimpleNamespace(intervals=iv, regions=regs))
     assert pct.tolist() == [15] and usec.tolist() == [700000]
+
+
+# region templates: every value keyword; literal only; repeats; and two that damo's
+# sequential replacement must expand region by region (a backslash, an unknown keyword)
+BLOCK_TEMPLATES = [
+    "<index> <start address> <end address> <size> <access rate> <access hz> <age> "
+    "<temperature> <filters passed bytes>",
+    "no keyword here",
+    "<age>|<age>|<access hz>|<index>",
+    r"<size>\n<age>",
+    "<nope> <size>",
+]
+
+
+@pytest.mark.parametrize("eng", ["cython", "python"])
+def test_region_block_equals_sequential_expansion(eng):
+    """RegionLister.block (column-wise, memoised across snapshots, joined at once) gives
+    damo's region lines: each region's template expanded keyword by keyword (§2.1) in
+    sorted() order, joined with newlines; None for a snapshot without regions. Snapshots
+    of different lengths under an intervals goal have different aggregation intervals."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from damo_pipe.analyze.access import Renderer
+    from damo_pipe.analyze.access.region_list import REGION_TABLE
+    if eng == "cython":
+        pytest.importorskip("damo_pipe.analyze._access_kernels")
+
+    region = st.tuples(st.integers(1, 3000), st.integers(0, 3), st.integers(0, 20),
+                       st.integers(0, 40), st.integers(0, 2))
+    snaps = st.lists(st.tuples(st.sampled_from([100, 100, 150, 250]),
+                               st.lists(region, max_size=10)), min_size=1, max_size=4)
+    keys = st.lists(st.sampled_from(["address", "access_rate", "age", "size", "temperature"]),
+                    min_size=1, max_size=2)
+
+    @settings(max_examples=60, deadline=None)
+    @given(snaps=snaps, raw=st.booleans(), goal=st.booleans(), by=keys,
+           dsc=st.lists(st.sampled_from(["age", "size", "all"]), max_size=1),
+           wide=st.booleans())
+    def check(snaps, raw, goal, by, dsc, wide):
+        meta = Record(target_id=0, kdamond_idx=0, context_idx=0,
+                      intervals=Intervals(5000, 100000, 1000000,
+                                          IntervalsGoal(4.0, 3 if goal else 0, 0, 0)),
+                      scheme_filters=[])
+        b = RecordBuilder(meta)
+        t = 0
+        for dur_ms, regs in snaps:
+            pos, rows = 1 << 40, []
+            for kib, gap, samples, age, passed in regs:
+                pos += gap * 4096
+                rows.append((pos, pos + kib * 1024, samples, age, kib * 512 * passed))
+                pos += kib * 1024
+            cols = RegionColumns(np.array([r[0] for r in rows], np.uint64),
+                                 np.array([r[1] for r in rows], np.uint64),
+                                 np.array([r[2] for r in rows], np.int64),
+                                 np.array([r[3] for r in rows], np.int64),
+                                 np.array([r[4] for r in rows], np.uint64))
+            b.add_snapshot(t, t + dur_ms * 10 ** 6, cols)
+            t += dur_ms * 10 ** 6
+        rec = b.build()
+        wide_for = [("<temperature>", 70), ("<filters passed bytes>", 66)] if wide else []
+        r = Renderer([rec], AccessOptions(engine=eng, raw=raw, sort_by=by, sort_dsc=dsc,
+                                          min_chars_for=wide_for))
+        for tpl in BLOCK_TEMPLATES:
+            for sv in r.views[0].snapshots:
+                order = r.regions.sorted_regions_py(sv)
+                want = [r.expand(tpl, REGION_TABLE, (r, sv, ri, i)) for i, ri in enumerate(order)]
+                assert r.regions.block(tpl, sv) == ("\n".join(want) if want else None)
+                assert r.regions.lines(tpl, sv) == want
+    check()

@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 
+from damo_pipe.analyze import access_kernels_py as _pyk
 from damo_pipe.analyze.access.metrics import as_pylist
 from damo_pipe.numfmt import format_hz, format_nr, format_percent, format_sz, format_time_us
 from damo_pipe.errors import ReportError
@@ -79,6 +80,17 @@ REGION_TABLE = [
 ]
 
 
+#: a memo of padded texts (RegionLister._text_memo) starts over beyond this many values
+_MEMO_MAX = 1 << 16
+
+
+def _memo_column(values):
+    """Whether a value column takes the memoised path: a non-empty int64/uint64/float64
+    array (its ``tolist()`` values are exact Python ints/floats)."""
+    return isinstance(values, np.ndarray) and values.dtype in (np.int64, np.uint64, np.float64) \
+        and len(values) > 0
+
+
 #: region keywords rendered with format_sz, and the snapshot column they read
 _SZ_COLUMNS = {"kw_start_addr": "starts", "kw_end_addr": "ends", "kw_size": "sizes",
                "kw_region_passed": "passed"}
@@ -92,6 +104,7 @@ class RegionLister:
         self.r = r
         self._compiled = {}
         self._text_memo = {}
+        self._index_cols = {}
 
     def _compile(self, template):
         if template not in self._compiled:
@@ -124,48 +137,91 @@ class RegionLister:
 
     def lines(self, template, sv):
         """The region lines of snapshot ``sv`` (sorted), rendered from ``template``."""
-        order = self.sorted_regions(sv)
+        order, order_arr = self._order(sv)
         parts = self._compile(template)
         if parts is None:
-            r = self.r
-            return [r.expand(template, REGION_TABLE, (r, sv, ri, i))
-                    for i, ri in enumerate(order)]
+            return self._expand_each(template, sv, order, order_arr)
+        columns = self._columns(parts, sv, order, order_arr)
+        n = len(order_arr)
+        if not any(isinstance(c, list) for c in columns):
+            return ["".join(columns)] * n
+        # join column-wise (literal parts repeat on every line)
+        iters = [c if not isinstance(c, str) else itertools.repeat(c, n) for c in columns]
+        return ["".join(t) for t in zip(*iters)]
+
+    def block(self, template, sv):
+        """``"\\n".join(self.lines(template, sv))`` built at once (the Cython kernel joins
+        the columns straight into one str); None when the snapshot has no region line."""
+        order, order_arr = self._order(sv)
+        n = len(order_arr)
+        if n == 0:
+            return None
+        parts = self._compile(template)
+        if parts is None:
+            lines = [x for x in self._expand_each(template, sv, order, order_arr)
+                     if x is not None]
+            return "\n".join(lines) if lines else None
+        columns = self._columns(parts, sv, order, order_arr)
+        k = self.r.metrics.k
+        if k is not None:
+            return k.join_rows(columns, n)
+        return _pyk.join_rows(columns, n)
+
+    def _order(self, sv):
+        """(display order as a list of ints or None if not made yet, the same as an int64
+        array); the list is made on demand by the column paths that need it."""
+        if self.r.opts.engine == "python":
+            order = self.sorted_regions_py(sv)
+            return order, np.asarray(order, np.int64).reshape(-1)
+        arr = self._sorted_array(sv)
+        if arr is None:
+            order = self.sorted_regions_py(sv)
+            return order, np.asarray(order, np.int64).reshape(-1)
+        return None, arr
+
+    def _expand_each(self, template, sv, order, order_arr):
+        """damo's expansion of ``template`` region by region (templates _compile refuses)."""
+        r = self.r
+        if order is None:
+            order = order_arr.tolist()
+        return [r.expand(template, REGION_TABLE, (r, sv, ri, i)) for i, ri in enumerate(order)]
+
+    def _columns(self, parts, sv, order, order_arr):
+        """The template's parts as columns: literal str parts as they are, keyword slots
+        as lists of their renderings padded to the keyword's minimum width."""
         columns = []
         for p in parts:
             if isinstance(p, str):
                 columns.append(p)
                 continue
             fn, width = p
-            col, padded = self._column(fn, sv, order, width or 0)
-            if width is not None and not padded:
-                col = [x.ljust(width) for x in col]
+            col = self._column(fn, sv, order, order_arr, width or 0)
             columns.append(col)
-        if not columns:
-            return [""] * len(order)
-        lists = [c if not isinstance(c, str) else None for c in columns]
-        if all(c is None for c in lists):
-            return ["".join(columns)] * len(order)
-        # join column-wise (literal parts repeat on every line)
-        iters = [c if not isinstance(c, str) else itertools.repeat(c, len(order)) for c in columns]
-        return ["".join(t) for t in zip(*iters)]
+        return columns
 
-    def _column(self, fn, sv, order, width=0):
-        """Renderings of one region keyword for all regions in ``order``; returns
-        (texts, already padded to ``width``). Value-only keywords format each distinct
-        value once; addresses/sizes and the index use the Cython text kernels."""
+    def _column(self, fn, sv, order, order_arr, width=0):
+        """Renderings of one region keyword for the regions in display order (``order``:
+        a list of ints or None, ``order_arr``: the same as an int64 array), each padded to
+        ``width``. Value-only keywords format each distinct value once, memoised across
+        snapshots; addresses/sizes and the index use the Cython text kernels."""
         r = self.r
         raw = r.raw
         name = fn.__name__
         k = r.metrics.k
+        n = len(order_arr)
         if name == "kw_index":
             if k is not None and not raw:
-                return k.format_nr_range(len(order), width), True
-            return [format_nr(i, raw) for i in range(len(order))], False
+                # the same lines every snapshot: one column of the most regions yet per
+                # width, whose first n lines are those of n regions
+                col = self._index_cols.get(width)
+                if col is None or len(col) < n:
+                    col = self._index_cols[width] = k.format_nr_range(n, width)
+                return col if len(col) == n else col[:n]
+            return [format_nr(i, raw).ljust(width) for i in range(n)]
         if k is not None and not raw and name in _SZ_COLUMNS:
             arr = (sv.sizes() if name == "kw_size" else getattr(sv, _SZ_COLUMNS[name]))
             if len(arr) == 0 or int(arr.max()) < (1 << 63):
-                return k.format_sz_column(np.ascontiguousarray(arr, np.uint64),
-                                          np.asarray(order, np.int64), width), True
+                return k.format_sz_column(np.ascontiguousarray(arr, np.uint64), order_arr, width)
         values = None
         f = None
         if name in _SZ_COLUMNS:
@@ -184,20 +240,30 @@ class RegionLister:
             name = (name, type(A), A)
         elif name == "kw_temperature":
             values, f = r.metrics.temperatures(sv, r.opts.temperature_weights), format_nr
+        if order is None and (values is None or not _memo_column(values)):
+            order = order_arr.tolist()
         if values is None:
-            return [fn(r, sv, ri, idx) for idx, ri in enumerate(order)], False
-        if isinstance(values, np.ndarray) and values.dtype in (np.int64, np.uint64, np.float64) \
-                and len(values):
-            uniq, inv = np.unique(values, return_inverse=True)
-            memo = self._text_memo.setdefault((name, values.dtype.kind), {})
-            texts = []
-            for u in uniq.tolist():
-                t = memo.get(u)
-                if t is None:
-                    t = memo[u] = f(u, raw)
-                texts.append(t)
-            texts = np.array(texts, dtype=object)
-            return texts[inv.reshape(-1)[np.asarray(order, np.int64)]].tolist(), False
+            return [fn(r, sv, ri, idx).ljust(width) for idx, ri in enumerate(order)]
+        if _memo_column(values):
+            # one dict of padded texts per keyword (and aggregation interval), kept
+            # across snapshots; a float column's -0.0 would share 0.0's key: no memo
+            vals = values[order_arr].tolist()
+            if values.dtype.kind == "f" and bool(np.any(np.signbit(values) & (values == 0))):
+                return [f(v, raw).ljust(width) for v in vals]
+            key = (name, values.dtype.kind, width)
+            memo = self._text_memo.get(key)
+            if memo is None or len(memo) > _MEMO_MAX:
+                memo = self._text_memo[key] = {}
+            out = list(map(memo.get, vals))
+            if None in out:
+                for j, t in enumerate(out):
+                    if t is None:
+                        v = vals[j]
+                        t = memo.get(v)
+                        if t is None:
+                            t = memo[v] = f(v, raw).ljust(width)
+                        out[j] = t
+            return out
         values = as_pylist(values)
         memo = {}
         out = []
@@ -206,9 +272,9 @@ class RegionLister:
             key = (type(v), v)
             text = memo.get(key)
             if text is None:
-                text = memo[key] = f(v, raw)
+                text = memo[key] = f(v, raw).ljust(width)
             out.append(text)
-        return out, False
+        return out
 
     # -- sorting (§10.1)
     def sorted_regions(self, sv):
@@ -217,12 +283,18 @@ class RegionLister:
         Returns a list of ints."""
         if self.r.opts.engine == "python":
             return self.sorted_regions_py(sv)
+        arr = self._sorted_array(sv)
+        return self.sorted_regions_py(sv) if arr is None else arr.tolist()
+
+    def _sorted_array(self, sv):
+        """sorted_regions as an int64 array with numpy's stable sorts; None when a key's
+        values are not a numeric array (sorted_regions_py then)."""
         idx = np.arange(sv.n, dtype=np.int64)
         dsc = self.r.eff["sort_dsc"]
         for key in self.r.eff["sort_by"]:
             vals = self._sort_values(sv, key)
             if not (isinstance(vals, np.ndarray) and vals.dtype in (np.int64, np.uint64, np.float64)):
-                return self.sorted_regions_py(sv)
+                return None
             cur = vals[idx]
             if key in dsc or "all" in dsc:
                 if len(cur) > 1 and not np.all(cur[1:] <= cur[:-1]):
@@ -230,7 +302,7 @@ class RegionLister:
                     idx = idx[perm]
             elif len(cur) > 1 and not np.all(cur[1:] >= cur[:-1]):
                 idx = idx[np.argsort(cur, kind="stable")]
-        return idx.tolist()
+        return idx
 
     def _sort_values(self, sv, key):
         if key == "address":

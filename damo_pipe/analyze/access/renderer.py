@@ -38,12 +38,13 @@ class Renderer:
             for k, sv in enumerate(rv.snapshots):
                 out.append(self.expand(t["snapshot_head"], SNAPSHOT_TABLE, (self, sv)))
                 if t["region"] != "":
-                    out.extend(self.regions.lines(t["region"], sv))
+                    # the snapshot's region lines as one "\n"-joined block (None: no line)
+                    out.append(self.regions.block(t["region"], sv))
                 out.append(self.expand(t["snapshot_tail"], SNAPSHOT_TABLE, (self, sv)))
                 if k < nsnap - 1 and not total_sz_only:
                     out.append("")
             out.append(self.expand(t["record_tail"], RECORD_TABLE, (self, rv)))
-        return "\n".join(x for x in out if x is not None)
+        return "\n".join([x for x in out if x is not None])
 
     def width(self, kw):
         """Minimum width of keyword ``kw``'s rendering, or None (cached)."""
