@@ -11,6 +11,7 @@ examples:
   damo-analyze report wss --input record.h5 --range 0 101 10
   damo-analyze convert damon.data record.h5
   damo-analyze diff before.h5 after.h5
+  damo-analyze serve --detach      # later commands start in ms (docs/serve.md)
 """
 
 #: (subcommand, module under damo_pipe.analyze.commands)
