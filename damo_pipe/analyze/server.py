@@ -88,7 +88,7 @@ class ResidentServer:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError as e:
-            raise ServerError("cannot create %s: %s" % (directory, e.strerror)) from None
+            raise ServerError("cannot create %s: %s" % (directory, e.strerror or e)) from None
         problem = resident.private_directory_problem(directory)
         if problem is not None:
             raise ServerError("refusing to serve: %s" % problem)
@@ -110,7 +110,7 @@ class ResidentServer:
             sock.listen(64)
         except OSError as e:
             sock.close()
-            raise ServerError("cannot listen at %s: %s" % (self.path, e.strerror)) from None
+            raise ServerError("cannot listen at %s: %s" % (self.path, e.strerror or e)) from None
         self._sock = sock
         self._inode = os.stat(self.path).st_ino
 

@@ -173,10 +173,10 @@ _PARSER = []
 def _main(argv):
     """``damo_pipe.analyze.cli.main(argv)`` with its parser built once per process
     (argparse costs ~4 ms a build; parse_args leaves the parser as it was)."""
-    from damo_pipe._cli_common import build_parser, run_main
+    from damo_pipe._cli_common import build_parser, run_main, single_threaded_blas
     from damo_pipe.analyze import cli
     if not _PARSER:
-        cli.single_threaded_blas()
+        single_threaded_blas()
         _PARSER.append(build_parser("damo-analyze", cli.DESCRIPTION, cli.available_commands(),
                                     "damo_pipe.analyze.commands"))
     return run_main(_PARSER[0], argv)

@@ -267,3 +267,51 @@ def test_no_server_means_a_local_run(tmp_path):
     assert resident.forward(["--version"], path=str(sock)) is None
     r = run(["--version"], sock)
     assert r.returncode == 0 and r.stdout.startswith(b"damo-analyze ")
+
+
+def _children(pid):
+    """Pids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def test_a_killed_command_is_an_error_not_a_hang(tmp_path):
+    sock = private_dir(tmp_path) / "a.sock"
+    server = start_foreground(sock)
+    try:
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        p = subprocess.Popen(CLI + ["info", str(fifo)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=_env(sock))
+        deadline = time.monotonic() + 30
+        while not _children(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = _children(server.pid)
+        assert children, "the command did not reach the server"
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 1
+        assert b"ended without an exit code" in err
+        assert status(sock) is not None          # the server goes on
+    finally:
+        stop(server, sock)
+
+
+def test_a_socket_path_too_long_is_one_error_line(tmp_path):
+    d = private_dir(tmp_path)
+    long_path = d / ("x" * 120 + ".sock")
+    r = run(["serve", "--socket", str(long_path)], None)
+    assert r.returncode == 1
+    assert r.stderr.startswith(b"damo-analyze: error: cannot listen at ")
+    assert b"Traceback" not in r.stderr
+    assert resident.forward(["--version"], path=str(long_path)) is None
