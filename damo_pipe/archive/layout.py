@@ -64,6 +64,9 @@ GUIDE_HEATS_LO = "heats_lo"          # uint64[n + 1]: low 64 bits (value = hi * 
 REGION_CHUNK_ROWS = 1 << 16
 #: SWMR (live recording) archives: smaller chunks, as each flush rewrites the last chunk
 SWMR_REGION_CHUNK_ROWS = 1 << 12
+#: a SWMR record whose first written snapshot has this many regions or more (page
+#: granularity) gets REGION_CHUNK_ROWS-row region chunks instead (ArchiveWriter)
+SWMR_WIDE_MIN_REGIONS = 1 << 16
 SNAPSHOT_CHUNK_ROWS = 1 << 12
 
 #: compression choices (name -> h5py dataset keyword arguments factory)

@@ -1,7 +1,10 @@
 """Deterministic snapshot generator and a writer process used by the archive crash tests.
 
-Run as ``python archive_proc.py PATH MODE`` (MODE = swmr | kill): appends snapshots in
-batches, flushes after each batch and prints ``committed <nr_snapshots>`` lines.
+Run as ``python archive_proc.py PATH MODE`` (MODE = swmr | kill | killbig): appends
+snapshots in batches, flushes after each batch and prints ``committed <nr_snapshots>``
+lines. killbig: record 0's snapshots have 70-90k regions (page-granularity sized: its
+region columns get the wide chunks of ArchiveWriter._widen_big_records), record 1's stay
+small.
 """
 import sys
 import time
@@ -9,12 +12,12 @@ import time
 import numpy as np
 
 
-def snapshot_for(record_idx, k):
+def snapshot_for(record_idx, k, big=False):
     """Regions of snapshot k of record record_idx: a pure function of its arguments."""
     from damo_pipe.model import RegionColumns
 
     rng = np.random.default_rng(record_idx * 1_000_003 + k)
-    n = int(rng.integers(1, 40))
+    n = int(rng.integers(70_000, 90_000)) if big and record_idx == 0 else int(rng.integers(1, 40))
     sizes = rng.integers(1, 1 << 12, n).astype(np.uint64) * np.uint64(4096)
     ends = np.uint64(0x10000000 * (record_idx + 1)) + np.cumsum(sizes)
     return RegionColumns(ends - sizes, ends, rng.integers(0, 21, n), rng.integers(0, 1000, n),
@@ -25,13 +28,13 @@ def times_for(k):
     return k * 100_000_000, (k + 1) * 100_000_000
 
 
-def chunk_for(meta, record_idx, k0, k1):
+def chunk_for(meta, record_idx, k0, k1, big=False):
     from damo_pipe.model import RecordBuilder
 
     b = RecordBuilder(meta)
     for k in range(k0, k1):
         s, e = times_for(k)
-        b.add_snapshot(s, e, snapshot_for(record_idx, k))
+        b.add_snapshot(s, e, snapshot_for(record_idx, k, big))
     return b.build()
 
 
@@ -44,10 +47,11 @@ def main(path, mode):
     for m in metas:
         w.add_record(m)
     k = 0
-    batch = 7
+    big = mode == "killbig"
+    batch = 2 if big else 7
     while True:
         for i, m in enumerate(metas):
-            w.append(i, chunk_for(m, i, k, k + batch))
+            w.append(i, chunk_for(m, i, k, k + batch, big))
         k += batch
         w.flush()
         print("committed %d" % k, flush=True)

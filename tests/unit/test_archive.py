@@ -200,6 +200,88 @@ def test_sigkill_mid_append_keeps_every_flushed_snapshot(tmp_path, trial):
             assert r.stored_guide(i) is None      # written only by close()
 
 
+@pytest.mark.parametrize("trial", range(4))
+def test_sigkill_mid_append_of_page_sized_snapshots(tmp_path, trial):
+    """As above with record 0's snapshots of 70-90k regions (its region columns get the
+    wide chunks of a closed archive in this SWMR file, record 1's stay small): every
+    flushed snapshot is there, exactly."""
+    path = tmp_path / ("b%d.h5" % trial)
+    proc = subprocess.Popen([sys.executable, str(PROC), str(path), "killbig"],
+                            stdout=subprocess.PIPE, text=True)
+    committed = 0
+    target = random.Random(trial).randint(1, 6)
+    for line in proc.stdout:
+        committed = int(line.split()[1])
+        if committed >= target * 2:
+            break
+    time.sleep(random.Random(trial).random() * 0.2)  # a random point of the next batch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with h5py.File(path, "r", swmr=True) as f:
+        assert f["records/000000/regions/start"].chunks == (layout.REGION_CHUNK_ROWS,)
+        assert f["records/000001/regions/start"].chunks == (layout.SWMR_REGION_CHUNK_ROWS,)
+    with ArchiveReader(path) as r:
+        for i in range(2):
+            n = r.nr_snapshots(i)
+            assert n >= committed
+            assert_same_record(chunk_for(r.records[i], i, 0, n, big=True), r.load(i))
+
+
+def _regions(n, seed):
+    from damo_pipe.model import RegionColumns
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 64, n).astype(np.uint64) * np.uint64(4096)
+    ends = np.uint64(1 << 40) + np.cumsum(sizes)
+    return RegionColumns(ends - sizes, ends, rng.integers(0, 21, n), rng.integers(0, 1000, n))
+
+
+def _one_snapshot(meta, k, regions):
+    b = RecordBuilder(meta)
+    b.add_snapshot(k * 1000, k * 1000 + 1000, regions)
+    return b.build()
+
+
+def test_swmr_chunks_widen_for_page_sized_snapshots_only(tmp_path):
+    """A SWMR archive keeps small region chunks (a live recording's flushes rewrite the
+    last chunk) unless a record's first snapshot is page-granularity sized; records and
+    their content stay as written either way, streamed snapshots included."""
+    big = layout.SWMR_WIDE_MIN_REGIONS
+    path = tmp_path / "w.h5"
+    metas = [Record(target_id=i) for i in range(4)]
+    expect = {}
+    with ArchiveWriter(path, swmr=True) as w:
+        for m in metas:
+            w.add_record(m)
+        first = {0: _regions(big, 0), 1: _regions(big - 1, 1), 2: _regions(10, 2)}
+        for i, regs in first.items():
+            w.append(i, _one_snapshot(metas[i], 0, regs))
+            expect[i] = [regs]
+        streamed = _regions(3 * 1000, 3)
+        w.append_open(3, streamed.take(0, 1000))       # record 3: a snapshot streamed
+        w.append_open(3, streamed.take(1000, 3000))
+        w.end_open(3, 0, 1000)
+        expect[3] = [streamed]
+        w.flush()
+        # after the first write SWMR mode has started: chunks stay as they are
+        later = _regions(big + 5, 9)
+        w.append(2, _one_snapshot(metas[2], 1, later))
+        expect[2].append(later)
+        w.flush()
+        # as a live reader sees them (closing compacts the file, which chunks anew)
+        with h5py.File(path, "r", swmr=True) as f:
+            chunks = {i: f["records/%06d/regions/start" % i].chunks[0] for i in range(4)}
+    assert chunks == {0: layout.REGION_CHUNK_ROWS, 1: layout.SWMR_REGION_CHUNK_ROWS,
+                      2: layout.SWMR_REGION_CHUNK_ROWS, 3: layout.REGION_CHUNK_ROWS}
+    with ArchiveReader(path) as r:
+        for i, parts in expect.items():
+            rec = r.load(i)
+            assert rec.nr_snapshots == len(parts)
+            for k, regs in enumerate(parts):
+                got = rec.snapshot_regions(k)
+                for col in ("start", "end", "nr_accesses", "age"):
+                    np.testing.assert_array_equal(getattr(got, col), getattr(regs, col))
+
+
 def test_not_hdf5(tmp_path):
     p = tmp_path / "x.h5"
     p.write_bytes(b"this is not hdf5")
