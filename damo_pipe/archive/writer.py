@@ -344,9 +344,10 @@ class ArchiveWriter:
             self._write_pending(record_idx)
 
     def _direct_writer(self):
-        """The writer of whole Blosc chunks compressed in threads (_blosc_direct), for
-        archives that are not SWMR ones (a live recording's small chunks are rewritten
-        at every flush: HDF5's filter path); None otherwise."""
+        """The writer of whole Blosc chunks compressed in threads (_blosc_direct); None
+        when it cannot be used. A SWMR archive uses it only for the region columns of
+        records widened by _widen_big_records (a live recording's small chunks are
+        rewritten at every flush: HDF5's filter path)."""
         if self._direct is None and self._direct_ok:
             from damo_pipe._prefetch import usable_cpus
             from damo_pipe.archive._blosc_direct import BloscChunkWriter
