@@ -44,7 +44,14 @@ def exit_fast(rc):
     run_exitfuncs()
     if threading.active_count() != 1 or _hdf5_files_open():
         return rc
-    rc = rc if isinstance(rc, int) else 1
+    os._exit(flush_stdio(rc if isinstance(rc, int) else 1))
+
+
+def flush_stdio(rc):
+    """Flush stdout and stderr before a fast exit; returns ``rc``, or 1 when stdout met
+    a full disk (the report did not reach its file: never exit 0 with a cut output; one
+    error line says so). A closed or broken pipe is ignored, as a normal exit would."""
+    import os
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
@@ -52,7 +59,6 @@ def exit_fast(rc):
         except OSError as e:
             import errno
             if stream is sys.stdout and e.errno in (errno.ENOSPC, errno.EDQUOT):
-                # the report did not reach its file: never exit 0 with a cut output
                 try:
                     sys.stderr.write("%s: error: no space left on device writing stdout\n"
                                      % os.path.basename(sys.argv[0] or "damo-pipe"))
@@ -60,9 +66,9 @@ def exit_fast(rc):
                 except (OSError, ValueError):
                     pass
                 rc = rc or 1
-        except ValueError:   # closed or broken pipe: as a normal exit would
+        except ValueError:
             pass
-    os._exit(rc)
+    return rc
 
 
 def _hdf5_files_open():

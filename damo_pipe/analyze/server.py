@@ -343,24 +343,8 @@ def _run_command(argv):
         if t is not threading.main_thread() and not t.daemon:
             t.join()
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BrokenPipeError:
-            pass
-        except OSError as e:
-            import errno
-            if stream is sys.stdout and e.errno in (errno.ENOSPC, errno.EDQUOT):
-                try:
-                    sys.stderr.write("%s: error: no space left on device writing stdout\n"
-                                     % os.path.basename(sys.argv[0] or "damo-analyze"))
-                    sys.stderr.flush()
-                except (OSError, ValueError):
-                    pass
-                rc = rc or 1
-        except ValueError:
-            pass
-    return rc
+    from damo_pipe._cli_common import flush_stdio
+    return flush_stdio(rc)
 
 
 def detach_and_serve(server_factory, ready_timeout=120.0):

@@ -290,15 +290,7 @@ cdef class _Rows:
                 k = _fast_tail(b + pos + pfx, body - pos - pfx, &rs, &re_, &acc, &age,
                                &hasage)
                 if k >= 0 and row < cap:
-                    self.end_v[row] = f_end
-                    self.tid_v[row] = f_tid
-                    self.nr_v[row] = <int64_t>f_nr
-                    self.s_v[row] = rs
-                    self.e_v[row] = re_
-                    self.acc_v[row] = acc
-                    self.age_v[row] = age
-                    self.hasage_v[row] = hasage
-                    self.lines_v[row] = line
+                    _put_row(self, row, f_end, f_tid, f_nr, rs, re_, acc, age, hasage, line)
                     row += 1
                     pos += pfx + k + 1
                     continue
@@ -307,15 +299,7 @@ cdef class _Rows:
                 k = _fast_line(b + pos + pre, body - pos - pre, pp + post_at, post, &lt,
                                &ltl, &f_end, &rs, &re_, &acc, &age, &hasage)
                 if k >= 0 and row < cap:
-                    self.end_v[row] = f_end
-                    self.tid_v[row] = f_tid
-                    self.nr_v[row] = <int64_t>f_nr
-                    self.s_v[row] = rs
-                    self.e_v[row] = re_
-                    self.acc_v[row] = acc
-                    self.age_v[row] = age
-                    self.hasage_v[row] = hasage
-                    self.lines_v[row] = line
+                    _put_row(self, row, f_end, f_tid, f_nr, rs, re_, acc, age, hasage, line)
                     row += 1
                     pl = b + pos
                     pfx = pre + ltl + post
@@ -461,15 +445,8 @@ cdef class _Rows:
             if row >= cap:
                 if self._fail(TE_ROW_OVERFLOW, line, 0, 0): break
                 continue
-            self.end_v[row] = <int64_t>d
-            self.tid_v[row] = tid
-            self.nr_v[row] = <int64_t>nrr
-            self.s_v[row] = rs
-            self.e_v[row] = re_
-            self.acc_v[row] = acc
-            self.age_v[row] = age
-            self.hasage_v[row] = kind != EV_AGGREGATED_NO_AGE
-            self.lines_v[row] = line
+            _put_row(self, row, <int64_t>d, tid, nrr, rs, re_, acc, age,
+                     kind != EV_AGGREGATED_NO_AGE, line)
             row += 1
             if kind != EV_BEFORE_APPLY:
                 pp = b + ls
@@ -521,6 +498,23 @@ cdef class _Rows:
                                      line=line0 + self.err.line)
         return RecordFormatError(_ERRORS[self.err.code] % tok, path=path,
                                  line=line0 + self.err.line)
+
+
+@cython.boundscheck(False)  # callers write only rows < cap (_Rows._tok checks)
+@cython.wraparound(False)
+cdef inline void _put_row(_Rows r, Py_ssize_t row, int64_t end, uint64_t tid, uint64_t nr,
+                          uint64_t rs, uint64_t re_, int64_t acc, int64_t age,
+                          uint8_t hasage, Py_ssize_t line) noexcept nogil:
+    """One parsed damon_aggregated row into the columns of ``r``."""
+    r.end_v[row] = end
+    r.tid_v[row] = tid
+    r.nr_v[row] = <int64_t>nr
+    r.s_v[row] = rs
+    r.e_v[row] = re_
+    r.acc_v[row] = acc
+    r.age_v[row] = age
+    r.hasage_v[row] = hasage
+    r.lines_v[row] = line
 
 
 cdef enum:

@@ -178,20 +178,29 @@ def test_swmr_reader_sees_appends_of_writer_process(tmp_path):
         assert proc.wait(timeout=60) == 0
 
 
+def kill_writer(path, mode, until, pause):
+    """Run archive_proc's writer in ``mode``, SIGKILL it ``pause`` s after it printed a
+    commit of ``until`` snapshots or more (a random point of its next batch); returns
+    the snapshots it had committed."""
+    proc = subprocess.Popen([sys.executable, str(PROC), str(path), mode],
+                            stdout=subprocess.PIPE, text=True)
+    committed = 0
+    for line in proc.stdout:
+        committed = int(line.split()[1])
+        if committed >= until:
+            break
+    time.sleep(pause)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    return committed
+
+
 @pytest.mark.parametrize("trial", range(6))
 def test_sigkill_mid_append_keeps_every_flushed_snapshot(tmp_path, trial):
     path = tmp_path / ("k%d.h5" % trial)
-    proc = subprocess.Popen([sys.executable, str(PROC), str(path), "kill"], stdout=subprocess.PIPE,
-                            text=True)
-    committed = 0
-    target = random.Random(trial).randint(2, 25)
-    for line in proc.stdout:
-        committed = int(line.split()[1])
-        if committed >= target * 7:
-            break
-    time.sleep(random.Random(trial).random() * 0.05)  # kill at a random point of the next batch
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    rnd = random.Random(trial)
+    committed = kill_writer(path, "kill", rnd.randint(2, 25) * 7, rnd.random() * 0.05)
     with ArchiveReader(path) as r:
         for i in range(2):
             n = r.nr_snapshots(i)
@@ -206,17 +215,8 @@ def test_sigkill_mid_append_of_page_sized_snapshots(tmp_path, trial):
     wide chunks of a closed archive in this SWMR file, record 1's stay small): every
     flushed snapshot is there, exactly."""
     path = tmp_path / ("b%d.h5" % trial)
-    proc = subprocess.Popen([sys.executable, str(PROC), str(path), "killbig"],
-                            stdout=subprocess.PIPE, text=True)
-    committed = 0
-    target = random.Random(trial).randint(1, 6)
-    for line in proc.stdout:
-        committed = int(line.split()[1])
-        if committed >= target * 2:
-            break
-    time.sleep(random.Random(trial).random() * 0.2)  # a random point of the next batch
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    rnd = random.Random(trial)
+    committed = kill_writer(path, "killbig", rnd.randint(1, 6) * 2, rnd.random() * 0.2)
     with h5py.File(path, "r", swmr=True) as f:
         assert f["records/000000/regions/start"].chunks == (layout.REGION_CHUNK_ROWS,)
         assert f["records/000001/regions/start"].chunks == (layout.SWMR_REGION_CHUNK_ROWS,)
