@@ -95,11 +95,15 @@ def private_directory_problem(directory):
 
 def code_fingerprint():
     """What must match between the server and its caller: the interpreter, damo_pipe's
-    version and location, and the newest modification time of its modules (an edited
-    source tree or a reinstall makes a running server refuse)."""
+    version and location, a digest of every module file's path, size and modification
+    time (an edit, a copy keeping old times, a deleted module, a reinstall), and the
+    installed numpy, h5py and hdf5plugin distributions. Raises OSError when the tree
+    cannot be read (a client then runs the command itself)."""
+    import _blake2
+
     import damo_pipe
     root = os.path.dirname(os.path.abspath(damo_pipe.__file__))
-    newest = 0
+    listing = []
     stack = [root]
     while stack:
         with os.scandir(stack.pop()) as it:
@@ -108,11 +112,36 @@ def code_fingerprint():
                 if entry.is_dir(follow_symlinks=False):
                     if name != "__pycache__" and not name.startswith("."):
                         stack.append(entry.path)
-                elif name.endswith((".py", ".so", ".pyx", ".pxi")):
-                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
-    parts = [sys.executable, sys.version, damo_pipe.__version__, root, str(newest)]
+                elif name.endswith((".py", ".so", ".pyx", ".pxi", ".pyi")):
+                    st = entry.stat(follow_symlinks=False)
+                    listing.append("%s\0%d\0%d" % (entry.path, st.st_size, st.st_mtime_ns))
+    listing.sort()
+    listing.extend(_dependency_dists())
+    digest = _blake2.blake2b("\n".join(listing).encode("utf-8", "surrogateescape"),
+                             digest_size=16).hexdigest()
+    parts = [sys.executable, sys.version, damo_pipe.__version__, root, digest]
     return "\x1f".join(p.replace("\0", " ").replace("\x1f", " ") for p in parts).encode(
         "utf-8", "surrogateescape")
+
+
+#: distributions whose upgrade changes what a command does
+_DEPENDENCIES = ("numpy-", "h5py-", "hdf5plugin-")
+
+
+def _dependency_dists():
+    """The ``.dist-info`` names (they carry the versions) of numpy, h5py and hdf5plugin
+    on sys.path, without importing them."""
+    found = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        found.extend(n for n in names if n.startswith(_DEPENDENCIES) and n.endswith(
+            (".dist-info", ".egg-info")))
+    return found
 
 
 # ------------------------------------------------------------------ wire format
@@ -133,9 +162,18 @@ def _send_request(sock, kind, payload, fds=()):
         sock.sendall(data[sent:])
 
 
-def _recv_exact(sock, n):
+def _recv_exact(sock, n, deadline=None):
+    """``n`` bytes; EOFError if the other side closed first. ``deadline`` (a
+    time.monotonic() value): for the whole read, not for each recv (a peer trickling
+    bytes cannot hold the reader longer); socket.timeout past it."""
     parts = []
     while n:
+        if deadline is not None:
+            import time
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _socket.timeout("timed out")
+            sock.settimeout(left)
         chunk = sock.recv(n)
         if not chunk:
             raise EOFError
@@ -154,7 +192,17 @@ def send_reply(sock, tag, value):
 
 
 # ------------------------------------------------------------------ client side
+def peer_ids(sock):
+    """(pid, uid, gid) of the process at the other end of a connected Unix socket."""
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return tuple(int.from_bytes(creds[k:k + 4], sys.byteorder, signed=True)
+                 for k in (0, 4, 8))
+
+
 def _connect(path):
+    """A socket connected to the server at ``path``: in a private directory, and
+    answered by a process of this user (checked after connecting: nothing swapped in
+    between the check of the directory and the connection can receive a command)."""
     directory = os.path.dirname(path) or "."
     problem = private_directory_problem(directory)
     if problem is not None:
@@ -163,42 +211,52 @@ def _connect(path):
     sock.settimeout(ANSWER_TIMEOUT)
     try:
         sock.connect(path)
+        _pid, uid, _gid = peer_ids(sock)
     except OSError as e:
         sock.close()
         raise ServerRefused("%s: %s" % (path, e.strerror or e))
+    if uid != os.geteuid():
+        sock.close()
+        raise ServerRefused("%s: answered by uid %d, not by this user" % (path, uid))
     return sock
 
 
 def forward(argv, path=None, fingerprint=None):
     """Run ``damo-analyze argv`` in the resident server, on this process's stdin, stdout
-    and stderr. Returns its exit code, or None when no usable server answers (the
-    caller then runs the command itself). Signals that would stop this process (Ctrl-C,
-    SIGTERM, SIGHUP) are passed on to the command."""
+    and stderr. Returns its exit code, or None when no usable server answers or it
+    refuses (the caller then runs the command itself: the command has not started).
+    Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are passed on to the command; when one ends it,
+    this process ends by the same signal, as a local run would."""
     if path is None:
         path = configured_socket_path()
     if path is None or "_ARGCOMPLETE" in os.environ or not os.path.exists(path):
+        return None
+    payload = _run_request(argv, fingerprint)
+    if payload is None:
         return None
     try:
         sock = _connect(path)
     except ServerRefused:
         return None
     try:
-        return _forward_on(sock, argv, fingerprint)
+        return _forward_on(sock, payload)
     finally:
         sock.close()
 
 
-def _forward_on(sock, argv, fingerprint):
+def _run_request(argv, fingerprint):
+    """The RUN request's payload, or None when the command cannot be handed over."""
     fsencode = os.fsencode
     try:
         cwd = os.getcwd()
+        if fingerprint is None:
+            fingerprint = code_fingerprint()
     except OSError:
         return None
     umask = os.umask(0o022)
     os.umask(umask)
     streams = [s if s is not None else sys.__stdout__ for s in (sys.stdout, sys.stderr)]
-    fields = [fingerprint if fingerprint is not None else code_fingerprint(),
-              fsencode(cwd), b"%d" % umask,
+    fields = [fingerprint, fsencode(cwd), b"%d" % umask,
               (getattr(streams[0], "encoding", None) or "utf-8").encode(),
               (getattr(streams[0], "errors", None) or "strict").encode(),
               (getattr(streams[1], "errors", None) or "backslashreplace").encode(),
@@ -207,59 +265,80 @@ def _forward_on(sock, argv, fingerprint):
     fields += [fsencode(k) + b"=" + fsencode(v) for k, v in os.environ.items()]
     if any(b"\0" in f for f in fields):
         return None
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    try:
-        _send_request(sock, RUN, encode_fields(fields), fds=(0, 1, 2))
-    except OSError:
-        return None     # e.g. a closed stdin (EBADF): nothing was sent
-    try:
-        tag, value = read_reply(sock)
-    except _socket.timeout:
-        sys.stderr.write("damo-analyze: error: the resident server at %s took no command "
-                         "in %g s (stopped or swamped?); %s=off runs without it\n"
-                         % (sock.getpeername(), ANSWER_TIMEOUT, ENV))
-        return 1
-    except (OSError, EOFError):
-        return None     # the server went away before it forked: nothing ran
-    if tag != REPLY_PID:
-        return None     # stale code: the server refused (and stops if it is outdated)
-    sock.settimeout(None)
-    return _wait_for_exit(sock, value)
+    return encode_fields(fields)
 
 
-def _wait_for_exit(sock, pid):
+#: signals a client passes on to its command
+_PASSED_ON = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+def _forward_on(sock, payload):
     import _signal as signal     # signal.py's enums cost ~2 ms
+    state = {"pid": None, "pending": [], "last": None}
 
     def pass_on(signum, frame):
+        state["last"] = signum
+        if state["pid"] is None:
+            state["pending"].append(signum)   # passed on once the command has a pid
+            return
         try:
-            os.kill(pid, signum)
+            os.kill(state["pid"], signum)
         except OSError:
             pass
 
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for name in _PASSED_ON:
+        signum = getattr(signal, name)
         try:
             previous[signum] = signal.signal(signum, pass_on)
         except (ValueError, OSError):   # not the main thread
             pass
     try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        try:
+            _send_request(sock, RUN, payload, fds=(0, 1, 2))
+        except OSError:
+            return None     # e.g. a closed stdin (EBADF): nothing was sent
         while True:
             try:
                 tag, value = read_reply(sock)
-            except InterruptedError:
-                continue
-            except (OSError, EOFError):
-                # the command died without answering (killed): as a shell reports it
-                sys.stderr.write("damo-analyze: the command ended without an exit code "
-                                 "(killed in the resident server)\n")
+            except _socket.timeout:
+                sys.stderr.write("damo-analyze: error: the resident server at %s took no "
+                                 "command in %g s (stopped or swamped?); %s=off runs "
+                                 "without it\n" % (sock.getpeername(), ANSWER_TIMEOUT, ENV))
                 return 1
+            except (OSError, EOFError):
+                if state["pid"] is None:
+                    return None     # the server went away before it forked: nothing ran
+                return _ended_without_code(state["last"], previous)
             if tag == REPLY_EXIT:
                 return int(value)
+            if tag == REPLY_PID and state["pid"] is None:
+                state["pid"] = int(value)
+                sock.settimeout(None)
+                for signum in state["pending"]:
+                    pass_on(signum, None)
+                state["pending"] = []
+            elif state["pid"] is None:
+                return None     # refused (other code, another namespace): run locally
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _ended_without_code(last_signal, previous):
+    """The command died without an exit code. After a signal passed on to it, end this
+    process by that signal (what a shell shows for a local run); else one error line."""
+    if last_signal is not None:
+        import _signal as signal
+        previous.pop(last_signal, None)
+        signal.signal(last_signal, signal.SIG_DFL)
+        os.kill(os.getpid(), last_signal)
+    sys.stderr.write("damo-analyze: error: the command ended without an exit code "
+                     "(killed in the resident server)\n")
+    return 1
 
 
 def request(path, kind):

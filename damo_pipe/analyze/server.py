@@ -79,6 +79,8 @@ class ResidentServer:
         self._inode = None
         self._children = set()
         self._stopping = False
+        self._lock_fd = None
+        self._own = None       # this process's identity, as _peer_problem compares it
 
     # -- socket
     def bind(self):
@@ -92,11 +94,23 @@ class ResidentServer:
         problem = resident.private_directory_problem(directory)
         if problem is not None:
             raise ServerError("refusing to serve: %s" % problem)
-        if os.path.lexists(self.path):
+        self._take_lock()
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            import stat
+            if not stat.S_ISSOCK(st.st_mode):
+                raise ServerError("%s exists and is not a socket: not replacing it"
+                                  % self.path)
             try:
                 pid, _served = resident.request(self.path, resident.PING)
             except resident.ServerRefused:
-                os.unlink(self.path)         # left by a server that died
+                try:
+                    os.unlink(self.path)         # left by a server that died
+                except FileNotFoundError:
+                    pass
             else:
                 raise ServerError("a server already listens at %s (pid %d); stop it "
                                   "with: damo-analyze serve --stop" % (self.path, pid))
@@ -114,17 +128,36 @@ class ResidentServer:
         self._sock = sock
         self._inode = os.stat(self.path).st_ino
 
+    def _take_lock(self):
+        """Hold ``<socket>.lock`` (flock) while serving: two servers starting at once on
+        one socket cannot both think it is theirs."""
+        import fcntl
+        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            try:
+                pid, _served = resident.request(self.path, resident.PING)
+            except resident.ServerRefused:
+                raise ServerError("another server is starting at %s" % self.path) from None
+            raise ServerError("a server already listens at %s (pid %d); stop it with: "
+                              "damo-analyze serve --stop" % (self.path, pid)) from None
+        self._lock_fd = fd
+
     def close(self):
         """Stop listening and remove the socket if it is still ours."""
-        if self._sock is None:
-            return
-        self._sock.close()
-        self._sock = None
-        try:
-            if os.stat(self.path).st_ino == self._inode:
-                os.unlink(self.path)
-        except OSError:
-            pass
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            try:
+                if os.stat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+            except OSError:
+                pass
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- loop
     def serve_forever(self):
@@ -176,10 +209,8 @@ class ResidentServer:
         fds = []
         try:
             conn.settimeout(_REQUEST_TIMEOUT)
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-            peer_pid, peer_uid = int.from_bytes(creds[0:4], sys.byteorder), \
-                int.from_bytes(creds[4:8], sys.byteorder)
-            kind, payload, fds = _read_request(conn)
+            peer_pid, peer_uid, peer_gid = resident.peer_ids(conn)
+            kind, payload, fds = _read_request(conn, time.monotonic() + _REQUEST_TIMEOUT)
             if peer_uid != os.geteuid():
                 log.warning("refused a command of uid %d (pid %d)", peer_uid, peer_pid)
                 return
@@ -194,6 +225,15 @@ class ResidentServer:
                 log.warning("malformed request from pid %d", peer_pid)
                 return
             job = _decode_run(payload)
+            if self._own is None:
+                self._own = process_identity(os.getpid())
+            problem = _peer_problem(self._own, peer_pid, peer_gid)
+            if problem is not None:
+                # another gid, groups, capabilities, limits, namespace or root: the child
+                # would not be the caller's process; the caller runs it itself
+                log.info("pid %d runs its command itself: %s", peer_pid, problem)
+                resident.send_reply(conn, resident.REPLY_STALE, 0)
+                return
             if job["fingerprint"] != self.fingerprint:
                 resident.send_reply(conn, resident.REPLY_STALE, 0)
                 if _same_install(job["fingerprint"], self.fingerprint):
@@ -204,7 +244,7 @@ class ResidentServer:
             conn.settimeout(None)
             pid = os.fork()
             if pid == 0:        # the child never returns
-                _run_child(conn, fds, job, self._sock)
+                _run_child(conn, fds, job, (self._sock, self._lock_fd))
             self._children.add(pid)
             self.served += 1
             log.info("pid %d runs %s for pid %d", pid, job["argv"], peer_pid)
@@ -218,15 +258,53 @@ class ResidentServer:
                     pass
 
 
+#: /proc/PID/status lines that must be the same for the caller and the server
+_STATUS_KEYS = ("Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:",
+                "CapAmb:", "NoNewPrivs:", "Seccomp:")
+_NAMESPACES = ("mnt", "pid", "user", "net", "ipc", "uts")
+
+
+def process_identity(pid):
+    """What a process may do, from /proc: its credentials and capabilities, its resource
+    limits, its namespaces and its root directory (OSError when unreadable)."""
+    base = "/proc/%d/" % pid
+    with open(base + "status") as f:
+        status = [ln.strip() for ln in f if ln.startswith(_STATUS_KEYS)]
+    with open(base + "limits") as f:
+        limits = f.read()
+    namespaces = [os.readlink(base + "ns/" + ns) for ns in _NAMESPACES
+                  if os.path.exists(base + "ns/" + ns)]
+    return {"status": status, "limits": limits, "namespaces": namespaces,
+            "root": os.readlink(base + "root")}
+
+
+def _peer_problem(own, peer_pid, peer_gid):
+    """Why the child of this server would not act as the caller would (None if it would):
+    only a caller with the server's gid, groups, capabilities, resource limits,
+    namespaces and root is served."""
+    if peer_gid != os.getegid():
+        return "gid %d" % peer_gid
+    try:
+        peer = process_identity(peer_pid)
+    except OSError as e:
+        return "its /proc entry cannot be read (%s)" % (e.strerror or e)
+    for key, value in own.items():
+        if peer[key] != value:
+            return "its %s differ" % key
+    return None
+
+
 def _same_install(a, b):
     """Whether two fingerprints name the same interpreter and package directory."""
     pa, pb = a.split(b"\x1f"), b.split(b"\x1f")
     return len(pa) == len(pb) == 5 and pa[0] == pb[0] and pa[3] == pb[3]
 
 
-def _read_request(conn):
-    """(kind, payload, received fds) of one request; the fds come with its first bytes."""
+def _read_request(conn, deadline):
+    """(kind, payload, received fds) of one request; the fds come with its first bytes.
+    The whole request must arrive before ``deadline`` (time.monotonic())."""
     header_size = resident._HEADER.size
+    conn.settimeout(max(0.001, deadline - time.monotonic()))
     data, ancdata, flags, _addr = conn.recvmsg(header_size, socket.CMSG_SPACE(3 * 4))
     fds = []
     for level, type_, cdata in ancdata:
@@ -238,12 +316,14 @@ def _read_request(conn):
     try:
         if flags & socket.MSG_CTRUNC:
             raise ValueError("too many file descriptors")
+        if not data:
+            raise EOFError
         if len(data) < header_size:
-            data += resident._recv_exact(conn, header_size - len(data))
+            data += resident._recv_exact(conn, header_size - len(data), deadline)
         kind, length = resident._HEADER.unpack(data)
         if length > resident.MAX_REQUEST:
             raise ValueError("request of %d bytes" % length)
-        payload = resident._recv_exact(conn, length) if length else b""
+        payload = resident._recv_exact(conn, length, deadline) if length else b""
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -270,23 +350,38 @@ def _decode_run(payload):
             "argv": [fsdecode(a) for a in fields[8:8 + nargs]], "env": env}
 
 
-def _run_child(conn, fds, job, listening):
-    """In the forked child: become the caller's command, run it, answer, exit."""
+def _run_child(conn, fds, job, inherited):
+    """In the forked child: become the caller's command, run it, answer, exit. The pid
+    goes out first: a caller that is gone by then never has its command run, and one
+    that gets it has handed the command over (no second, local run)."""
+    try:
+        resident.send_reply(conn, resident.REPLY_PID, os.getpid())
+    except BaseException:   # noqa: BLE001 - the caller is gone: nothing to run
+        os._exit(1)
     rc = 1
     try:
-        listening.close()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
-                       signal.SIGPIPE):
+        for obj in inherited:          # the listening socket and the server's lock
+            if hasattr(obj, "close"):
+                obj.close()
+            elif obj is not None:
+                os.close(obj)
+        os.setpgid(0, 0)     # Ctrl-C on the server's own terminal does not reach it
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)      # as Python starts
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        _watch_caller(conn)
         os.chdir(job["cwd"])
         os.umask(job["umask"])
         os.environ.clear()
-        os.environ.update(job["env"])
+        for key, value in job["env"].items():
+            try:
+                os.environ[key] = value
+            except ValueError:          # a name putenv refuses (empty, with '=')
+                pass
         time.tzset()
         try:
             import locale
@@ -296,20 +391,56 @@ def _run_child(conn, fds, job, listening):
         logging.root.handlers.clear()       # the command's main() sets up its own
         sys.argv = [job["argv0"]] + job["argv"]
         _reopen_stdio(job)
-        resident.send_reply(conn, resident.REPLY_PID, os.getpid())
+    except BaseException as e:   # noqa: BLE001 - one line, as any command's error
+        try:
+            os.write(2, ("damo-analyze: error: the resident server could not take the "
+                         "command: %s\n" % e).encode("utf-8", "replace"))
+        except OSError:
+            pass
+        _answer_and_exit(conn, 1)
+    try:
         rc = _run_command(job["argv"])
-    except BaseException:   # noqa: BLE001 - the child must answer and exit whatever happens
+    except BaseException:   # noqa: BLE001 - as an uncaught exception ends a process
         try:
             import traceback
             traceback.print_exc()
+            sys.stderr.flush()
         except BaseException:   # noqa: BLE001
             pass
-    finally:
-        try:
-            resident.send_reply(conn, resident.REPLY_EXIT, rc)
-        except BaseException:   # noqa: BLE001
-            pass
-        os._exit(rc if isinstance(rc, int) and 0 <= rc < 256 else 1)
+        rc = 1
+    _answer_and_exit(conn, rc)
+
+
+def _answer_and_exit(conn, rc):
+    rc = rc if isinstance(rc, int) and 0 <= rc < 256 else 1
+    try:
+        resident.send_reply(conn, resident.REPLY_EXIT, rc)
+    except BaseException:   # noqa: BLE001
+        pass
+    os._exit(rc)
+
+
+def _watch_caller(conn):
+    """End this command as the caller ends: when the caller's end of the connection
+    closes (it was killed: a local command would have died with it), SIGKILL. The
+    caller sends nothing after its request, so any readiness means it is gone."""
+    import threading
+    fd = conn.fileno()
+
+    def watch():
+        import select
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR
+                        | getattr(select, "POLLRDHUP", 0))
+        while True:
+            try:
+                if poller.poll():
+                    break
+            except InterruptedError:
+                continue
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="damo-pipe-caller-watch", daemon=True).start()
 
 
 def _reopen_stdio(job):
@@ -361,11 +492,17 @@ def detach_and_serve(server_factory, ready_timeout=120.0):
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.close(devnull)
+            # hold nothing of the caller's: no other inherited descriptor (a pipe kept
+            # open would never see its end), not its working directory
+            os.closerange(3, write_end)
+            os.closerange(write_end + 1, 65536)
+            os.chdir("/")
             server = server_factory()
             try:
                 server.bind()
-                preload()
+                # the code as it is before it is loaded: an edit made meanwhile is seen
                 server.fingerprint = resident.code_fingerprint()
+                preload()
                 os.write(write_end, b"ok %d" % os.getpid())
                 os.close(write_end)
                 write_end = None
@@ -384,7 +521,12 @@ def detach_and_serve(server_factory, ready_timeout=120.0):
     deadline = time.monotonic() + ready_timeout
     chunks = []
     try:
-        while time.monotonic() < deadline:
+        import select
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                raise ServerError("the background server did not listen within %g s "
+                                  "(pid %d)" % (ready_timeout, pid))
             chunk = os.read(read_end, 4096)
             if not chunk:
                 break

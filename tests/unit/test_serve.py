@@ -315,3 +315,138 @@ def test_a_socket_path_too_long_is_one_error_line(tmp_path):
     assert r.stderr.startswith(b"damo-analyze: error: cannot listen at ")
     assert b"Traceback" not in r.stderr
     assert resident.forward(["--version"], path=str(long_path)) is None
+
+
+def test_a_caller_with_other_limits_runs_its_command_itself(server):
+    """The child would run with the server's limits, groups, capabilities and
+    namespaces: a caller whose own differ (here a lower open-files limit) is not served,
+    and its command runs locally with the same output."""
+    import resource
+
+    def lower_limit():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512) - 1, hard))
+
+    before = status(server)[1]
+    argv = ["info", str(sample_path())]
+    r = subprocess.run(CLI + argv, capture_output=True, env=_env(server), timeout=120,
+                       preexec_fn=lower_limit)
+    assert status(server)[1] == before          # not served
+    local = run(argv, None)
+    assert (r.returncode, r.stdout, r.stderr) == (local.returncode, local.stdout, local.stderr)
+
+
+def test_peer_ids_name_the_other_end():
+    import socket
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        assert resident.peer_ids(a) == (os.getpid(), os.geteuid(), os.getegid())
+
+
+def _served_waiting_command(server, tmp_path, **kw):
+    """A served `info FIFO` (it blocks opening the FIFO) and its child's pid."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before = status(server)[1]
+    p = subprocess.Popen(CLI + ["info", str(fifo)], env=_env(server), **kw)
+    deadline = time.monotonic() + 30
+    while status(server)[1] == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return p
+
+
+def test_sigterm_ends_the_caller_as_it_ends_a_local_command(server, tmp_path):
+    p = _served_waiting_command(server, tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM
+    assert b"Traceback" not in err
+
+
+def test_a_killed_caller_takes_its_command_with_it(tmp_path):
+    sock = private_dir(tmp_path) / "a.sock"
+    srv = start_foreground(sock)
+    try:
+        p = _served_waiting_command(sock, tmp_path, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        children = _children(srv.pid)
+        assert children
+        p.kill()                      # SIGKILL: it cannot pass anything on
+        p.wait(timeout=30)
+        # the command held the caller's stderr: it is closed once the command is gone
+        import select
+        ready, _, _ = select.select([p.stderr], [], [], 30)
+        assert ready and p.stderr.read() == b""
+        deadline = time.monotonic() + 30
+        while any(os.path.exists("/proc/%d" % c) and _state(c) != "Z" for c in children) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(not os.path.exists("/proc/%d" % c) or _state(c) == "Z" for c in children)
+        p.stderr.close()
+    finally:
+        stop(srv, sock)
+
+
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_a_file_at_the_socket_path_is_not_replaced(tmp_path):
+    d = private_dir(tmp_path)
+    notes = d / "notes.txt"
+    notes.write_text("keep me")
+    r = run(["serve", "--socket", str(notes)], None)
+    assert r.returncode == 1 and b"not a socket" in r.stderr
+    assert notes.read_text() == "keep me"
+
+
+def test_a_trickling_client_does_not_hold_the_server(server):
+    """One request must arrive whole within the server's deadline (5 s), however it
+    trickles: other commands are served after it."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(server))
+    s.send(b"R" + (1000).to_bytes(4, "little"))     # a header announcing 1,000 bytes
+    t0 = time.monotonic()
+    stop_at = t0 + 12
+    try:
+        q = subprocess.Popen(CLI + ["--version"], stdout=subprocess.PIPE,
+                             env=_env(server))
+        while q.poll() is None and time.monotonic() < stop_at:
+            try:
+                s.send(b"x")                 # then a byte now and then
+            except OSError:
+                break
+            time.sleep(1)
+        out, _ = q.communicate(timeout=30)
+    finally:
+        s.close()
+    assert q.returncode == 0 and out.startswith(b"damo-analyze ")
+    assert time.monotonic() - t0 < 10
+
+
+def test_detach_keeps_none_of_the_callers_descriptors(tmp_path):
+    sock = private_dir(tmp_path) / "a.sock"
+    r_end, w_end = os.pipe()
+    try:
+        p = subprocess.run(CLI + ["serve", "--socket", str(sock), "--detach"],
+                           env=_env(None), capture_output=True, timeout=120,
+                           pass_fds=(w_end,))
+        assert p.returncode == 0, p.stderr
+        os.close(w_end)
+        w_end = None
+        import select
+        ready, _, _ = select.select([r_end], [], [], 10)
+        assert ready and os.read(r_end, 1) == b""    # nobody holds the write end
+    finally:
+        if w_end is not None:
+            os.close(w_end)
+        os.close(r_end)
+        if status(sock) is not None:
+            resident.request(str(sock), resident.STOP)

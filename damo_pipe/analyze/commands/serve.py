@@ -77,8 +77,9 @@ def run(args):
     srv = make()
     try:
         srv.bind()
-        count = server.preload()
+        # the code as it is before it is loaded: an edit made meanwhile is seen
         srv.fingerprint = resident.code_fingerprint()
+        count = server.preload()
         print("serving at %s (pid %d, %d modules loaded); Ctrl-C or "
               "damo-analyze serve --stop ends it" % (srv.path, __import__("os").getpid(),
                                                      count), file=sys.stderr, flush=True)
