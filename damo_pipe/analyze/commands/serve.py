@@ -78,7 +78,10 @@ def run(args):
     try:
         srv.bind()
         # the code as it is before it is loaded: an edit made meanwhile is seen
-        srv.fingerprint = resident.code_fingerprint()
+        try:
+            srv.fingerprint = resident.code_fingerprint()
+        except OSError as e:
+            raise server.ServerError("cannot read the installed code: %s" % e) from None
         count = server.preload()
         print("serving at %s (pid %d, %d modules loaded); Ctrl-C or "
               "damo-analyze serve --stop ends it" % (srv.path, __import__("os").getpid(),
