@@ -192,10 +192,7 @@ class ArchiveWriter:
                                      chunks=(layout.SNAPSHOT_CHUNK_ROWS,), **self._compression)
             d.attrs["units"] = units
         snaps["nr_regions"].attrs["sample_dimension"] = "region"
-        for name, (dtype, units) in layout.REGION_COLUMNS.items():
-            d = regions.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                       chunks=(self._chunk_rows,), **self._compression)
-            d.attrs["units"] = units
+        self._create_region_columns(regions, self._chunk_rows)
         regions.create_dataset(layout.PROBE_HITS, shape=(0,), maxshape=(None,), dtype=np.int64,
                                chunks=(4096,), **self._compression)
         g.create_dataset(layout.COMMITTED, data=np.zeros(3, np.int64))
@@ -367,31 +364,31 @@ class ArchiveWriter:
         chunks keep a small live recording small (every flush rewrites the last, partly
         filled chunk of each column), but cost a 30M-region snapshot 7,300 chunk writes
         a column: 3x slower. ``st``/``nr_new_regions``: the rows about to be written."""
-        for other in self._records:
-            if other["regions"] or other["chunk_rows"] >= layout.REGION_CHUNK_ROWS:
+        wide = layout.REGION_CHUNK_ROWS
+        for other, pending in zip(self._records, self._pending):
+            if other["regions"] or other["chunk_rows"] >= wide:
                 continue
-            biggest = nr_new_regions if other is st else 0
-            for i, o in enumerate(self._records):
-                if o is other:
-                    for c in self._pending[i]:
-                        if c.nr_snapshots:
-                            biggest = max(biggest, int(c.snapshots.nr_regions.max()))
-            if other is st and st["open_from"] is not None:
-                biggest = max(biggest, layout.SWMR_WIDE_MIN_REGIONS)
+            biggest = max([int(c.snapshots.nr_regions.max()) for c in pending
+                           if c.nr_snapshots], default=0)
+            if other is st:
+                biggest = max(biggest, nr_new_regions, layout.SWMR_WIDE_MIN_REGIONS
+                              if st["open_from"] is not None else 0)
             if biggest >= layout.SWMR_WIDE_MIN_REGIONS:
-                self._recreate_region_columns(other, layout.REGION_CHUNK_ROWS)
+                # the columns are still empty, and SWMR mode (which forbids creating
+                # objects) has not started: make them again with wide chunks
+                regions = other["group"]["regions"]
+                for name in layout.REGION_COLUMNS:
+                    del regions[name]
+                    other["datasets"].pop(("regions", name), None)
+                self._create_region_columns(regions, wide)
+                other["chunk_rows"] = wide
 
-    def _recreate_region_columns(self, st, chunk_rows):
-        """The (still empty) region columns of a record again, with ``chunk_rows``-row
-        chunks (only before SWMR mode starts: no object can be created after)."""
-        regions = st["group"]["regions"]
+    def _create_region_columns(self, regions, chunk_rows):
+        """The empty, extensible region columns of a record's ``regions`` group."""
         for name, (dtype, units) in layout.REGION_COLUMNS.items():
-            del regions[name]
             d = regions.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
                                        chunks=(chunk_rows,), **self._compression)
             d.attrs["units"] = units
-            st["datasets"].pop(("regions", name), None)
-        st["chunk_rows"] = chunk_rows
 
     def _start_swmr(self):
         if self.swmr and not self._swmr_started:
