@@ -4,8 +4,6 @@ style's ``region`` template): region keywords, damo's region order (SEMANTICS-AC
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from damo_pipe.analyze import access_kernels_py as _pyk
@@ -135,23 +133,10 @@ class RegionLister:
             return None
         return [p for p in parts if not (isinstance(p, str) and p == "")]
 
-    def lines(self, template, sv):
-        """The region lines of snapshot ``sv`` (sorted), rendered from ``template``."""
-        order, order_arr = self._order(sv)
-        parts = self._compile(template)
-        if parts is None:
-            return self._expand_each(template, sv, order, order_arr)
-        columns = self._columns(parts, sv, order, order_arr)
-        n = len(order_arr)
-        if not any(isinstance(c, list) for c in columns):
-            return ["".join(columns)] * n
-        # join column-wise (literal parts repeat on every line)
-        iters = [c if not isinstance(c, str) else itertools.repeat(c, n) for c in columns]
-        return ["".join(t) for t in zip(*iters)]
-
     def block(self, template, sv):
-        """``"\\n".join(self.lines(template, sv))`` built at once (the Cython kernel joins
-        the columns straight into one str); None when the snapshot has no region line."""
+        """The region lines of snapshot ``sv`` (sorted), rendered from ``template`` and
+        joined with ``"\\n"`` at once (the Cython kernel joins the columns straight into
+        one str); None when the snapshot has no region line."""
         order, order_arr = self._order(sv)
         n = len(order_arr)
         if n == 0:
