@@ -13,11 +13,12 @@ the caller's terminal, pipe or file, so the output is the bytes a local run prin
 Only the stdlib is imported here (the client runs before numpy is imported). Nothing
 is shared between commands: each child is a fresh fork of the idle server.
 
-Safety: the socket lives in a directory of mode 0700 owned by the user; the server
-serves only peers of its own uid (SO_PEERCRED); a server whose code differs from the
-caller's (another version, an edited source tree) refuses, exits, and the command
-runs locally. ``DAMO_PIPE_SERVER=off`` (or ``0``, ``no``) skips the server; any other
-value is the socket's path.
+Safety: the socket lives in a directory of mode 0700 owned by the user, and the client
+checks that the server is of its uid (SO_PEERCRED). The server serves only callers with
+its own credentials, capabilities, limits and namespaces (server.process_identity) and
+its own code (code_fingerprint); any other caller runs its command locally, and a
+server whose installed code changed stops. ``DAMO_PIPE_SERVER=off`` (or ``0``, ``no``)
+skips the server; any other value is the socket's path (docs/serve.md).
 """
 import _socket     # not socket.py: its enums and selectors cost ~7 ms per command
 import os
@@ -38,7 +39,7 @@ PING = b"P"
 _REPLY = struct.Struct("<cq")
 REPLY_PID = b"p"        # the child's pid (the client forwards signals to it)
 REPLY_EXIT = b"x"       # the command's exit code
-REPLY_STALE = b"s"      # other code: run locally
+REPLY_STALE = b"s"      # not served (other code or identity): run locally
 REPLY_OK = b"k"         # stop / ping answered (value: served commands count)
 
 _HEADER = struct.Struct("<cI")

@@ -16,7 +16,7 @@ import sys
 import time
 
 from damo_pipe.analyze import resident
-from damo_pipe.errors import DamoPipeError, UsageError
+from damo_pipe.errors import DamoPipeError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ResidentServer:
         self._children = set()
         self._stopping = False
         self._lock_fd = None
-        self._own = None       # this process's identity, as _peer_problem compares it
+        self._own = None       # this process's identity (start), as _peer_problem compares it
 
     # -- socket
     def bind(self):
@@ -95,6 +95,7 @@ class ResidentServer:
         if problem is not None:
             raise ServerError("refusing to serve: %s" % problem)
         self._take_lock()
+        # with the lock held, a socket at the path is one a dead server left
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
@@ -105,15 +106,9 @@ class ResidentServer:
                 raise ServerError("%s exists and is not a socket: not replacing it"
                                   % self.path)
             try:
-                pid, _served = resident.request(self.path, resident.PING)
-            except resident.ServerRefused:
-                try:
-                    os.unlink(self.path)         # left by a server that died
-                except FileNotFoundError:
-                    pass
-            else:
-                raise ServerError("a server already listens at %s (pid %d); stop it "
-                                  "with: damo-analyze serve --stop" % (self.path, pid))
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             old_umask = os.umask(0o177)
@@ -127,6 +122,18 @@ class ResidentServer:
             raise ServerError("cannot listen at %s: %s" % (self.path, e.strerror or e)) from None
         self._sock = sock
         self._inode = os.stat(self.path).st_ino
+
+    def start(self):
+        """Listen, take the code's fingerprint (before it is loaded: an edit made
+        meanwhile is seen) and this process's identity, then preload the commands.
+        Returns the number of modules preloaded."""
+        self.bind()
+        try:
+            self.fingerprint = resident.code_fingerprint()
+            self._own = process_identity(os.getpid())
+        except OSError as e:
+            raise ServerError("cannot read the installed code or /proc: %s" % e) from None
+        return preload()
 
     def _take_lock(self):
         """Hold ``<socket>.lock`` (flock) while serving: two servers starting at once on
@@ -161,9 +168,8 @@ class ResidentServer:
 
     # -- loop
     def serve_forever(self):
-        """Accept commands until --stop, SIGTERM/SIGINT or the idle timeout."""
-        if self.fingerprint is None:
-            self.fingerprint = resident.code_fingerprint()
+        """Accept commands (after start()) until --stop, SIGTERM/SIGINT or the idle
+        timeout."""
 
         def stop(signum, frame):
             self._stopping = True
@@ -225,8 +231,6 @@ class ResidentServer:
                 log.warning("malformed request from pid %d", peer_pid)
                 return
             job = _decode_run(payload)
-            if self._own is None:
-                self._own = process_identity(os.getpid())
             problem = _peer_problem(self._own, peer_pid, peer_gid)
             if problem is not None:
                 # another gid, groups, capabilities, limits, namespace or root: the child
@@ -499,10 +503,7 @@ def detach_and_serve(server_factory, ready_timeout=120.0):
             os.chdir("/")
             server = server_factory()
             try:
-                server.bind()
-                # the code as it is before it is loaded: an edit made meanwhile is seen
-                server.fingerprint = resident.code_fingerprint()
-                preload()
+                server.start()
                 os.write(write_end, b"ok %d" % os.getpid())
                 os.close(write_end)
                 write_end = None
@@ -542,8 +543,3 @@ def detach_and_serve(server_factory, ready_timeout=120.0):
         pass
     raise ServerError(message or "the background server ended before it listened")
 
-
-def check_idle_timeout(value):
-    if value is not None and value <= 0:
-        raise UsageError("--idle_timeout must be positive, not %g" % value)
-    return value

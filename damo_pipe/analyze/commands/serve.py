@@ -1,4 +1,5 @@
 """``damo-analyze serve``: a resident process that starts every later command in a few ms."""
+import os
 import sys
 
 HELP = "keep numpy, h5py and the reports loaded in a resident process (commands start in ms)"
@@ -36,8 +37,16 @@ def prepare_parser(parser):
     action.add_argument("--status", action="store_true",
                         help="print the running server's pid and commands served; exit 1 "
                              "when none runs")
-    parser.add_argument("--idle_timeout", metavar="SECONDS", type=float, default=None,
-                        help="stop after this long without a command")
+    parser.add_argument("--idle_timeout", metavar="SECONDS", type=_positive_seconds,
+                        default=None, help="stop after this long without a command")
+
+
+def _positive_seconds(text):
+    import argparse
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive, not %s" % text)
+    return value
 
 
 def _socket_path(args):
@@ -54,7 +63,6 @@ def _socket_path(args):
 def run(args):
     from damo_pipe.analyze import resident, server
     path = _socket_path(args)
-    idle_timeout = server.check_idle_timeout(args.idle_timeout)
     if args.status or args.stop:
         try:
             pid, served = resident.request(path, resident.STOP if args.stop else resident.PING)
@@ -68,7 +76,7 @@ def run(args):
         return 0
 
     def make():
-        return server.ResidentServer(path, idle_timeout=idle_timeout)
+        return server.ResidentServer(path, idle_timeout=args.idle_timeout)
 
     if args.detach:
         pid = server.detach_and_serve(make)
@@ -76,16 +84,10 @@ def run(args):
         return 0
     srv = make()
     try:
-        srv.bind()
-        # the code as it is before it is loaded: an edit made meanwhile is seen
-        try:
-            srv.fingerprint = resident.code_fingerprint()
-        except OSError as e:
-            raise server.ServerError("cannot read the installed code: %s" % e) from None
-        count = server.preload()
+        count = srv.start()
         print("serving at %s (pid %d, %d modules loaded); Ctrl-C or "
-              "damo-analyze serve --stop ends it" % (srv.path, __import__("os").getpid(),
-                                                     count), file=sys.stderr, flush=True)
+              "damo-analyze serve --stop ends it" % (srv.path, os.getpid(), count),
+              file=sys.stderr, flush=True)
         srv.serve_forever()
     finally:
         srv.close()
